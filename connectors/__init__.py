@@ -1,0 +1,17 @@
+"""Connectors: each knows one API and nothing of the store.
+
+A connector declares its streams; a stream reads pages from a typed cursor and yields records
+plus the cursor that covers them. Third parties ship connectors as packages that register an
+entry point in the `pmsync.connectors` group.
+"""
+
+from connectors.base import (
+    Connector,
+    ConnectorSettings,
+    FieldInfo,
+    Page,
+    StreamSpec,
+    SweepPage,
+)
+
+__all__ = ["Connector", "ConnectorSettings", "FieldInfo", "Page", "StreamSpec", "SweepPage"]

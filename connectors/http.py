@@ -1,0 +1,151 @@
+"""HTTP plumbing shared by connectors: one session per connector instance.
+
+The adapter does what must hold for every request, whichever client library sends it:
+  * a per-instance base-URL override (proxy or simulator) without process-wide switches;
+  * a per-connector CA bundle passed with each request (requests would otherwise let
+    REQUESTS_CA_BUNDLE win over `session.verify`); verification is never switched off;
+  * a default timeout;
+  * the connector's request budget, waited on before sending (proactive rate limiting);
+  * a request counter, for figures and logs.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import time
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import requests
+from requests.adapters import HTTPAdapter
+
+from connectors.budget import RequestBudget
+from pmsync import __version__
+from pmsync.errors import AuthError, ConnectorError, FatalError, RetriableError
+
+USER_AGENT = f"pmsync/{__version__}"
+RETRIABLE_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
+
+
+class ConnectorAdapter(HTTPAdapter):
+    """Transport adapter applying rewrite, CA, timeout and budget to every request."""
+
+    def __init__(
+        self,
+        *,
+        rewrite: Mapping[str, str] | None = None,
+        ca_bundle: Path | None = None,
+        timeout: float = 60.0,
+        budget: RequestBudget | None = None,
+    ) -> None:
+        super().__init__()
+        self.rewrite = dict(rewrite or {})
+        self.ca_bundle = ca_bundle
+        self.default_timeout = timeout
+        self.budget = budget
+        self.requests_sent = 0
+
+    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:  # type: ignore[override]
+        original = request.url or ""
+        for prefix, target in self.rewrite.items():
+            if original.startswith(prefix):
+                request.url = target + original[len(prefix) :]
+                break
+        if self.ca_bundle is not None:
+            kwargs["verify"] = str(self.ca_bundle)
+        elif kwargs.get("verify") is False:
+            kwargs["verify"] = True  # TLS verification is never switched off
+        if kwargs.get("timeout") is None:
+            kwargs["timeout"] = self.default_timeout
+        if self.budget is not None:
+            self.budget.acquire(request.method or "GET", request.url or "")
+        self.requests_sent += 1
+        response = super().send(request, **kwargs)
+        if response.request is not None and request.url != original:
+            # Client libraries match answers to the host they asked (zenpy does); keep theirs.
+            response.request.url = original
+        return response
+
+
+def make_session(
+    *,
+    rewrite: Mapping[str, str] | None = None,
+    ca_bundle: Path | None = None,
+    timeout: float = 60.0,
+    budget: RequestBudget | None = None,
+) -> tuple[requests.Session, ConnectorAdapter]:
+    """A requests session whose every request goes through one ConnectorAdapter."""
+    session = requests.Session()
+    adapter = ConnectorAdapter(rewrite=rewrite, ca_bundle=ca_bundle, timeout=timeout, budget=budget)
+    session.mount("https://", adapter)
+    session.mount("http://", adapter)
+    session.headers["User-Agent"] = USER_AGENT
+    return session, adapter
+
+
+def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
+    """Seconds to wait from a Retry-After header (seconds or HTTP date), if any."""
+    value = headers.get("Retry-After") or headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+def error_for_status(
+    status: int,
+    *,
+    connector: str,
+    what: str,
+    headers: Mapping[str, str] | None = None,
+    detail: str = "",
+) -> ConnectorError:
+    """Map an HTTP status to the error taxonomy; `what` names the request, never a secret."""
+    suffix = f": {detail}" if detail else ""
+    if status in RETRIABLE_STATUS:
+        return RetriableError(
+            f"{what} answered {status}{suffix}",
+            connector=connector,
+            retry_after=retry_after_seconds(headers or {}),
+        )
+    if status == 401:
+        return AuthError(
+            f"{what} answered 401: the credentials were refused; check the connector's "
+            f"credentials in the configuration{suffix}",
+            connector=connector,
+        )
+    if status == 403:
+        return AuthError(
+            f"{what} answered 403: the API user lacks permission for this{suffix}",
+            connector=connector,
+        )
+    return FatalError(f"{what} answered {status}{suffix}", connector=connector)
+
+
+def error_for_exception(
+    exc: requests.RequestException, *, connector: str, what: str
+) -> ConnectorError:
+    """Map a transport failure (timeout, refused connection) to a retriable error."""
+    if isinstance(exc, requests.exceptions.SSLError):
+        return FatalError(
+            f"{what}: TLS verification failed ({type(exc).__name__}); for a private CA set "
+            "ca_bundle for this connector or REQUESTS_CA_BUNDLE",
+            connector=connector,
+        )
+    return RetriableError(f"{what}: {type(exc).__name__}", connector=connector)
+
+
+def monotonic() -> float:
+    """Indirection so budgets and tests share one clock."""
+    return time.monotonic()

@@ -1,0 +1,514 @@
+"""Zendesk Support: organizations, users, tickets and the Jira links of its Jira integration.
+
+zenpy handles the account-level calls (credentials check, field definitions) on a session we
+own; the incremental exports are read page by page on that same session, because each page's
+cursor must be committed with the page, and zenpy's generators hide page boundaries.
+Cursor rules: follow `after_cursor` and never restart from "now"; the time-based organization
+export repeats its boundary items, which the engine absorbs by content hash.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+from pydantic import BaseModel
+from zenpy import Zenpy
+from zenpy.lib.exception import APIException, RatelimitBudgetExceeded, ZenpyException
+
+from connectors.base import Connector, FieldInfo, Page, Record, StreamSpec, SweepPage
+from connectors.budget import BudgetRule, RequestBudget
+from connectors.http import error_for_exception, error_for_status, make_session
+from connectors.zendesk.settings import ZendeskSettings
+from pmsync.errors import FatalError, RetriableError
+
+RECENT_WINDOW = 60  # Zendesk leaves the newest minute out of incremental exports
+LINKS_PAGE = 1000
+
+
+class ExportCursor(BaseModel):
+    """Cursor-based export position: a start time until the first page, then Zendesk's cursor."""
+
+    start_time: int | None = None
+    after_cursor: str | None = None
+
+
+class TimeCursor(BaseModel):
+    """Time-based export position (organizations): the next start_time."""
+
+    start_time: int = 0
+
+
+class SinceIdCursor(BaseModel):
+    """Jira links are ordered by id; `since_id` is exclusive."""
+
+    since_id: int = 0
+
+
+TICKET_FIELDS = frozenset(
+    [
+        "id",
+        "url",
+        "external_id",
+        "type",
+        "subject",
+        "raw_subject",
+        "description",
+        "priority",
+        "status",
+        "recipient",
+        "requester_id",
+        "submitter_id",
+        "assignee_id",
+        "organization_id",
+        "group_id",
+        "collaborator_ids",
+        "follower_ids",
+        "email_cc_ids",
+        "forum_topic_id",
+        "problem_id",
+        "has_incidents",
+        "is_public",
+        "due_at",
+        "tags",
+        "custom_fields",
+        "satisfaction_rating",
+        "sharing_agreement_ids",
+        "fields",
+        "followup_ids",
+        "brand_id",
+        "allow_channelback",
+        "allow_attachments",
+        "from_messaging_channel",
+        "via",
+        "created_at",
+        "updated_at",
+        "generated_timestamp",
+    ]
+)
+USER_FIELDS = frozenset(
+    [
+        "id",
+        "url",
+        "name",
+        "email",
+        "role",
+        "organization_id",
+        "active",
+        "verified",
+        "suspended",
+        "time_zone",
+        "locale",
+        "phone",
+        "external_id",
+        "tags",
+        "user_fields",
+        "created_at",
+        "updated_at",
+        "last_login_at",
+        "alias",
+        "details",
+        "notes",
+    ]
+)
+ORGANIZATION_FIELDS = frozenset(
+    [
+        "id",
+        "url",
+        "name",
+        "shared_tickets",
+        "shared_comments",
+        "external_id",
+        "domain_names",
+        "details",
+        "notes",
+        "group_id",
+        "tags",
+        "organization_fields",
+        "created_at",
+        "updated_at",
+        "deleted_at",
+    ]
+)
+LINK_FIELDS = frozenset(
+    ["id", "ticket_id", "issue_id", "issue_key", "created_at", "updated_at", "url"]
+)
+
+STREAMS = (
+    StreamSpec(
+        "tickets",
+        "id",
+        ExportCursor,
+        "Tickets (cursor-based incremental export)",
+        object_name="tickets",
+        known_fields=TICKET_FIELDS,
+        entity_hint="feedback",
+    ),
+    StreamSpec(
+        "users",
+        "id",
+        ExportCursor,
+        "Users (cursor-based incremental export)",
+        object_name="users",
+        known_fields=USER_FIELDS,
+        sweep="deletions",
+        entity_hint="person",
+    ),
+    StreamSpec(
+        "organizations",
+        "id",
+        TimeCursor,
+        "Organizations (time-based incremental export)",
+        object_name="organizations",
+        known_fields=ORGANIZATION_FIELDS,
+        sweep="census",
+        entity_hint="organization",
+    ),
+    StreamSpec(
+        "jira_links",
+        "id",
+        SinceIdCursor,
+        "Ticket <-> Jira issue links of the Jira integration",
+        object_name="jira_links",
+        known_fields=LINK_FIELDS,
+        sweep="census",
+        entity_hint="issue_link",
+    ),
+)
+
+
+class ZendeskConnector(Connector):
+    """Reads Zendesk Support through zenpy and the incremental export API."""
+
+    type_name = "zendesk"
+    description = "Zendesk Support: tickets, users, organizations, Jira links (zenpy)"
+    settings_model = ZendeskSettings
+
+    def __init__(self, name: str, settings: ZendeskSettings) -> None:
+        super().__init__(name, settings)
+        self.settings: ZendeskSettings = settings
+        self._client: Zenpy | None = None
+        self._session: requests.Session | None = None
+        self.clock: Callable[[], float] = time.time
+
+    # ---- plumbing ---------------------------------------------------------------------
+
+    @property
+    def api_root(self) -> str:
+        return f"{self.settings.base_url}/api/v2"
+
+    def _zenpy_host(self) -> tuple[str, str]:
+        host = urlsplit(self.settings.base_url).hostname or "localhost"
+        subdomain = host.split(".")[0]
+        return subdomain, f"https://{subdomain}.zendesk.com"
+
+    def session(self) -> requests.Session:
+        """The connector's one HTTP session (budget, CA bundle, base-URL override)."""
+        if self._session is None:
+            _subdomain, zenpy_root = self._zenpy_host()
+            budget = RequestBudget(
+                [
+                    BudgetRule(
+                        "incremental",
+                        r"/api/v2/incremental/",
+                        per_minute=self.settings.incremental_requests_per_minute,
+                    ),
+                    BudgetRule("plan", r"/api/", per_minute=self.settings.requests_per_minute),
+                ]
+            )
+            rewrite = (
+                {} if zenpy_root == self.settings.base_url else {zenpy_root: self.settings.base_url}
+            )
+            self._session, _adapter = make_session(
+                rewrite=rewrite,
+                ca_bundle=self.settings.ca_bundle,
+                timeout=self.settings.timeout,
+                budget=budget,
+            )
+            creds = self.settings.credentials
+            if creds.oauth_token is not None:
+                self._session.headers["Authorization"] = (
+                    f"Bearer {creds.oauth_token.get_secret_value()}"
+                )
+            else:
+                assert creds.api_token is not None
+                self._session.auth = (f"{creds.email}/token", creds.api_token.get_secret_value())
+        return self._session
+
+    def client(self) -> Zenpy:
+        """zenpy on our session; auth stays on the session, waits on 429 stay bounded."""
+        if self._client is None:
+            subdomain, _root = self._zenpy_host()
+            creds = self.settings.credentials
+            kwargs: dict[str, Any] = {}
+            if creds.oauth_token is not None:
+                kwargs["oauth_token"] = creds.oauth_token.get_secret_value()
+            else:
+                kwargs["email"] = creds.email
+                kwargs["token"] = creds.api_token.get_secret_value() if creds.api_token else None
+            self._client = Zenpy(
+                subdomain=subdomain,
+                session=self.session(),
+                timeout=self.settings.timeout,
+                ratelimit_budget=int(self.settings.max_rate_limit_wait.total_seconds()),
+                **kwargs,
+            )
+        return self._client
+
+    def close(self) -> None:
+        if self._session is not None:
+            self._session.close()
+        self._session = None
+        self._client = None
+
+    def _get(self, url: str, params: dict[str, Any] | None = None, *, what: str) -> dict[str, Any]:
+        """GET a JSON page; every failure becomes an error of the taxonomy."""
+        try:
+            response = self.session().get(url, params=params)
+        except requests.RequestException as exc:
+            raise error_for_exception(exc, connector=self.name, what=what) from None
+        if response.status_code != 200:
+            raise error_for_status(
+                response.status_code,
+                connector=self.name,
+                what=what,
+                headers=response.headers,
+                detail=_error_detail(response),
+            )
+        try:
+            body = response.json()
+        except ValueError:
+            raise RetriableError(f"{what}: the answer was not JSON", connector=self.name) from None
+        if not isinstance(body, dict):
+            raise FatalError(f"{what}: unexpected answer shape", connector=self.name)
+        return body
+
+    def _zenpy_call(self, what: str, call: Callable[[], Any]) -> Any:
+        try:
+            return call()
+        except RatelimitBudgetExceeded:
+            raise RetriableError(
+                f"{what}: rate limited longer than allowed", connector=self.name
+            ) from None
+        except APIException as exc:
+            response = exc.response
+            raise error_for_status(
+                response.status_code,
+                connector=self.name,
+                what=what,
+                headers=response.headers,
+                detail=_error_detail(response),
+            ) from None
+        except requests.HTTPError as exc:
+            status = exc.response.status_code if exc.response is not None else 0
+            raise error_for_status(status, connector=self.name, what=what) from None
+        except requests.RequestException as exc:
+            raise error_for_exception(exc, connector=self.name, what=what) from None
+        except ZenpyException as exc:
+            raise FatalError(f"{what}: {exc}", connector=self.name) from None
+
+    # ---- interface --------------------------------------------------------------------
+
+    def streams(self) -> Sequence[StreamSpec]:
+        return STREAMS
+
+    def check(self) -> None:
+        self._zenpy_call("GET users/me", self.client().users.me)
+
+    def objects(self) -> Sequence[str]:
+        return [s.object_name or s.name for s in STREAMS]
+
+    def discover(self, object_name: str) -> Sequence[FieldInfo]:
+        spec = self.stream(object_name)
+        standard = [FieldInfo(name, "standard") for name in sorted(spec.known_fields)]
+        if spec.name == "tickets":
+            fields = self._zenpy_call(
+                "GET ticket_fields", lambda: list(self.client().ticket_fields())
+            )
+            custom = [
+                FieldInfo(
+                    f"custom_fields[id={f.id}]",
+                    str(f.type),
+                    label=str(f.title),
+                    custom=True,
+                    extra={"path": "custom_fields", "transform": f"{{ custom_field = {f.id} }}"},
+                )
+                for f in fields
+                if getattr(f, "removable", True)
+            ]
+            return standard + custom
+        if spec.name in ("users", "organizations"):
+            kind = "user_fields" if spec.name == "users" else "organization_fields"
+            api = getattr(self.client(), kind)
+            fields = self._zenpy_call(f"GET {kind}", lambda: list(api()))
+            return standard + [
+                FieldInfo(f"{kind}.{f.key}", str(f.type), label=str(f.title), custom=True)
+                for f in fields
+            ]
+        return standard
+
+    def read(
+        self,
+        stream: StreamSpec,
+        cursor: BaseModel | None,
+        *,
+        fields: frozenset[str] = frozenset(),
+    ) -> Iterator[Page]:
+        if stream.name in ("tickets", "users"):
+            current = cursor if isinstance(cursor, ExportCursor) else ExportCursor()
+            return self._read_cursor_export(stream.name, current)
+        if stream.name == "organizations":
+            start = (
+                cursor
+                if isinstance(cursor, TimeCursor)
+                else TimeCursor(start_time=self._initial_start())
+            )
+            return self._read_organizations(start)
+        if stream.name == "jira_links":
+            since = cursor if isinstance(cursor, SinceIdCursor) else SinceIdCursor()
+            return self._read_links(since)
+        raise FatalError(f"no stream '{stream.name}'", connector=self.name)
+
+    def sweep(self, stream: StreamSpec) -> Iterator[SweepPage]:
+        if stream.name == "users":
+            return self._sweep_deleted_users()
+        if stream.name == "organizations":
+            return self._sweep_organizations()
+        if stream.name == "jira_links":
+            return (SweepPage(present=page.records) for page in self._read_links(SinceIdCursor()))
+        return super().sweep(stream)
+
+    # ---- streams ----------------------------------------------------------------------
+
+    def _initial_start(self) -> int:
+        start = self.settings.start_time
+        return int(start.timestamp()) if start else 0
+
+    def _latest_allowed_start(self) -> int:
+        return int(self.clock()) - RECENT_WINDOW - 1
+
+    def _read_cursor_export(self, name: str, cursor: ExportCursor) -> Iterator[Page]:
+        url = f"{self.api_root}/incremental/{name}/cursor.json"
+        base: dict[str, Any] = {"per_page": self.settings.page_size}
+        if cursor.after_cursor:
+            params = {**base, "cursor": cursor.after_cursor}
+        else:
+            start = cursor.start_time if cursor.start_time is not None else self._initial_start()
+            if start > self._latest_allowed_start():
+                return  # nothing can have changed after a moment that has not passed yet
+            params = {**base, "start_time": start}
+        previous = cursor.after_cursor
+        while True:
+            body = self._get(url, params, what=f"GET incremental/{name}")
+            items = body.get(name)
+            after = body.get("after_cursor")
+            if not isinstance(items, list) or not isinstance(after, str):
+                raise FatalError(
+                    f"incremental/{name}: answer lacks {name} or after_cursor", connector=self.name
+                )
+            records, deleted = _split_deleted(items, name)
+            end = bool(body.get("end_of_stream"))
+            yield Page(records=records, deleted=deleted, cursor=ExportCursor(after_cursor=after))
+            if end:
+                return
+            if after == previous:
+                raise FatalError(
+                    f"incremental/{name}: after_cursor did not advance", connector=self.name
+                )
+            previous = after
+            params = {**base, "cursor": after}
+
+    def _read_organizations(self, cursor: TimeCursor) -> Iterator[Page]:
+        url = f"{self.api_root}/incremental/organizations.json"
+        start = cursor.start_time
+        if start > self._latest_allowed_start():
+            return
+        while True:
+            body = self._get(
+                url,
+                {"start_time": start, "per_page": self.settings.page_size},
+                what="GET incremental/organizations",
+            )
+            items = body.get("organizations")
+            end_time = body.get("end_time")
+            if not isinstance(items, list) or not isinstance(end_time, int):
+                raise FatalError(
+                    "incremental/organizations: answer lacks organizations or end_time",
+                    connector=self.name,
+                )
+            records = [o for o in items if isinstance(o, dict) and not o.get("deleted_at")]
+            deleted = [o for o in items if isinstance(o, dict) and o.get("deleted_at")]
+            yield Page(records=records, deleted=deleted, cursor=TimeCursor(start_time=end_time))
+            if body.get("end_of_stream"):
+                return
+            if end_time <= start:
+                raise FatalError(
+                    "incremental/organizations: end_time did not advance (more organizations "
+                    "share one timestamp than a page holds)",
+                    connector=self.name,
+                )
+            start = end_time
+
+    def _read_links(self, cursor: SinceIdCursor) -> Iterator[Page]:
+        url = f"{self.settings.base_url}/api/services/jira/links"
+        since = cursor.since_id
+        while True:
+            body = self._get(url, {"since_id": since} if since else None, what="GET jira/links")
+            links = body.get("links")
+            if not isinstance(links, list):
+                raise FatalError("jira/links: answer lacks links", connector=self.name)
+            if links:
+                since = max(int(link["id"]) for link in links)
+            yield Page(records=links, cursor=SinceIdCursor(since_id=since))
+            if len(links) < LINKS_PAGE:
+                return
+
+    def _sweep_deleted_users(self) -> Iterator[SweepPage]:
+        url: str | None = f"{self.api_root}/deleted_users.json"
+        params: dict[str, Any] | None = {"per_page": 100}
+        while url:
+            body = self._get(url, params, what="GET deleted_users")
+            yield SweepPage(
+                deleted=[u for u in body.get("deleted_users", []) if isinstance(u, dict)]
+            )
+            url, params = body.get("next_page"), None
+
+    def _sweep_organizations(self) -> Iterator[SweepPage]:
+        url: str | None = f"{self.api_root}/organizations.json"
+        params: dict[str, Any] | None = {"page[size]": 100}
+        while url:
+            body = self._get(url, params, what="GET organizations")
+            yield SweepPage(
+                present=[o for o in body.get("organizations", []) if isinstance(o, dict)]
+            )
+            meta = body.get("meta") or {}
+            url = (body.get("links") or {}).get("next") if meta.get("has_more") else None
+            params = None
+
+
+def _split_deleted(items: list[Any], name: str) -> tuple[list[Record], list[Record]]:
+    """Deleted tickets come with status 'deleted'; deleted users with active=false."""
+    records: list[Record] = []
+    deleted: list[Record] = []
+    for item in items:
+        if not isinstance(item, dict):
+            records.append({"_malformed": item})
+            continue
+        gone = item.get("status") == "deleted" if name == "tickets" else item.get("active") is False
+        (deleted if gone else records).append(item)
+    return records, deleted
+
+
+def _error_detail(response: requests.Response) -> str:
+    """A short reason from an error body; never echoes request headers."""
+    try:
+        body = response.json()
+    except ValueError:
+        return ""
+    if isinstance(body, dict):
+        parts = [str(body.get(k)) for k in ("error", "description") if body.get(k)]
+        return " - ".join(parts)[:200]
+    return ""

@@ -1,0 +1,245 @@
+"""Load and validate the TOML configuration, reporting every problem at once.
+
+Each problem names the file and the TOML path (and, for secrets, the variable or file tried).
+Connector tables are validated by the settings model of their connector type, so a plugin's
+own options get the same treatment as the built-in ones.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+
+from connectors.base import ConnectorSettings
+from connectors.registry import Registry, load_registry
+from pmsync.durations import Duration
+from pmsync.errors import ConfigError, Problem
+from pmsync.secretref import SecretReferenceError, is_reference, resolve_reference
+from pmsync.validation import pydantic_problems
+
+DEFAULT_CONFIG_PATHS = (Path("pmsync.toml"), Path("/etc/pmsync/pmsync.toml"))
+CONFIG_ENV = "PMSYNC_CONFIG"
+
+
+class StoreSettings(BaseModel):
+    """Where the store lives: a SQLite file (default) or a PostgreSQL URL."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL; default: sqlite file pmsync.db in $STATE_DIRECTORY or "
+        "next to the config file. Relative SQLite paths are relative to the config file.",
+    )
+
+
+class MappingSettings(BaseModel):
+    """Which mapping files to load."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    paths: list[str] = Field(
+        default_factory=lambda: ["mappings"],
+        description="Mapping files or directories (every *.toml inside), relative to the config.",
+    )
+
+
+class LogSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    format: Literal["auto", "json", "console"] = "auto"
+
+
+class SyncSettings(BaseModel):
+    """Engine tuning; the defaults suit most installations."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_attempts_without_progress: int = Field(default=5, ge=1)
+    max_backoff: Duration = Field(
+        default=timedelta(minutes=5), description="Longest wait between retries."
+    )
+    initial_backoff: Duration = Field(default=timedelta(seconds=1))
+
+
+class Settings(BaseModel):
+    """The whole configuration file."""
+
+    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
+
+    store: StoreSettings = Field(default_factory=StoreSettings)
+    mappings: MappingSettings = Field(default_factory=MappingSettings)
+    log: LogSettings = Field(default_factory=LogSettings)
+    sync: SyncSettings = Field(default_factory=SyncSettings)
+    connectors: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+
+@dataclass
+class Config:
+    """A validated configuration: the settings, typed connector settings and where it came from."""
+
+    path: Path
+    settings: Settings
+    connectors: dict[str, ConnectorSettings]
+
+    @property
+    def directory(self) -> Path:
+        return self.path.parent
+
+    def store_url(self) -> str:
+        """The store URL with relative SQLite paths made absolute."""
+        url = self.settings.store.url
+        if url is None:
+            state = os.environ.get("STATE_DIRECTORY")
+            base = Path(state.split(":")[0]) if state else self.directory
+            return f"sqlite:///{(base / 'pmsync.db').resolve()}"
+        match = re.match(r"^(sqlite(?:\+\w+)?):///(?!/)(.+)$", url)
+        if match and match.group(2) != ":memory:":
+            return f"{match.group(1)}:///{(self.directory / match.group(2)).resolve()}"
+        return url
+
+    def mapping_paths(self) -> list[Path]:
+        """Every mapping file the configuration names, in a stable order."""
+        found: list[Path] = []
+        for entry in self.settings.mappings.paths:
+            path = Path(entry)
+            if not path.is_absolute():
+                path = self.directory / path
+            if path.is_dir():
+                found.extend(sorted(path.glob("*.toml")))
+            else:
+                found.append(path)
+        return found
+
+
+def find_config_path(explicit: str | Path | None = None) -> Path:
+    """The config file to use: --config, then $PMSYNC_CONFIG, then ./pmsync.toml, /etc/pmsync."""
+    if explicit:
+        return Path(explicit)
+    env = os.environ.get(CONFIG_ENV)
+    if env:
+        return Path(env)
+    for candidate in DEFAULT_CONFIG_PATHS:
+        if candidate.exists():
+            return candidate
+    return DEFAULT_CONFIG_PATHS[0]
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    """Parse a TOML file, turning a syntax error into a Problem with line and column."""
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    except FileNotFoundError:
+        raise ConfigError(Problem(str(path), "", "file not found")) from None
+    except OSError as exc:
+        raise ConfigError(Problem(str(path), "", f"cannot be read ({exc.strerror})")) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(Problem(str(path), "", f"invalid TOML: {exc}")) from None
+
+
+def load_config(path: str | Path | None = None, registry: Registry | None = None) -> Config:
+    """Read, resolve and validate the configuration; raise ConfigError with every problem."""
+    config_path = find_config_path(path).resolve()
+    raw = read_toml(config_path)
+    file = str(config_path)
+    problems: list[Problem] = []
+    try:
+        settings = Settings.model_validate(raw)
+    except ValidationError as exc:
+        problems.extend(pydantic_problems(exc, file=file, model=Settings))
+        settings = Settings.model_validate(
+            {k: v for k, v in raw.items() if k == "connectors" and isinstance(v, dict)}
+        )
+    registry = registry or load_registry()
+    connectors: dict[str, ConnectorSettings] = {}
+    for name, table in settings.connectors.items():
+        typed = _load_connector(name, table, registry, file, config_path.parent, problems)
+        if typed is not None:
+            connectors[name] = typed
+    ConfigError.collect(problems)
+    return Config(path=config_path, settings=settings, connectors=connectors)
+
+
+def _load_connector(
+    name: str,
+    table: Mapping[str, Any],
+    registry: Registry,
+    file: str,
+    base_dir: Path,
+    problems: list[Problem],
+) -> ConnectorSettings | None:
+    prefix = f"connectors.{name}"
+    type_name = table.get("type")
+    if not isinstance(type_name, str):
+        problems.append(Problem(file, f"{prefix}.type", "required: the connector type"))
+        return None
+    cls = registry.get(type_name)
+    if cls is None:
+        problems.append(Problem(file, f"{prefix}.type", registry.suggest(type_name)))
+        return None
+    references: set[tuple[str, ...]] = set()
+    resolved = _resolve_secrets(table, (), references, file, prefix, base_dir, problems)
+    try:
+        settings = cls.settings_model.model_validate(resolved)
+    except ValidationError as exc:
+        problems.extend(pydantic_problems(exc, file=file, prefix=prefix, model=cls.settings_model))
+        return None
+    for secret_path in _secret_paths(settings, ()):
+        if secret_path not in references:
+            dotted = ".".join((prefix, *secret_path))
+            problems.append(
+                Problem(
+                    file,
+                    dotted,
+                    "secrets must not be written in the file; write "
+                    '{ env = "VAR" }, { file = "/path" } or { credential = "name" }',
+                )
+            )
+    return settings
+
+
+def _resolve_secrets(
+    value: Any,
+    path: tuple[str, ...],
+    references: set[tuple[str, ...]],
+    file: str,
+    prefix: str,
+    base_dir: Path,
+    problems: list[Problem],
+) -> Any:
+    """Replace every secret reference with its value, recording where references were."""
+    if is_reference(value):
+        references.add(path)
+        try:
+            return resolve_reference(value, base_dir)
+        except SecretReferenceError as exc:
+            problems.append(Problem(file, ".".join((prefix, *path)), str(exc)))
+            return "unresolved"
+    if isinstance(value, Mapping):
+        return {
+            k: _resolve_secrets(v, (*path, k), references, file, prefix, base_dir, problems)
+            for k, v in value.items()
+        }
+    return value
+
+
+def _secret_paths(model: BaseModel, path: tuple[str, ...]) -> list[tuple[str, ...]]:
+    """Paths of every SecretStr value set in a validated model."""
+    found: list[tuple[str, ...]] = []
+    for name in type(model).model_fields:
+        value = getattr(model, name)
+        if isinstance(value, SecretStr):
+            found.append((*path, name))
+        elif isinstance(value, BaseModel):
+            found.extend(_secret_paths(value, (*path, name)))
+    return found

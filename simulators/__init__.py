@@ -1,0 +1,1 @@
+"""Local simulators of the SaaS APIs pmsync talks to, for tests, benchmarks and the demo."""

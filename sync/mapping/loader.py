@@ -1,0 +1,269 @@
+"""Load every mapping file, validate it, and compile it; report all problems at once."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from pmsync.config import read_toml
+from pmsync.errors import ConfigError, Problem
+from pmsync.validation import did_you_mean, pydantic_problems
+from sync.entities import ENTITIES, FieldType
+from sync.mapping.compiler import (
+    CompiledField,
+    CompiledStream,
+    PathError,
+    compile_path,
+    make_field,
+)
+from sync.mapping.models import FieldSpec, MappingFile, StreamMapping
+from sync.mapping.transforms import Fn, Taxonomy, TransformContext, TransformError, build_transform
+
+
+@dataclass
+class MappingSet:
+    """Every compiled stream mapping, by (connector reference, stream)."""
+
+    streams: dict[tuple[str, str], CompiledStream] = field(default_factory=dict)
+    taxonomies: dict[str, Taxonomy] = field(default_factory=dict)
+    files: list[Path] = field(default_factory=list)
+    documents: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def for_connector(self, instance: str, type_name: str) -> dict[str, CompiledStream]:
+        """Stream mappings for one connector instance: instance-specific ones win over type ones."""
+        chosen: dict[str, CompiledStream] = {}
+        for (ref, stream), compiled in self.streams.items():
+            if ref == type_name and stream not in chosen:
+                chosen[stream] = compiled
+        for (ref, stream), compiled in self.streams.items():
+            if ref == instance:
+                chosen[stream] = compiled
+        return chosen
+
+
+def load_mappings(paths: Sequence[Path]) -> MappingSet:
+    """Parse, validate and compile mapping files; ConfigError lists every problem found."""
+    problems: list[Problem] = []
+    parsed: list[tuple[Path, MappingFile]] = []
+    result = MappingSet(files=list(paths))
+    for path in paths:
+        try:
+            raw = read_toml(path)
+        except ConfigError as exc:
+            problems.extend(exc.problems)
+            continue
+        result.documents[str(path)] = raw
+        try:
+            parsed.append((path, MappingFile.model_validate(raw)))
+        except ValidationError as exc:
+            problems.extend(pydantic_problems(exc, file=str(path), model=MappingFile))
+    for path, document in parsed:
+        for name, spec in document.taxonomy.items():
+            if name in result.taxonomies:
+                problems.append(Problem(str(path), f"taxonomy.{name}", "defined in two files"))
+            result.taxonomies[name] = Taxonomy(
+                areas={area: tuple(tags) for area, tags in spec.areas.items()},
+                default=spec.default,
+            )
+    context = TransformContext(taxonomies=result.taxonomies)
+    for path, document in parsed:
+        if document.streams and not document.connector:
+            problems.append(Problem(str(path), "connector", "required when the file maps streams"))
+            continue
+        for stream_name, stream in document.streams.items():
+            if not stream.enabled:
+                continue
+            compiled = _compile_stream(
+                str(path), str(document.connector), stream_name, stream, context, problems
+            )
+            if compiled is None:
+                continue
+            slot = (compiled.connector, stream_name)
+            if slot in result.streams:
+                other = result.streams[slot].file
+                problems.append(
+                    Problem(str(path), f"streams.{stream_name}", f"also mapped in {other}")
+                )
+            result.streams[slot] = compiled
+    ConfigError.collect(problems)
+    return result
+
+
+def _compile_stream(
+    file: str,
+    connector: str,
+    name: str,
+    stream: StreamMapping,
+    context: TransformContext,
+    problems: list[Problem],
+) -> CompiledStream | None:
+    where = f"streams.{name}"
+    if stream.entity not in ENTITIES:
+        hint = did_you_mean(stream.entity, ENTITIES)
+        problems.append(
+            Problem(
+                file,
+                f"{where}.entity",
+                f"unknown entity '{stream.entity}'{hint} (entities: {', '.join(sorted(ENTITIES))})",
+            )
+        )
+        return None
+    entity_fields = ENTITIES[stream.entity]
+    before = len(problems)
+    compiled: list[CompiledField] = []
+    roots: set[str] = set()
+    for field_name, spec in stream.fields.items():
+        if field_name not in entity_fields:
+            hint = did_you_mean(field_name, entity_fields)
+            problems.append(
+                Problem(
+                    file,
+                    f"{where}.fields.{field_name}",
+                    f"entity '{stream.entity}' has no field '{field_name}'{hint}; "
+                    "put free-form fields under extra_fields",
+                )
+            )
+            continue
+        built = _compile_field(
+            file,
+            f"{where}.fields.{field_name}",
+            field_name,
+            spec,
+            entity_fields[field_name],
+            context,
+            problems,
+        )
+        if built:
+            compiled.append(built[0])
+            roots |= built[1]
+    for field_name, spec in stream.extra_fields.items():
+        if field_name in entity_fields:
+            problems.append(
+                Problem(
+                    file,
+                    f"{where}.extra_fields.{field_name}",
+                    f"'{field_name}' is an entity field; map it under fields",
+                )
+            )
+            continue
+        built = _compile_field(
+            file, f"{where}.extra_fields.{field_name}", field_name, spec, "json", context, problems
+        )
+        if built:
+            compiled.append(built[0])
+            roots |= built[1]
+    if stream.key is not None:
+        try:
+            compile_path(stream.key)
+        except PathError as exc:
+            problems.append(Problem(file, f"{where}.key", str(exc)))
+    if len(problems) > before:
+        return None
+    return CompiledStream(
+        connector=connector,
+        stream=name,
+        entity=stream.entity,
+        file=file,
+        key_path=stream.key,
+        fields=tuple(compiled),
+        source_fields=frozenset(roots),
+    )
+
+
+def _compile_field(
+    file: str,
+    where: str,
+    name: str,
+    spec: str | FieldSpec,
+    field_type: FieldType,
+    context: TransformContext,
+    problems: list[Problem],
+) -> tuple[CompiledField, frozenset[str]] | None:
+    if isinstance(spec, str):
+        spec = FieldSpec(path=spec)
+    has_value = "value" in spec.model_fields_set
+    if (spec.path is None) == (not has_value):
+        problems.append(Problem(file, where, "set exactly one of path or value"))
+        return None
+    transforms: list[Fn] = []
+    ok = True
+    for index, transform in enumerate(spec.transforms):
+        try:
+            transforms.append(build_transform(transform, context))
+        except TransformError as exc:
+            problems.append(Problem(file, f"{where}.transforms[{index}]", str(exc)))
+            ok = False
+    if not ok:
+        return None
+    try:
+        return make_field(
+            name,
+            path=spec.path,
+            constant=spec.value,
+            transforms=tuple(transforms),
+            field_type=field_type,
+            required=spec.required,
+        )
+    except PathError as exc:
+        problems.append(Problem(file, f"{where}.path", str(exc)))
+        return None
+
+
+def check_against_connectors(
+    mappings: MappingSet,
+    instances: Mapping[str, str],
+    stream_names: Mapping[str, Iterable[str] | None],
+    known_fields: Mapping[tuple[str, str], frozenset[str]] | None = None,
+) -> list[Problem]:
+    """Problems where a mapping names a connector or stream the configuration does not have.
+
+    `instances` maps instance name -> type; `stream_names` maps instance -> its stream names
+    (None when the connector accepts any stream name, as Salesforce does for sObjects).
+    """
+    problems: list[Problem] = []
+    types = set(instances.values())
+    for (ref, stream), compiled in mappings.streams.items():
+        if ref not in instances and ref not in types:
+            hint = did_you_mean(ref, [*instances, *types])
+            problems.append(
+                Problem(
+                    compiled.file,
+                    "connector",
+                    f"no connector instance or type '{ref}' in the configuration{hint}",
+                )
+            )
+            continue
+        owners = [name for name, kind in instances.items() if ref in (name, kind)]
+        for owner in owners:
+            names = stream_names.get(owner)
+            if names is None:
+                continue
+            names = list(names)
+            if stream not in names:
+                hint = did_you_mean(stream, names)
+                problems.append(
+                    Problem(
+                        compiled.file,
+                        f"streams.{stream}",
+                        f"connector '{owner}' has no stream '{stream}'{hint} "
+                        f"(streams: {', '.join(sorted(names))})",
+                    )
+                )
+                break
+            fields = (known_fields or {}).get((owner, stream))
+            if fields:
+                for root in sorted(compiled.source_fields - fields):
+                    hint = did_you_mean(root, fields)
+                    if hint:
+                        problems.append(
+                            Problem(
+                                compiled.file,
+                                f"streams.{stream}",
+                                f"source field '{root}' is not a field of {stream}{hint}",
+                            )
+                        )
+    return problems

@@ -1,0 +1,218 @@
+"""Wire configuration, connectors, mappings and the store together for one process.
+
+The CLI and the daemon both start here; the engine itself stays free of configuration.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import structlog
+
+from connectors.base import Connector, StreamSpec
+from connectors.registry import Registry, load_registry
+from pmsync.config import Config, load_config
+from pmsync.errors import ConfigError, FatalError, PmsyncError, Problem
+from pmsync.validation import did_you_mean
+from sync.engine import PageHook, RetryPolicy, StreamResult, SyncEngine
+from sync.mapping.compiler import CompiledStream
+from sync.mapping.loader import MappingSet, check_against_connectors, load_mappings
+from sync.store.store import Store
+
+log = structlog.get_logger("pmsync.runtime")
+
+
+@dataclass(frozen=True)
+class StreamJob:
+    """One stream of one connector instance, with its mapping."""
+
+    connector: str
+    spec: StreamSpec
+    mapping: CompiledStream
+
+    @property
+    def qualified(self) -> str:
+        return f"{self.connector}.{self.spec.name}"
+
+
+@dataclass
+class Runtime:
+    """Everything a command needs, built once from the configuration."""
+
+    config: Config
+    mappings: MappingSet
+    registry: Registry
+    _connectors: dict[str, Connector] = field(default_factory=dict)
+    _store: Store | None = None
+
+    @classmethod
+    def load(cls, config_path: str | None = None) -> Runtime:
+        """Load config and mappings and check them against each other; ConfigError lists all."""
+        registry = load_registry()
+        config = load_config(config_path, registry)
+        problems: list[Problem] = []
+        try:
+            mappings = load_mappings(config.mapping_paths())
+        except ConfigError as exc:
+            problems.extend(exc.problems)
+            mappings = MappingSet()
+        runtime = cls(config=config, mappings=mappings, registry=registry)
+        problems.extend(runtime.cross_check())
+        ConfigError.collect(problems)
+        return runtime
+
+    def cross_check(self) -> list[Problem]:
+        """Mappings against configured connectors and streams; configured streams need mappings."""
+        instances = {name: s.type for name, s in self.config.connectors.items()}
+        names: dict[str, list[str] | None] = {}
+        known: dict[tuple[str, str], frozenset[str]] = {}
+        problems: list[Problem] = []
+        for name, type_name in instances.items():
+            connector = self.connector(name)
+            specs = connector.streams()
+            names[name] = None if connector.open_streams else [s.name for s in specs]
+            for spec in specs:
+                known[(name, spec.name)] = spec.known_fields
+            mapped = self.mappings.for_connector(name, type_name)
+            for wanted in self.config.connectors[name].streams or []:
+                if wanted not in mapped:
+                    problems.append(
+                        Problem(
+                            str(self.config.path),
+                            f"connectors.{name}.streams",
+                            f"stream '{wanted}' has no mapping in {self._mapping_dirs()}"
+                            f"{did_you_mean(wanted, mapped)}",
+                        )
+                    )
+        problems.extend(check_against_connectors(self.mappings, instances, names, known))
+        return problems
+
+    def _mapping_dirs(self) -> str:
+        return ", ".join(self.config.settings.mappings.paths)
+
+    @property
+    def store(self) -> Store:
+        if self._store is None:
+            self._store = Store(self.config.store_url())
+        return self._store
+
+    def connector(self, name: str) -> Connector:
+        """The (cached) connector instance; constructing one performs no I/O."""
+        if name not in self._connectors:
+            settings = self.config.connectors.get(name)
+            if settings is None:
+                raise ConfigError(
+                    Problem(
+                        str(self.config.path),
+                        "connectors",
+                        f"no connector '{name}'{did_you_mean(name, self.config.connectors)}",
+                    )
+                )
+            cls = self.registry.get(settings.type)
+            assert cls is not None  # load_config checked the type
+            self._connectors[name] = cls(name, settings)
+        return self._connectors[name]
+
+    def jobs(self, selection: Sequence[str] = ()) -> list[StreamJob]:
+        """The streams to sync: enabled connectors' mapped (or configured) streams, filtered."""
+        jobs: list[StreamJob] = []
+        for name, settings in self.config.connectors.items():
+            if not settings.enabled:
+                continue
+            connector = self.connector(name)
+            mapped = self.mappings.for_connector(name, settings.type)
+            wanted = settings.streams if settings.streams is not None else list(mapped)
+            for stream_name in wanted:
+                if stream_name not in mapped:
+                    continue
+                spec = connector.stream(stream_name)
+                mapping = mapped[stream_name]
+                mapping.bind_key(spec.key)
+                jobs.append(StreamJob(name, spec, mapping))
+        if not selection:
+            return jobs
+        chosen: list[StreamJob] = []
+        for item in selection:
+            matches = [j for j in jobs if item in (j.qualified, j.spec.name, j.connector)]
+            if not matches:
+                raise ConfigError(
+                    Problem(
+                        None,
+                        "--stream",
+                        f"no stream '{item}'{did_you_mean(item, [j.qualified for j in jobs])} "
+                        f"(streams: {', '.join(j.qualified for j in jobs) or 'none'})",
+                    )
+                )
+            chosen.extend(m for m in matches if m not in chosen)
+        return chosen
+
+    def engine(self, *, run_id: str | None = None, on_page: PageHook | None = None) -> SyncEngine:
+        tuning = self.config.settings.sync
+        return SyncEngine(
+            self.store,
+            run_id=run_id or new_run_id(),
+            retry=RetryPolicy(
+                max_attempts_without_progress=tuning.max_attempts_without_progress,
+                initial_backoff=tuning.initial_backoff.total_seconds(),
+                max_backoff=tuning.max_backoff.total_seconds(),
+            ),
+            on_page=on_page,
+        )
+
+    def run_once(
+        self,
+        selection: Sequence[str] = (),
+        *,
+        full_refresh: bool = False,
+        sweep: bool | None = None,
+        run_id: str | None = None,
+        on_page: PageHook | None = None,
+    ) -> list[StreamResult]:
+        """One pass over the selected streams. `sweep`: None = when due, True = always."""
+        run_id = run_id or new_run_id()
+        engine = self.engine(run_id=run_id, on_page=on_page)
+        results: list[StreamResult] = []
+        stopped: set[str] = set()
+        with structlog.contextvars.bound_contextvars(run_id=run_id):
+            for job in self.jobs(selection):
+                if job.connector in stopped:
+                    continue
+                connector = self.connector(job.connector)
+                result = engine.sync_stream(
+                    connector, job.spec, job.mapping, full_refresh=full_refresh
+                )
+                results.append(result)
+                if result.status == "paused":
+                    stopped.add(job.connector)  # quota used up: leave the rest for next cycle
+                    continue
+                if result.status != "ok" or sweep is False:
+                    continue
+                interval = self.config.connectors[job.connector].sweep_interval
+                if sweep or engine.sweep_due(connector, job.spec, interval):
+                    result.deleted += self._sweep(engine, connector, job, result)
+        return results
+
+    def _sweep(
+        self, engine: SyncEngine, connector: Connector, job: StreamJob, result: StreamResult
+    ) -> int:
+        try:
+            count = engine.sweep_stream(connector, job.spec, job.mapping)
+        except (PmsyncError, FatalError) as exc:
+            log.warning(
+                "sweep_failed", connector=job.connector, stream=job.spec.name, error=str(exc)
+            )
+            return 0
+        result.swept = True
+        return count
+
+    def close(self) -> None:
+        for connector in self._connectors.values():
+            connector.close()
+        if self._store is not None:
+            self._store.close()
+
+
+def new_run_id() -> str:
+    return uuid.uuid4().hex[:16]

@@ -1,0 +1,88 @@
+"""The store's tables. One schema for SQLite and PostgreSQL; Alembic migrations create it.
+
+Payloads are kept as JSON text, serialized once: the same bytes are hashed and stored, so an
+unchanged record is recognised without parsing anything back.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Dialect
+
+
+class UtcDateTime(sa.types.TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on every backend (SQLite stores them naive)."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if isinstance(value, str):
+            value = datetime.fromisoformat(value)
+        parsed: datetime = value
+        return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+metadata = sa.MetaData()
+
+records = sa.Table(
+    "records",
+    metadata,
+    sa.Column("connector", sa.String(100), primary_key=True),
+    sa.Column("stream", sa.String(100), primary_key=True),
+    sa.Column("key", sa.String(255), primary_key=True),
+    sa.Column("entity", sa.String(50), nullable=False),
+    sa.Column("raw", sa.Text, nullable=False),
+    sa.Column("unified", sa.Text, nullable=False),
+    sa.Column("content_hash", sa.String(64), nullable=False),
+    sa.Column("first_seen_at", UtcDateTime, nullable=False),
+    sa.Column("last_seen_at", UtcDateTime, nullable=False),
+    sa.Column("deleted_at", UtcDateTime, nullable=True),
+    sa.Index("ix_records_entity", "entity"),
+)
+
+stream_state = sa.Table(
+    "stream_state",
+    metadata,
+    sa.Column("connector", sa.String(100), primary_key=True),
+    sa.Column("stream", sa.String(100), primary_key=True),
+    sa.Column("cursor", sa.Text, nullable=True),
+    sa.Column("cursor_updated_at", UtcDateTime, nullable=True),
+    sa.Column("status", sa.String(20), nullable=False, server_default="new"),
+    sa.Column("last_attempt_at", UtcDateTime, nullable=True),
+    sa.Column("last_success_at", UtcDateTime, nullable=True),
+    sa.Column("last_error", sa.Text, nullable=True),
+    sa.Column("last_error_at", UtcDateTime, nullable=True),
+    sa.Column("last_sweep_at", UtcDateTime, nullable=True),
+    sa.Column("refresh_started_at", UtcDateTime, nullable=True),
+    sa.Column("last_run_id", sa.String(40), nullable=True),
+)
+
+dead_letters = sa.Table(
+    "dead_letters",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("connector", sa.String(100), nullable=False),
+    sa.Column("stream", sa.String(100), nullable=False),
+    sa.Column("record_key", sa.String(255), nullable=True),
+    sa.Column("field", sa.String(200), nullable=True),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("payload", sa.Text, nullable=False),
+    sa.Column("run_id", sa.String(40), nullable=True),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("resolved_at", UtcDateTime, nullable=True),
+    sa.Index("ix_dead_letters_record", "connector", "stream", "record_key"),
+)

@@ -1,0 +1,544 @@
+"""The store: a SQLite file by default, PostgreSQL in production, one schema for both.
+
+The engine writes a page of records, its tombstones, its dead letters and the page's cursor in
+one transaction, so a crash at any point leaves a cursor that never runs ahead of its rows.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from sqlalchemy.engine import Connection, Engine
+
+from pmsync.errors import ConfigError, Problem
+from sync.store.schema import dead_letters, records, stream_state
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+_MIGRATION_LOCK_ID = 0x706D73796E63  # "pmsync": serialises migrations between replicas
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def dumps(value: Any) -> str:
+    """Canonical JSON text (sorted keys) for payloads and hashes."""
+    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS).decode()
+
+
+def content_hash(raw_text: str, unified_text: str) -> str:
+    """Hash of what we store; a changed mapping changes `unified` and so the hash."""
+    digest = hashlib.blake2b(raw_text.encode(), digest_size=16)
+    digest.update(b"\x00")
+    digest.update(unified_text.encode())
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class RecordRow:
+    """A mapped record ready for the store."""
+
+    key: str
+    entity: str
+    raw: str
+    unified: str
+    content_hash: str
+
+
+@dataclass(frozen=True)
+class StoredRecord:
+    connector: str
+    stream: str
+    key: str
+    entity: str
+    raw: dict[str, Any]
+    unified: dict[str, Any]
+    first_seen_at: datetime
+    last_seen_at: datetime
+    deleted_at: datetime | None
+
+
+@dataclass(frozen=True)
+class StreamState:
+    connector: str
+    stream: str
+    cursor: str | None
+    cursor_updated_at: datetime | None
+    status: str
+    last_attempt_at: datetime | None
+    last_success_at: datetime | None
+    last_error: str | None
+    last_error_at: datetime | None
+    last_sweep_at: datetime | None
+    refresh_started_at: datetime | None
+    last_run_id: str | None
+
+
+@dataclass(frozen=True)
+class StreamCounts:
+    live: int = 0
+    deleted: int = 0
+    dead_letters: int = 0
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    dbapi_connection.isolation_level = None  # we emit BEGIN ourselves, see _sqlite_begin
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def _sqlite_begin(connection: Connection) -> None:
+    # IMMEDIATE takes the write lock up front, so two writers queue instead of deadlocking.
+    connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def create_store_engine(url: str) -> Engine:
+    """A SQLAlchemy engine with the settings each backend needs."""
+    try:
+        engine = sa.create_engine(url, future=True, pool_pre_ping=True)
+    except (sa.exc.ArgumentError, ModuleNotFoundError) as exc:
+        raise ConfigError(
+            Problem(None, "store.url", f"not a usable database URL ({exc})")
+        ) from None
+    if engine.dialect.name == "sqlite":
+        database = engine.url.database
+        if database and database != ":memory:":
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        sa.event.listen(engine, "connect", _sqlite_pragmas)
+        sa.event.listen(engine, "begin", _sqlite_begin)
+    return engine
+
+
+class Store:
+    """Open (and migrate) the store at `url`."""
+
+    def __init__(self, url: str, *, migrate: bool = True) -> None:
+        self.url = url
+        self.engine = create_store_engine(url)
+        if migrate:
+            self.migrate()
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    def migrate(self) -> None:
+        """Bring the schema to the newest revision; replicas take turns on PostgreSQL."""
+        config = AlembicConfig()
+        config.set_main_option("script_location", str(MIGRATIONS))
+        try:
+            with self.engine.begin() as connection:
+                if self.dialect == "postgresql":
+                    connection.execute(
+                        sa.text("SELECT pg_advisory_xact_lock(:id)"), {"id": _MIGRATION_LOCK_ID}
+                    )
+                config.attributes["connection"] = connection
+                command.upgrade(config, "head")
+        except sa.exc.OperationalError as exc:
+            raise ConfigError(
+                Problem(None, "store.url", f"cannot open the store: {exc.orig}")
+            ) from None
+
+    def schema_revision(self) -> str | None:
+        with self.engine.connect() as connection:
+            try:
+                row = connection.execute(sa.text("SELECT version_num FROM alembic_version")).first()
+            except sa.exc.DBAPIError:
+                return None
+            return str(row[0]) if row else None
+
+    @contextmanager
+    def transaction(self) -> Iterator[Connection]:
+        """One atomic unit of work."""
+        with self.engine.begin() as connection:
+            yield connection
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # ---- reads -------------------------------------------------------------------------
+
+    def stream_state(self, connector: str, stream: str) -> StreamState | None:
+        with self.engine.connect() as connection:
+            return read_stream_state(connection, connector, stream)
+
+    def stream_states(self) -> list[StreamState]:
+        with self.engine.connect() as connection:
+            rows = connection.execute(
+                sa.select(stream_state).order_by(stream_state.c.connector, stream_state.c.stream)
+            ).mappings()
+            return [StreamState(**dict(row)) for row in rows]
+
+    def stream_counts(self) -> dict[tuple[str, str], StreamCounts]:
+        """Live records, tombstones and open dead letters per (connector, stream)."""
+        live = sa.func.sum(sa.case((records.c.deleted_at.is_(None), 1), else_=0))
+        gone = sa.func.sum(sa.case((records.c.deleted_at.is_not(None), 1), else_=0))
+        counts: dict[tuple[str, str], list[int]] = {}
+        with self.engine.connect() as connection:
+            for row in connection.execute(
+                sa.select(records.c.connector, records.c.stream, live, gone).group_by(
+                    records.c.connector, records.c.stream
+                )
+            ):
+                counts[(row[0], row[1])] = [int(row[2] or 0), int(row[3] or 0), 0]
+            for row in connection.execute(
+                sa.select(dead_letters.c.connector, dead_letters.c.stream, sa.func.count())
+                .where(dead_letters.c.resolved_at.is_(None))
+                .group_by(dead_letters.c.connector, dead_letters.c.stream)
+            ):
+                counts.setdefault((row[0], row[1]), [0, 0, 0])[2] = int(row[2])
+        return {k: StreamCounts(*v) for k, v in counts.items()}
+
+    def iter_records(
+        self,
+        *,
+        entity: str | None = None,
+        connector: str | None = None,
+        stream: str | None = None,
+        include_deleted: bool = False,
+        batch_size: int = 2000,
+    ) -> Iterator[StoredRecord]:
+        """Stored records, streamed in key order so memory stays flat."""
+        query = sa.select(records).order_by(records.c.connector, records.c.stream, records.c.key)
+        if entity is not None:
+            query = query.where(records.c.entity == entity)
+        if connector is not None:
+            query = query.where(records.c.connector == connector)
+        if stream is not None:
+            query = query.where(records.c.stream == stream)
+        if not include_deleted:
+            query = query.where(records.c.deleted_at.is_(None))
+        with self.engine.connect() as connection:
+            result = connection.execution_options(yield_per=batch_size).execute(query).mappings()
+            for row in result:
+                yield StoredRecord(
+                    connector=row["connector"],
+                    stream=row["stream"],
+                    key=row["key"],
+                    entity=row["entity"],
+                    raw=orjson.loads(row["raw"]),
+                    unified=orjson.loads(row["unified"]),
+                    first_seen_at=row["first_seen_at"],
+                    last_seen_at=row["last_seen_at"],
+                    deleted_at=row["deleted_at"],
+                )
+
+    def dead_letter_rows(self, *, include_resolved: bool = False) -> list[dict[str, Any]]:
+        query = sa.select(dead_letters).order_by(dead_letters.c.id)
+        if not include_resolved:
+            query = query.where(dead_letters.c.resolved_at.is_(None))
+        with self.engine.connect() as connection:
+            return [dict(row) for row in connection.execute(query).mappings()]
+
+    def live_keys(self, connector: str, stream: str) -> set[str]:
+        with self.engine.connect() as connection:
+            return set(
+                connection.execute(
+                    sa.select(records.c.key).where(
+                        records.c.connector == connector,
+                        records.c.stream == stream,
+                        records.c.deleted_at.is_(None),
+                    )
+                ).scalars()
+            )
+
+
+# ---- writes, inside a transaction -------------------------------------------------------
+
+
+def read_stream_state(connection: Connection, connector: str, stream: str) -> StreamState | None:
+    row = (
+        connection.execute(
+            sa.select(stream_state).where(
+                stream_state.c.connector == connector, stream_state.c.stream == stream
+            )
+        )
+        .mappings()
+        .first()
+    )
+    return StreamState(**dict(row)) if row else None
+
+
+def ensure_stream_state(connection: Connection, connector: str, stream: str) -> None:
+    if read_stream_state(connection, connector, stream) is None:
+        connection.execute(
+            sa.insert(stream_state).values(connector=connector, stream=stream, status="new")
+        )
+
+
+def update_stream_state(connection: Connection, connector: str, stream: str, **values: Any) -> None:
+    """Set columns of a stream's state row, creating the row when needed."""
+    ensure_stream_state(connection, connector, stream)
+    connection.execute(
+        sa.update(stream_state)
+        .where(stream_state.c.connector == connector, stream_state.c.stream == stream)
+        .values(**values)
+    )
+
+
+def save_cursor(
+    connection: Connection, connector: str, stream: str, cursor: str | None, now: datetime
+) -> None:
+    update_stream_state(connection, connector, stream, cursor=cursor, cursor_updated_at=now)
+
+
+def existing_hashes(
+    connection: Connection, connector: str, stream: str, keys: Sequence[str]
+) -> dict[str, tuple[str, bool]]:
+    """key -> (content hash, is tombstoned) for the keys already stored."""
+    found: dict[str, tuple[str, bool]] = {}
+    for chunk in _chunks(keys, 900):
+        rows = connection.execute(
+            sa.select(records.c.key, records.c.content_hash, records.c.deleted_at).where(
+                records.c.connector == connector,
+                records.c.stream == stream,
+                records.c.key.in_(chunk),
+            )
+        )
+        for key, digest, deleted_at in rows:
+            found[key] = (digest, deleted_at is not None)
+    return found
+
+
+def write_records(
+    connection: Connection,
+    connector: str,
+    stream: str,
+    rows: Sequence[RecordRow],
+    now: datetime,
+    *,
+    touch_unchanged: bool = False,
+) -> WriteResult:
+    """Insert new records, update changed ones (or revive tombstones); skip unchanged ones."""
+    latest: dict[str, RecordRow] = {}
+    for row in rows:
+        latest[row.key] = row  # a page may repeat a key; the last copy wins
+    existing = existing_hashes(connection, connector, stream, list(latest))
+    inserts: list[dict[str, Any]] = []
+    updates: list[dict[str, Any]] = []
+    unchanged: list[str] = []
+    for key, row in latest.items():
+        current = existing.get(key)
+        if current is None:
+            inserts.append(
+                {
+                    "connector": connector,
+                    "stream": stream,
+                    "key": key,
+                    "entity": row.entity,
+                    "raw": row.raw,
+                    "unified": row.unified,
+                    "content_hash": row.content_hash,
+                    "first_seen_at": now,
+                    "last_seen_at": now,
+                    "deleted_at": None,
+                }
+            )
+        elif current[0] != row.content_hash or current[1]:
+            updates.append(
+                {
+                    "b_key": key,
+                    "entity": row.entity,
+                    "raw": row.raw,
+                    "unified": row.unified,
+                    "content_hash": row.content_hash,
+                    "last_seen_at": now,
+                }
+            )
+        else:
+            unchanged.append(key)
+    if inserts:
+        connection.execute(sa.insert(records), inserts)
+    if updates:
+        connection.execute(
+            sa.update(records)
+            .where(
+                records.c.connector == connector,
+                records.c.stream == stream,
+                records.c.key == sa.bindparam("b_key"),
+            )
+            .values(
+                entity=sa.bindparam("entity"),
+                raw=sa.bindparam("raw"),
+                unified=sa.bindparam("unified"),
+                content_hash=sa.bindparam("content_hash"),
+                last_seen_at=sa.bindparam("last_seen_at"),
+                deleted_at=None,
+            ),
+            updates,
+        )
+    if touch_unchanged and unchanged:
+        for chunk in _chunks(unchanged, 900):
+            connection.execute(
+                sa.update(records)
+                .where(
+                    records.c.connector == connector,
+                    records.c.stream == stream,
+                    records.c.key.in_(chunk),
+                )
+                .values(last_seen_at=now)
+            )
+    return WriteResult(len(inserts), len(updates), len(unchanged))
+
+
+def tombstone(
+    connection: Connection, connector: str, stream: str, keys: Iterable[str], now: datetime
+) -> int:
+    """Mark records deleted at the source; rows (and their payloads) are kept."""
+    total = 0
+    for chunk in _chunks(list(keys), 900):
+        result = connection.execute(
+            sa.update(records)
+            .where(
+                records.c.connector == connector,
+                records.c.stream == stream,
+                records.c.key.in_(chunk),
+                records.c.deleted_at.is_(None),
+            )
+            .values(deleted_at=now)
+        )
+        total += result.rowcount or 0
+    return total
+
+
+def tombstone_records(
+    connection: Connection, connector: str, stream: str, rows: Sequence[RecordRow], now: datetime
+) -> int:
+    """Tombstone records the source reports deleted, storing those never seen before."""
+    if not rows:
+        return 0
+    by_key = {row.key: row for row in rows}
+    existing = existing_hashes(connection, connector, stream, list(by_key))
+    fresh = [
+        {
+            "connector": connector,
+            "stream": stream,
+            "key": key,
+            "entity": row.entity,
+            "raw": row.raw,
+            "unified": row.unified,
+            "content_hash": row.content_hash,
+            "first_seen_at": now,
+            "last_seen_at": now,
+            "deleted_at": now,
+        }
+        for key, row in by_key.items()
+        if key not in existing
+    ]
+    if fresh:
+        connection.execute(sa.insert(records), fresh)
+    return len(fresh) + tombstone(connection, connector, stream, list(existing), now)
+
+
+def tombstone_unseen_since(
+    connection: Connection, connector: str, stream: str, since: datetime, now: datetime
+) -> int:
+    """After a full refresh: tombstone every live record not seen since it started."""
+    result = connection.execute(
+        sa.update(records)
+        .where(
+            records.c.connector == connector,
+            records.c.stream == stream,
+            records.c.deleted_at.is_(None),
+            records.c.last_seen_at < since,
+        )
+        .values(deleted_at=now)
+    )
+    return result.rowcount or 0
+
+
+def add_dead_letter(
+    connection: Connection,
+    *,
+    connector: str,
+    stream: str,
+    key: str | None,
+    field: str | None,
+    reason: str,
+    payload: str,
+    run_id: str | None,
+    now: datetime,
+) -> None:
+    """Park a record that failed its mapping; a newer failure of the same record replaces it."""
+    if key is not None:
+        connection.execute(
+            sa.delete(dead_letters).where(
+                dead_letters.c.connector == connector,
+                dead_letters.c.stream == stream,
+                dead_letters.c.record_key == key,
+                dead_letters.c.resolved_at.is_(None),
+            )
+        )
+    connection.execute(
+        sa.insert(dead_letters).values(
+            connector=connector,
+            stream=stream,
+            record_key=key,
+            field=field,
+            reason=reason,
+            payload=payload,
+            run_id=run_id,
+            created_at=now,
+        )
+    )
+
+
+def resolve_dead_letters(
+    connection: Connection, connector: str, stream: str, keys: Sequence[str], now: datetime
+) -> int:
+    """Records that now map cleanly close their open dead letters."""
+    total = 0
+    for chunk in _chunks(list(keys), 900):
+        result = connection.execute(
+            sa.update(dead_letters)
+            .where(
+                dead_letters.c.connector == connector,
+                dead_letters.c.stream == stream,
+                dead_letters.c.record_key.in_(chunk),
+                dead_letters.c.resolved_at.is_(None),
+            )
+            .values(resolved_at=now)
+        )
+        total += result.rowcount or 0
+    return total
+
+
+def has_open_dead_letters(connection: Connection, connector: str, stream: str) -> bool:
+    return (
+        connection.execute(
+            sa.select(dead_letters.c.id)
+            .where(
+                dead_letters.c.connector == connector,
+                dead_letters.c.stream == stream,
+                dead_letters.c.resolved_at.is_(None),
+            )
+            .limit(1)
+        ).first()
+        is not None
+    )
+
+
+def _chunks(items: Sequence[str], size: int) -> Iterator[Sequence[str]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
