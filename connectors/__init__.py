@@ -9,9 +9,20 @@ from connectors.base import (
     Connector,
     ConnectorSettings,
     FieldInfo,
+    FieldWrite,
     Page,
     StreamSpec,
     SweepPage,
+    WriteOutcome,
 )
 
-__all__ = ["Connector", "ConnectorSettings", "FieldInfo", "Page", "StreamSpec", "SweepPage"]
+__all__ = [
+    "Connector",
+    "ConnectorSettings",
+    "FieldInfo",
+    "FieldWrite",
+    "Page",
+    "StreamSpec",
+    "SweepPage",
+    "WriteOutcome",
+]

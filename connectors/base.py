@@ -97,6 +97,25 @@ class FieldInfo:
     extra: Mapping[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class FieldWrite:
+    """Set `fields` (source field name -> value) on one record of `object_name` at the source."""
+
+    object_name: str
+    key: str
+    fields: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class WriteOutcome:
+    """What happened to one FieldWrite; a failure names the record and the field."""
+
+    key: str
+    ok: bool
+    error: str | None = None
+    retriable: bool = False
+
+
 class Connector(ABC):
     """Base class of every connector; subclasses set the class variables and the methods."""
 
@@ -153,6 +172,14 @@ class Connector(ABC):
     def sweep(self, stream: StreamSpec) -> Iterator[SweepPage]:
         """Id-only reconciliation for deletes; only for streams whose spec declares a sweep."""
         raise FatalError(f"stream '{stream.name}' has no sweep", connector=self.name)
+
+    def write(self, writes: Sequence[FieldWrite]) -> list[WriteOutcome]:
+        """Write declared fields back to the source; one outcome per write, in order.
+
+        A record-level failure is an outcome with ok=False (the other writes go on); an
+        API-level failure raises RetriableError / AuthError / QuotaExhausted like a read.
+        """
+        raise FatalError(f"connector type '{self.type_name}' cannot write", connector=self.name)
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release sessions and other resources."""

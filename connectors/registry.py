@@ -44,7 +44,7 @@ def load_registry() -> Registry:
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         try:
             cls = ep.load()
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - a broken plugin must not stop the rest
             registry.broken[ep.name] = f"{type(exc).__name__}: {exc}"
             continue
         if not (isinstance(cls, type) and issubclass(cls, Connector)):

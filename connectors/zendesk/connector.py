@@ -26,7 +26,6 @@ from connectors.zendesk.settings import ZendeskSettings
 from pmsync.errors import FatalError, RetriableError
 
 RECENT_WINDOW = 60  # Zendesk leaves the newest minute out of incremental exports
-LINKS_PAGE = 1000
 
 
 class ExportCursor(BaseModel):
@@ -460,11 +459,12 @@ class ZendeskConnector(Connector):
             links = body.get("links")
             if not isinstance(links, list):
                 raise FatalError("jira/links: answer lacks links", connector=self.name)
-            if links:
-                since = max(int(link["id"]) for link in links)
-            yield Page(records=links, cursor=SinceIdCursor(since_id=since))
-            if len(links) < LINKS_PAGE:
+            if not links:  # zenpy's rule too: an empty page ends the listing
+                if since == cursor.since_id:
+                    yield Page(records=[], cursor=SinceIdCursor(since_id=since))
                 return
+            since = max(int(link["id"]) for link in links)
+            yield Page(records=links, cursor=SinceIdCursor(since_id=since))
 
     def _sweep_deleted_users(self) -> Iterator[SweepPage]:
         url: str | None = f"{self.api_root}/deleted_users.json"

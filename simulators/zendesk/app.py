@@ -127,6 +127,7 @@ class ZendeskSimulator(Simulator):
         self.comments: dict[int, list[dict[str, Any]]] = {}
         self._windows: dict[str, deque[float]] = {"incremental": deque(), "plan": deque()}
         self._next_link = 1
+        self.links_page_size = MAX_PAGE
         super().__init__()
 
     def clock(self) -> float:
@@ -560,7 +561,7 @@ class ZendeskSimulator(Simulator):
                 if key > since
                 and (ticket_filter is None or link["ticket_id"] == ticket_filter)
                 and (issue_filter is None or link["issue_id"] == issue_filter)
-            ][:MAX_PAGE]
+            ][: self.links_page_size]
         return json_response({"links": links, "total": len(links)})
 
 

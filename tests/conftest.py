@@ -1,0 +1,138 @@
+"""Shared fixtures: stores on SQLite and PostgreSQL, the Zendesk simulator, config files."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from simulators.zendesk import ZendeskSimulator, generate
+
+REPO = Path(__file__).resolve().parent.parent
+PG_URL = os.environ.get("PMSYNC_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+REQUIRE_PG = os.environ.get("PMSYNC_REQUIRE_POSTGRES") == "1"
+
+
+def _postgres_available() -> str | None:
+    """None when PostgreSQL answers, else the reason it does not."""
+    try:
+        engine = sa.create_engine(PG_URL, connect_args={"connect_timeout": 3})
+        with engine.connect() as connection:
+            connection.execute(sa.text("SELECT 1"))
+        engine.dispose()
+    except Exception as exc:  # noqa: BLE001 - any failure means "not available"
+        return f"PostgreSQL at {PG_URL} is not reachable ({type(exc).__name__})"
+    return None
+
+
+_PG_REASON = _postgres_available()
+
+
+@pytest.fixture(scope="session")
+def pg_base_url() -> str:
+    if _PG_REASON is not None:
+        if REQUIRE_PG:
+            pytest.fail(f"PMSYNC_REQUIRE_POSTGRES=1 but {_PG_REASON}")
+        pytest.skip(_PG_REASON)
+    return PG_URL
+
+
+@pytest.fixture
+def pg_url(pg_base_url: str) -> Iterator[str]:
+    """A PostgreSQL URL whose search_path is a fresh schema, dropped afterwards."""
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    engine = sa.create_engine(pg_base_url)
+    with engine.begin() as connection:
+        connection.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    yield f"{pg_base_url}?options=-csearch_path%3D{schema}"
+    with engine.begin() as connection:
+        connection.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+    engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Every store test runs on both backends."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'store.db'}"
+    return str(request.getfixturevalue("pg_url"))
+
+
+@pytest.fixture
+def zendesk_sim() -> Iterator[ZendeskSimulator]:
+    sim = ZendeskSimulator(incremental_per_minute=None, plan_per_minute=None)
+    sim.start()
+    yield sim
+    sim.stop()
+
+
+@pytest.fixture
+def small_zendesk(zendesk_sim: ZendeskSimulator) -> ZendeskSimulator:
+    generate(
+        zendesk_sim,
+        organizations=20,
+        users=80,
+        tickets=300,
+        seed=11,
+        jira_keys=[("10001", "PROJ-1"), ("10002", "PROJ-2")],
+    )
+    return zendesk_sim
+
+
+def write_config(
+    directory: Path,
+    *,
+    zendesk_url: str | None = None,
+    store_url: str | None = None,
+    token_env: str = "PMSYNC_TEST_ZENDESK_TOKEN",
+    page_size: int = 1000,
+    extra: str = "",
+    mappings: list[str] | None = None,
+    incremental_per_minute: int = 100_000,
+) -> Path:
+    """A pmsync.toml for tests; the token is read from `token_env`."""
+    paths = mappings if mappings is not None else [str(REPO / "mappings")]
+    lines = [
+        "[store]",
+        f'url = "{store_url or "sqlite:///" + str(directory / "pmsync.db")}"',
+        "[mappings]",
+        "paths = [" + ", ".join(f'"{p}"' for p in paths) + "]",
+        "[sync]",
+        'initial_backoff = "0.05s"',
+        'max_backoff = "2s"',
+    ]
+    if zendesk_url:
+        lines += [
+            "[connectors.zendesk]",
+            'type = "zendesk"',
+            f'base_url = "{zendesk_url}"',
+            f"page_size = {page_size}",
+            f"incremental_requests_per_minute = {incremental_per_minute}",
+            "requests_per_minute = 100000",
+            "[connectors.zendesk.credentials]",
+            'email = "ops@example.com"',
+            f'api_token = {{ env = "{token_env}" }}',
+        ]
+    path = directory / "pmsync.toml"
+    path.write_text("\n".join(lines) + "\n" + extra)
+    return path
+
+
+@pytest.fixture
+def zendesk_token(monkeypatch: pytest.MonkeyPatch, zendesk_sim: ZendeskSimulator) -> str:
+    monkeypatch.setenv("PMSYNC_TEST_ZENDESK_TOKEN", zendesk_sim.token)
+    return zendesk_sim.token
+
+
+def pytest_collection_modifyitems(config: Any, items: list[pytest.Item]) -> None:
+    """Name the PostgreSQL requirement in the report when it is missing."""
+    if _PG_REASON is None or REQUIRE_PG:
+        return
+    for item in items:
+        if "postgres" in item.keywords:
+            item.add_marker(pytest.mark.skip(reason=_PG_REASON))
