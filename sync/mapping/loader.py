@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from pmsync.config import read_toml
 from pmsync.errors import ConfigError, Problem
@@ -20,7 +20,7 @@ from sync.mapping.compiler import (
     compile_path,
     make_field,
 )
-from sync.mapping.models import FieldSpec, MappingFile, StreamMapping
+from sync.mapping.models import FieldSpec, MappingFile, StreamMapping, TaxonomySpec
 from sync.mapping.transforms import Fn, Taxonomy, TransformContext, TransformError, build_transform
 
 
@@ -57,10 +57,7 @@ def load_mappings(paths: Sequence[Path]) -> MappingSet:
             problems.extend(exc.problems)
             continue
         result.documents[str(path)] = raw
-        try:
-            parsed.append((path, MappingFile.model_validate(raw)))
-        except ValidationError as exc:
-            problems.extend(pydantic_problems(exc, file=str(path), model=MappingFile))
+        parsed.append((path, _validate_file(path, raw, problems)))
     for path, document in parsed:
         for name, spec in document.taxonomy.items():
             if name in result.taxonomies:
@@ -91,6 +88,34 @@ def load_mappings(paths: Sequence[Path]) -> MappingSet:
             result.streams[slot] = compiled
     ConfigError.collect(problems)
     return result
+
+
+def _validate_file(path: Path, raw: dict[str, Any], problems: list[Problem]) -> MappingFile:
+    """Validate section by section, so one bad stream does not hide the others' problems."""
+    file = str(path)
+    sections: dict[str, tuple[type[BaseModel], dict[str, Any]]] = {
+        "streams": (StreamMapping, {}),
+        "taxonomy": (TaxonomySpec, {}),
+    }
+    shell: dict[str, Any] = {k: v for k, v in raw.items() if k not in sections}
+    for name, (model, valid) in sections.items():
+        tables = raw.get(name, {})
+        if not isinstance(tables, dict):
+            problems.append(Problem(file, name, "must be a table"))
+            continue
+        for key, table in tables.items():
+            try:
+                valid[key] = model.model_validate(table)
+            except ValidationError as exc:
+                problems.extend(
+                    pydantic_problems(exc, file=file, model=model, prefix=f"{name}.{key}")
+                )
+        shell[name] = valid
+    try:
+        return MappingFile.model_validate(shell)
+    except ValidationError as exc:
+        problems.extend(pydantic_problems(exc, file=file, model=MappingFile))
+        return MappingFile(streams=shell["streams"], taxonomy=shell["taxonomy"])
 
 
 def _compile_stream(
