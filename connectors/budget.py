@@ -49,7 +49,10 @@ class RequestBudget:
                     if self._limiter.hit(item, rule.name):
                         break
                     stats = self._limiter.get_window_stats(item, rule.name)
-                delay = max(0.05, stats.reset_time - time.time())
+                # Wait a little past the window: the API stamped our earlier request when it
+                # arrived, slightly later than we counted it.
+                margin = min(1.0, item.get_expiry() * 0.1)
+                delay = max(0.05, stats.reset_time - time.time() + margin)
                 self.waited_seconds += delay
                 time.sleep(delay)
 

@@ -60,8 +60,12 @@ def configure_logging(level: str = "info", fmt: LogFormat = "auto", stream: Any 
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    # Client libraries are chatty; at debug level they speak too (redaction still applies).
+    library_level = (
+        logging.DEBUG if root.level <= logging.DEBUG else max(logging.WARNING, root.level)
+    )
     for name in _NOISY_LIBRARIES:
-        logging.getLogger(name).setLevel(max(logging.WARNING, root.level))
+        logging.getLogger(name).setLevel(library_level)
 
 
 def get_logger(name: str | None = None) -> Any:

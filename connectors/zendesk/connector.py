@@ -24,6 +24,7 @@ from connectors.budget import BudgetRule, RequestBudget
 from connectors.http import error_for_exception, error_for_status, make_session
 from connectors.zendesk.settings import ZendeskSettings
 from pmsync.errors import FatalError, RetriableError
+from pmsync.redact import register_secret
 
 RECENT_WINDOW = 60  # Zendesk leaves the newest minute out of incremental exports
 
@@ -234,7 +235,9 @@ class ZendeskConnector(Connector):
                 )
             else:
                 assert creds.api_token is not None
-                self._session.auth = (f"{creds.email}/token", creds.api_token.get_secret_value())
+                user, token = f"{creds.email}/token", creds.api_token.get_secret_value()
+                register_secret(f"{user}:{token}")  # the Basic header encodes this pair
+                self._session.auth = (user, token)
         return self._session
 
     def client(self) -> Zenpy:

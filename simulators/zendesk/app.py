@@ -128,6 +128,7 @@ class ZendeskSimulator(Simulator):
         self._windows: dict[str, deque[float]] = {"incremental": deque(), "plan": deque()}
         self._next_link = 1
         self.links_page_size = MAX_PAGE
+        self.rate_window = 60.0  # seconds over which the per-minute limits count
         super().__init__()
 
     def clock(self) -> float:
@@ -276,10 +277,10 @@ class ZendeskSimulator(Simulator):
         now = self.clock()
         with self.lock:
             window = self._windows[bucket]
-            while window and window[0] <= now - 60:
+            while window and window[0] <= now - self.rate_window:
                 window.popleft()
             if len(window) >= limit:
-                retry_after = max(1, int(window[0] + 60 - now) + 1)
+                retry_after = max(1, int(window[0] + self.rate_window - now) + 1)
                 return json_response(
                     {
                         "error": "APIRateLimitExceeded",

@@ -1,0 +1,146 @@
+"""The store on SQLite and PostgreSQL: one schema, changed-only writes, tombstones, atomic pages."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+import sqlalchemy as sa
+
+from sync.store import store as st
+from sync.store.schema import records, stream_state
+from sync.store.store import RecordRow, Store, content_hash, dumps, utcnow
+
+
+def row(key: str, payload: dict[str, object], entity: str = "feedback") -> RecordRow:
+    raw, unified = dumps(payload), dumps({"id": key, **payload})
+    return RecordRow(key, entity, raw, unified, content_hash(raw, unified))
+
+
+def test_migrations_create_the_schema_once(store_url: str) -> None:
+    first = Store(store_url)
+    assert first.schema_revision() == "0001"
+    first.close()
+    again = Store(store_url)  # a second open migrates nothing and keeps the data
+    assert again.schema_revision() == "0001"
+    tables = set(sa.inspect(again.engine).get_table_names())
+    assert {"records", "stream_state", "dead_letters", "alembic_version"} <= tables
+    again.close()
+
+
+def test_writes_only_what_changed_and_revives_tombstones(store_url: str) -> None:
+    store = Store(store_url)
+    now = utcnow()
+    with store.transaction() as c:
+        result = st.write_records(c, "zd", "tickets", [row("1", {"a": 1}), row("2", {"a": 2})], now)
+    assert (result.inserted, result.updated, result.unchanged) == (2, 0, 0)
+    later = now + timedelta(minutes=1)
+    with store.transaction() as c:
+        result = st.write_records(
+            c, "zd", "tickets", [row("1", {"a": 1}), row("2", {"a": 3})], later
+        )
+    assert (result.inserted, result.updated, result.unchanged) == (0, 1, 1)
+    with store.transaction() as c:
+        assert st.tombstone(c, "zd", "tickets", ["1", "missing"], later) == 1
+        assert st.tombstone(c, "zd", "tickets", ["1"], later) == 0  # already a tombstone
+    stored = {r.key: r for r in store.iter_records(connector="zd", include_deleted=True)}
+    assert stored["1"].deleted_at is not None
+    assert stored["2"].raw == {"a": 3}
+    assert abs(stored["2"].first_seen_at - now) < timedelta(milliseconds=1)
+    assert stored["2"].last_seen_at > stored["2"].first_seen_at
+    with store.transaction() as c:  # the same record comes back: the tombstone is lifted
+        result = st.write_records(c, "zd", "tickets", [row("1", {"a": 1})], later)
+    assert result.updated == 1
+    assert store.live_keys("zd", "tickets") == {"1", "2"}
+    store.close()
+
+
+def test_a_failed_page_leaves_no_rows_and_no_cursor(store_url: str) -> None:
+    store = Store(store_url)
+
+    def page_then_crash() -> None:
+        with store.transaction() as c:
+            st.write_records(c, "zd", "tickets", [row("1", {"a": 1})], utcnow())
+            st.save_cursor(c, "zd", "tickets", '{"after_cursor": "x"}', utcnow())
+            raise RuntimeError("crash between rows and commit")
+
+    with pytest.raises(RuntimeError):
+        page_then_crash()
+    assert list(store.iter_records()) == []
+    assert store.stream_state("zd", "tickets") is None
+    store.close()
+
+
+def test_deleted_records_never_seen_are_stored_as_tombstones(store_url: str) -> None:
+    store = Store(store_url)
+    now = utcnow()
+    with store.transaction() as c:
+        st.write_records(c, "zd", "tickets", [row("1", {"a": 1})], now)
+        count = st.tombstone_records(
+            c, "zd", "tickets", [row("1", {"a": 1}), row("9", {"b": 2})], now
+        )
+    assert count == 2
+    stored = {r.key: r for r in store.iter_records(include_deleted=True)}
+    assert stored["9"].deleted_at is not None
+    assert stored["9"].raw == {"b": 2}
+    assert store.stream_counts()[("zd", "tickets")] == st.StreamCounts(live=0, deleted=2)
+    store.close()
+
+
+def test_dead_letters_replace_and_resolve(store_url: str) -> None:
+    store = Store(store_url)
+    now = utcnow()
+    with store.transaction() as c:
+        for reason in ("first failure", "second failure"):
+            st.add_dead_letter(
+                c,
+                connector="zd",
+                stream="tickets",
+                key="7",
+                field="created_at",
+                reason=reason,
+                payload='{"id": 7}',
+                run_id="r1",
+                now=now,
+            )
+    open_rows = store.dead_letter_rows()
+    assert [r["reason"] for r in open_rows] == ["second failure"]
+    with store.transaction() as c:
+        assert st.has_open_dead_letters(c, "zd", "tickets")
+        assert st.resolve_dead_letters(c, "zd", "tickets", ["7"], now) == 1
+        assert not st.has_open_dead_letters(c, "zd", "tickets")
+    assert store.dead_letter_rows() == []
+    assert len(store.dead_letter_rows(include_resolved=True)) == 1
+    store.close()
+
+
+def test_full_refresh_tombstones_what_was_not_seen(store_url: str) -> None:
+    store = Store(store_url)
+    start = utcnow()
+    with store.transaction() as c:
+        st.write_records(c, "zd", "tickets", [row(str(i), {"i": i}) for i in range(5)], start)
+    refresh = start + timedelta(seconds=5)
+    with store.transaction() as c:
+        rows = [row(str(i), {"i": i}) for i in (0, 2, 4)]
+        st.write_records(c, "zd", "tickets", rows, refresh, touch_unchanged=True)
+        assert st.tombstone_unseen_since(c, "zd", "tickets", refresh, refresh) == 2
+    assert store.live_keys("zd", "tickets") == {"0", "2", "4"}
+    store.close()
+
+
+def test_stream_state_round_trip_keeps_utc(store_url: str) -> None:
+    store = Store(store_url)
+    now = utcnow()
+    with store.transaction() as c:
+        st.save_cursor(c, "zd", "tickets", '{"x": 1}', now)
+        st.update_stream_state(c, "zd", "tickets", status="ok", last_success_at=now)
+    state = store.stream_state("zd", "tickets")
+    assert state is not None
+    assert state.cursor == '{"x": 1}'
+    assert state.last_success_at is not None
+    assert state.last_success_at.utcoffset() == timedelta(0)
+    assert abs((state.last_success_at - now).total_seconds()) < 0.001
+    with store.engine.connect() as c:
+        assert c.execute(sa.select(sa.func.count()).select_from(stream_state)).scalar() == 1
+        assert c.execute(sa.select(sa.func.count()).select_from(records)).scalar() == 0
+    store.close()
