@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
+import orjson
 import requests
 from pydantic import BaseModel
 from zenpy import Zenpy
@@ -22,6 +23,7 @@ from zenpy.lib.exception import APIException, RatelimitBudgetExceeded, ZenpyExce
 from connectors.base import Connector, FieldInfo, Page, Record, StreamSpec, SweepPage
 from connectors.budget import BudgetRule, RequestBudget
 from connectors.http import error_for_exception, error_for_status, make_session
+from connectors.prefetch import read_ahead
 from connectors.zendesk.settings import ZendeskSettings
 from pmsync.errors import FatalError, RetriableError
 from pmsync.redact import register_secret
@@ -281,8 +283,8 @@ class ZendeskConnector(Connector):
                 detail=_error_detail(response),
             )
         try:
-            body = response.json()
-        except ValueError:
+            body = orjson.loads(response.content)
+        except orjson.JSONDecodeError:
             raise RetriableError(f"{what}: the answer was not JSON", connector=self.name) from None
         if not isinstance(body, dict):
             raise FatalError(f"{what}: unexpected answer shape", connector=self.name)
@@ -394,17 +396,32 @@ class ZendeskConnector(Connector):
 
     def _read_cursor_export(self, name: str, cursor: ExportCursor) -> Iterator[Page]:
         url = f"{self.api_root}/incremental/{name}/cursor.json"
-        base: dict[str, Any] = {"per_page": self.settings.page_size}
+        what = f"GET incremental/{name}"
+        size = self.settings.page_size
         if cursor.after_cursor:
-            params = {**base, "cursor": cursor.after_cursor}
+            params: dict[str, Any] = {"per_page": size, "cursor": cursor.after_cursor}
         else:
             start = cursor.start_time if cursor.start_time is not None else self._initial_start()
             if start > self._latest_allowed_start():
                 return  # nothing can have changed after a moment that has not passed yet
-            params = {**base, "start_time": start}
-        previous = cursor.after_cursor
-        while True:
-            body = self._get(url, params, what=f"GET incremental/{name}")
+            params = {"per_page": size, "start_time": start}
+        seen = {cursor.after_cursor}
+
+        def following(body: dict[str, Any]) -> Callable[[], dict[str, Any]] | None:
+            after = body.get("after_cursor")
+            if body.get("end_of_stream") or not isinstance(after, str):
+                return None
+            if after in seen:
+                raise FatalError(
+                    f"incremental/{name}: after_cursor did not advance", connector=self.name
+                )
+            seen.add(after)
+            return lambda: self._get(url, {"per_page": size, "cursor": after}, what=what)
+
+        bodies = read_ahead(
+            lambda: self._get(url, params, what=what), following, name=f"{self.name}-{name}"
+        )
+        for body in bodies:
             items = body.get(name)
             after = body.get("after_cursor")
             if not isinstance(items, list) or not isinstance(after, str):
@@ -412,16 +429,7 @@ class ZendeskConnector(Connector):
                     f"incremental/{name}: answer lacks {name} or after_cursor", connector=self.name
                 )
             records, deleted = _split_deleted(items, name)
-            end = bool(body.get("end_of_stream"))
             yield Page(records=records, deleted=deleted, cursor=ExportCursor(after_cursor=after))
-            if end:
-                return
-            if after == previous:
-                raise FatalError(
-                    f"incremental/{name}: after_cursor did not advance", connector=self.name
-                )
-            previous = after
-            params = {**base, "cursor": after}
 
     def _read_organizations(self, cursor: TimeCursor) -> Iterator[Page]:
         url = f"{self.api_root}/incremental/organizations.json"

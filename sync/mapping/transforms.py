@@ -430,12 +430,27 @@ def _lookup(name: str) -> TransformDef:
     return TRANSFORMS[name]
 
 
+_CANONICAL_UTC = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z")
+
+
+def coerce_datetime(value: Any) -> str | None:
+    """datetime fields: already-canonical UTC text (the common case) passes straight through."""
+    if type(value) is str and _CANONICAL_UTC.fullmatch(value):
+        return value
+    return format_datetime(value)
+
+
+def _passthrough(kind: type, convert: Fn) -> Fn:
+    """Skip the conversion when the value already has the target type (runs once per field)."""
+    return lambda value: value if type(value) is kind else convert(value)
+
+
 COERCE: dict[str, Fn] = {
-    "string": to_string,
-    "integer": to_integer,
-    "number": to_number,
-    "boolean": to_boolean,
-    "datetime": format_datetime,
+    "string": _passthrough(str, to_string),
+    "integer": _passthrough(int, to_integer),
+    "number": lambda v: v if type(v) in (int, float) else to_number(v),
+    "boolean": _passthrough(bool, to_boolean),
+    "datetime": coerce_datetime,
     "date": format_date,
     "json": lambda v: v,
 }
@@ -446,7 +461,7 @@ def coerce_list(value: Any) -> list[str]:
     if value is None:
         return []
     items = value if isinstance(value, list) else [value]
-    texts = (to_string(v) for v in items if v is not None)
+    texts = (v if type(v) is str else to_string(v) for v in items if v is not None)
     return [text for text in texts if text]
 
 
