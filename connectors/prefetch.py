@@ -24,9 +24,16 @@ def read_ahead(
     """Yield `first()`, then each next result while the one after it is being fetched.
 
     `following(result)` returns the call that fetches the next result, or None at the end.
+    Reading ahead starts once the consumer comes back for a second result, so a caller that
+    wants one page (a preview, a no-change cycle) costs one request.
     """
+    result = first()
+    fetch = following(result)
+    yield result
+    if fetch is None:
+        return
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix=name) as pool:
-        pending: Future[T] | None = pool.submit(first)
+        pending: Future[T] | None = pool.submit(fetch)
         while pending is not None:
             result = pending.result()
             fetch = following(result)

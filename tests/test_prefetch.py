@@ -1,0 +1,43 @@
+"""Read-ahead keeps one request in flight and never runs past the end."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from connectors.prefetch import read_ahead
+
+
+def test_reads_ahead_one_page_after_the_first() -> None:
+    fetched: list[int] = []
+    lock = threading.Lock()
+    fourth_fetched = threading.Event()
+
+    def fetch(n: int) -> int:
+        with lock:
+            fetched.append(n)
+        if n == 4:
+            fourth_fetched.set()
+        return n
+
+    pages = read_ahead(lambda: fetch(1), lambda n: (lambda: fetch(n + 1)) if n < 4 else None)
+    assert next(pages) == 1
+    assert fetched == [1]  # nothing fetched ahead for a caller that wants one page
+    assert next(pages) == 2
+    assert next(pages) == 3
+    # page 4 is fetched while page 3 is with the consumer, without being asked for
+    assert fourth_fetched.wait(timeout=10)
+    assert list(pages) == [4]
+    assert fetched == [1, 2, 3, 4]
+
+
+def test_an_error_of_the_next_page_surfaces_when_it_is_asked_for() -> None:
+    def boom() -> int:
+        raise TimeoutError("page 3")
+
+    pages = read_ahead(lambda: 1, lambda n: (lambda: n + 1) if n == 1 else boom)
+    assert next(pages) == 1
+    assert next(pages) == 2
+    with pytest.raises(TimeoutError, match="page 3"):
+        next(pages)
