@@ -71,6 +71,23 @@ class SyncSettings(BaseModel):
     initial_backoff: Duration = Field(default=timedelta(seconds=1))
 
 
+class CurrencySettings(BaseModel):
+    """Rollups sum ARR in one reporting currency."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    reporting: str = Field(default="USD", min_length=3, max_length=3)
+    rates: dict[str, float] = Field(
+        default_factory=dict,
+        description="Value of one unit of each currency in reporting units, e.g. EUR = 1.08.",
+    )
+    from_store: bool = Field(
+        default=True,
+        description="Also use currency_rate records synced from the CRM (e.g. Salesforce "
+        "CurrencyType); rates written here win.",
+    )
+
+
 class Settings(BaseModel):
     """The whole configuration file."""
 
@@ -80,6 +97,7 @@ class Settings(BaseModel):
     mappings: MappingSettings = Field(default_factory=MappingSettings)
     log: LogSettings = Field(default_factory=LogSettings)
     sync: SyncSettings = Field(default_factory=SyncSettings)
+    currency: CurrencySettings = Field(default_factory=CurrencySettings)
     connectors: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
 

@@ -105,6 +105,13 @@ ENTITIES: dict[str, dict[str, FieldType]] = {
         "issue_id": "string",
         "issue_key": "string",
     },
+    # An exchange rate from the CRM (Salesforce CurrencyType): units per one corporate unit.
+    "currency_rate": {
+        **_COMMON,
+        "code": "string",
+        "rate": "number",
+        "corporate": "boolean",
+    },
     # Product usage of one account over one period (Pendo, PostHog, ...).
     "usage": {
         **_COMMON,

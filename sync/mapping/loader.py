@@ -13,6 +13,7 @@ from pmsync.config import read_toml
 from pmsync.errors import ConfigError, Problem
 from pmsync.validation import did_you_mean, pydantic_problems
 from sync.entities import ENTITIES, FieldType
+from sync.links.models import LinkSettings, RollupSpec
 from sync.mapping.compiler import (
     CompiledField,
     CompiledStream,
@@ -32,6 +33,9 @@ class MappingSet:
     taxonomies: dict[str, Taxonomy] = field(default_factory=dict)
     files: list[Path] = field(default_factory=list)
     documents: dict[str, dict[str, Any]] = field(default_factory=dict)
+    links: LinkSettings = field(default_factory=LinkSettings)
+    overrides_path: Path | None = None
+    rollups: dict[str, RollupSpec] = field(default_factory=dict)
 
     def for_connector(self, instance: str, type_name: str) -> dict[str, CompiledStream]:
         """Stream mappings for one connector instance: instance-specific ones win over type ones."""
@@ -66,6 +70,7 @@ def load_mappings(paths: Sequence[Path]) -> MappingSet:
                 areas={area: tuple(tags) for area, tags in spec.areas.items()},
                 default=spec.default,
             )
+    _collect_links_and_rollups(parsed, result, problems)
     context = TransformContext(taxonomies=result.taxonomies)
     for path, document in parsed:
         if document.streams and not document.connector:
@@ -90,12 +95,32 @@ def load_mappings(paths: Sequence[Path]) -> MappingSet:
     return result
 
 
+def _collect_links_and_rollups(
+    parsed: list[tuple[Path, MappingFile]], result: MappingSet, problems: list[Problem]
+) -> None:
+    links_file: Path | None = None
+    for path, document in parsed:
+        if document.links is not None:
+            if links_file is not None:
+                problems.append(Problem(str(path), "links", f"also declared in {links_file}"))
+                continue
+            links_file = path
+            result.links = document.links
+            if document.links.overrides:
+                result.overrides_path = (path.parent / document.links.overrides).resolve()
+        for name, spec in document.rollup.items():
+            if name in result.rollups:
+                problems.append(Problem(str(path), f"rollup.{name}", "defined in two files"))
+            result.rollups[name] = spec
+
+
 def _validate_file(path: Path, raw: dict[str, Any], problems: list[Problem]) -> MappingFile:
     """Validate section by section, so one bad stream does not hide the others' problems."""
     file = str(path)
     sections: dict[str, tuple[type[BaseModel], dict[str, Any]]] = {
         "streams": (StreamMapping, {}),
         "taxonomy": (TaxonomySpec, {}),
+        "rollup": (RollupSpec, {}),
     }
     shell: dict[str, Any] = {k: v for k, v in raw.items() if k not in sections}
     for name, (model, valid) in sections.items():
@@ -115,7 +140,9 @@ def _validate_file(path: Path, raw: dict[str, Any], problems: list[Problem]) -> 
         return MappingFile.model_validate(shell)
     except ValidationError as exc:
         problems.extend(pydantic_problems(exc, file=file, model=MappingFile))
-        return MappingFile(streams=shell["streams"], taxonomy=shell["taxonomy"])
+        return MappingFile(
+            streams=shell["streams"], taxonomy=shell["taxonomy"], rollup=shell["rollup"]
+        )
 
 
 def _compile_stream(

@@ -6,6 +6,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from sync.links.models import LinkSettings, RollupSpec
+
 TransformSpec = str | dict[str, Any]
 
 
@@ -69,3 +71,9 @@ class MappingFile(BaseModel):
     description: str = ""
     streams: dict[str, StreamMapping] = Field(default_factory=dict)
     taxonomy: dict[str, TaxonomySpec] = Field(default_factory=dict)
+    links: LinkSettings | None = Field(
+        default=None, description="How tickets find their account and their issues."
+    )
+    rollup: dict[str, RollupSpec] = Field(
+        default_factory=dict, description="Per-issue rollups of the demand behind each issue."
+    )

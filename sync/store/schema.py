@@ -86,3 +86,68 @@ dead_letters = sa.Table(
     sa.Column("resolved_at", UtcDateTime, nullable=True),
     sa.Index("ix_dead_letters_record", "connector", "stream", "record_key"),
 )
+
+links = sa.Table(
+    "links",
+    metadata,
+    sa.Column("kind", sa.String(20), primary_key=True),
+    sa.Column("ticket_ref", sa.String(300), primary_key=True),
+    sa.Column("target_ref", sa.String(300), primary_key=True),
+    sa.Column("rule", sa.String(50), nullable=False),
+    sa.Column("linked_at", UtcDateTime, nullable=False),
+    sa.Index("ix_links_target", "kind", "target_ref"),
+)
+
+rollups = sa.Table(
+    "rollups",
+    metadata,
+    sa.Column("name", sa.String(100), primary_key=True),
+    sa.Column("issue_ref", sa.String(300), primary_key=True),
+    sa.Column("issue_key", sa.String(100), nullable=False),
+    sa.Column("value", sa.Text, nullable=False),
+    sa.Column("provenance", sa.Text, nullable=False),
+    sa.Column("content_hash", sa.String(64), nullable=False),
+    sa.Column("computed_at", UtcDateTime, nullable=False),
+)
+
+writeback_ledger = sa.Table(
+    "writeback_ledger",
+    metadata,
+    sa.Column("connector", sa.String(100), primary_key=True),
+    sa.Column("object_name", sa.String(100), primary_key=True),
+    sa.Column("target_key", sa.String(255), primary_key=True),
+    sa.Column("field", sa.String(200), primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+    sa.Column("remote_before", sa.Text, nullable=True),
+    sa.Column("written_at", UtcDateTime, nullable=False),
+)
+
+writeback_intents = sa.Table(
+    "writeback_intents",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("plan_id", sa.String(40), nullable=False),
+    sa.Column("connector", sa.String(100), nullable=False),
+    sa.Column("object_name", sa.String(100), nullable=False),
+    sa.Column("target_key", sa.String(255), nullable=False),
+    sa.Column("action", sa.String(20), nullable=False),
+    sa.Column("field", sa.String(200), nullable=False),
+    sa.Column("value", sa.Text, nullable=False),
+    sa.Column("state", sa.String(20), nullable=False),
+    sa.Column("error", sa.Text, nullable=True),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("done_at", UtcDateTime, nullable=True),
+    sa.Index("ix_writeback_intents_state", "state"),
+)
+
+loop_closures = sa.Table(
+    "loop_closures",
+    metadata,
+    sa.Column("issue_ref", sa.String(300), primary_key=True),
+    sa.Column("ticket_ref", sa.String(300), primary_key=True),
+    sa.Column("reason", sa.String(50), nullable=False),
+    sa.Column("state", sa.String(20), nullable=False),
+    sa.Column("marker", sa.String(200), nullable=False),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("done_at", UtcDateTime, nullable=True),
+)

@@ -244,6 +244,26 @@ class Store:
                     deleted_at=row["deleted_at"],
                 )
 
+    def iter_unified(
+        self, entities: Sequence[str], *, batch_size: int = 5000
+    ) -> Iterator[tuple[str, str, str, tuple[str, dict[str, Any]]]]:
+        """(connector, stream, key, (entity, unified)) of live records; raw payloads stay unread."""
+        query = (
+            sa.select(
+                records.c.connector,
+                records.c.stream,
+                records.c.key,
+                records.c.entity,
+                records.c.unified,
+            )
+            .where(records.c.entity.in_(entities), records.c.deleted_at.is_(None))
+            .order_by(records.c.connector, records.c.stream, records.c.key)
+        )
+        with self.engine.connect() as connection:
+            result = connection.execution_options(yield_per=batch_size).execute(query)
+            for connector, stream, key, entity, unified in result:
+                yield connector, stream, key, (entity, orjson.loads(unified))
+
     def dead_letter_rows(self, *, include_resolved: bool = False) -> list[dict[str, Any]]:
         query = sa.select(dead_letters).order_by(dead_letters.c.id)
         if not include_resolved:

@@ -1,0 +1,109 @@
+"""Declared linking, rollups and write-back: the sections of mapping files product ops edits."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+AccountRule = Literal[
+    "override",
+    "organization_external_id",
+    "organization_account_field",
+    "contact_email",
+    "email_domain",
+]
+IssueRule = Literal["override", "jira_integration", "ticket_field", "text"]
+
+DEFAULT_ACCOUNT_RULES: tuple[AccountRule, ...] = (
+    "override",
+    "organization_external_id",
+    "organization_account_field",
+    "contact_email",
+    "email_domain",
+)
+DEFAULT_ISSUE_RULES: tuple[IssueRule, ...] = ("override", "jira_integration", "ticket_field")
+
+FREE_MAIL = [
+    "gmail.com",
+    "googlemail.com",
+    "yahoo.com",
+    "yahoo.co.uk",
+    "hotmail.com",
+    "outlook.com",
+    "live.com",
+    "msn.com",
+    "icloud.com",
+    "me.com",
+    "aol.com",
+    "proton.me",
+    "protonmail.com",
+    "gmx.com",
+    "gmx.de",
+    "web.de",
+    "mail.com",
+    "yandex.ru",
+    "qq.com",
+    "163.com",
+]
+
+
+class TicketAccountLinks(BaseModel):
+    """How a ticket finds its account: rules tried in order; the first with one answer wins."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    rules: list[AccountRule] = Field(
+        default_factory=lambda: list(DEFAULT_ACCOUNT_RULES),
+        description="Rules in order. A rule that finds several accounts stops the search: "
+        "the ticket is ambiguous and waits for product ops (`pmsync links review`).",
+    )
+    free_mail_domains: list[str] = Field(
+        default_factory=lambda: list(FREE_MAIL),
+        description="E-mail domains that never identify an account.",
+    )
+
+
+class TicketIssueLinks(BaseModel):
+    """How a ticket finds its issues; every enabled rule adds links (many to many)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    rules: list[IssueRule] = Field(
+        default_factory=lambda: list(DEFAULT_ISSUE_RULES),
+        description="Enabled rules; 'text' finds issue keys in the subject and description.",
+    )
+    text_pattern: str = Field(
+        default=r"\b[A-Z][A-Z0-9]{1,9}-[1-9][0-9]*\b",
+        description="Regular expression for issue keys in ticket text (only existing issues link).",
+    )
+
+
+class LinkSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    ticket_account: TicketAccountLinks = Field(default_factory=TicketAccountLinks)
+    ticket_issue: TicketIssueLinks = Field(default_factory=TicketIssueLinks)
+    overrides: str | None = Field(
+        default=None,
+        description="TOML file of manual links, relative to this mapping file.",
+    )
+    description: str = ""
+
+
+class RollupSpec(BaseModel):
+    """Per issue: the accounts and tickets asking for it, and their revenue in one currency."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    top_accounts: int = Field(default=3, ge=0, description="How many account names to list.")
+    ticket_statuses: list[str] = Field(
+        default_factory=list, description="Count only tickets in these statuses (default: all)."
+    )
+    segments: list[str] = Field(
+        default_factory=list, description="Count only accounts in these segments (default: all)."
+    )
+    usage_days: int = Field(
+        default=30, ge=1, description="Window for the asking accounts' product usage."
+    )
+    description: str = ""

@@ -1,0 +1,203 @@
+"""Per-issue rollups: distinct accounts asking, their ARR in one currency, tickets, provenance.
+
+An account counts once per issue however many of its tickets link there. Deleted tickets and
+accounts are not in the World, so they drop out. Every rollup carries the accounts and tickets
+it was computed from, so a PM can check the figure.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from sync.links.linker import LinkResult
+from sync.links.models import RollupSpec
+from sync.links.world import Entity, World
+
+
+@dataclass(frozen=True)
+class Currencies:
+    """Conversion into the reporting currency: value of one unit of each currency."""
+
+    reporting: str
+    rates: dict[str, float] = field(default_factory=dict)
+
+    def convert(self, amount: float, currency: str | None) -> float | None:
+        code = (currency or self.reporting).upper()
+        if code == self.reporting.upper():
+            return amount
+        rate = self.rates.get(code)
+        return None if rate is None else amount * rate
+
+
+@dataclass(frozen=True)
+class Rollup:
+    """The demand behind one issue."""
+
+    name: str
+    issue: str
+    issue_key: str
+    arr: float
+    currency: str
+    accounts: int
+    tickets: int
+    segments: tuple[str, ...]
+    top_accounts: tuple[str, ...]
+    first_request: str | None
+    last_request: str | None
+    active_users: int | None
+    unlinked_tickets: int
+    provenance: dict[str, Any]
+
+    @property
+    def summary(self) -> str:
+        text = (
+            f"Customer ARR: {self.arr:,.0f} {self.currency} · {self.accounts} "
+            f"account{'s' if self.accounts != 1 else ''} · {self.tickets} "
+            f"ticket{'s' if self.tickets != 1 else ''}"
+        )
+        if self.top_accounts:
+            text += " · top: " + ", ".join(self.top_accounts)
+        return text
+
+    @property
+    def empty(self) -> bool:
+        return self.tickets == 0
+
+    def value(self) -> dict[str, Any]:
+        """Figures that write-back and reports read, by name."""
+        return {
+            "arr": self.arr,
+            "currency": self.currency,
+            "accounts": self.accounts,
+            "tickets": self.tickets,
+            "segments": list(self.segments),
+            "top_accounts": list(self.top_accounts),
+            "first_request": self.first_request,
+            "last_request": self.last_request,
+            "active_users": self.active_users,
+            "unlinked_tickets": self.unlinked_tickets,
+            "summary": self.summary,
+            "issue_key": self.issue_key,
+        }
+
+
+def compute_rollups(
+    world: World,
+    links: LinkResult,
+    spec: RollupSpec,
+    currencies: Currencies,
+    *,
+    name: str = "customer_demand",
+    today: date | None = None,
+) -> dict[str, Rollup]:
+    """A rollup for every issue in the World (an empty one where nobody asks)."""
+    tickets_of: dict[str, list[Entity]] = defaultdict(list)
+    for ticket_ref, per_issue in links.issues_of.items():
+        ticket = world.tickets.get(ticket_ref)
+        if ticket is None or (
+            spec.ticket_statuses and ticket.get("status") not in spec.ticket_statuses
+        ):
+            continue
+        for issue_ref in per_issue:
+            tickets_of[issue_ref].append(ticket)
+    usage = _usage_by_account(world, spec.usage_days, today or datetime.now(UTC).date())
+    return {
+        issue_ref: _rollup(
+            world, links, spec, currencies, name, issue, tickets_of.get(issue_ref, []), usage
+        )
+        for issue_ref, issue in world.issues.items()
+    }
+
+
+def _rollup(
+    world: World,
+    links: LinkResult,
+    spec: RollupSpec,
+    currencies: Currencies,
+    name: str,
+    issue: Entity,
+    tickets: list[Entity],
+    usage: dict[str, int] | None,
+) -> Rollup:
+    accounts: dict[str, Entity] = {}
+    tickets_by_account: dict[str, list[Entity]] = defaultdict(list)
+    counted: list[Entity] = []
+    unlinked = 0
+    for ticket in sorted(tickets, key=lambda t: t.ref):
+        link = links.account_of.get(ticket.ref)
+        account = world.accounts.get(link.target) if link else None
+        if account is not None and spec.segments and account.get("segment") not in spec.segments:
+            continue
+        counted.append(ticket)
+        if account is None:
+            unlinked += 1
+            continue
+        accounts[account.ref] = account
+        tickets_by_account[account.ref].append(ticket)
+    converted: dict[str, float] = {}
+    unconverted: list[str] = []
+    for account_ref, account in accounts.items():
+        amount = float(account.get("arr", 0) or 0)
+        value = currencies.convert(amount, account.get("currency"))
+        if value is None:
+            unconverted.append(account_ref)
+        else:
+            converted[account_ref] = value
+    ranked = sorted(accounts.values(), key=lambda a: (-converted.get(a.ref, 0.0), a.ref))
+    created = sorted(str(t.get("created_at")) for t in counted if t.get("created_at"))
+    active = None
+    if usage is not None and accounts:
+        active = sum(usage.get(a.key, 0) for a in accounts.values())
+    provenance = {
+        "issue": issue.ref,
+        "accounts": [
+            {
+                "ref": a.ref,
+                "name": a.get("name"),
+                "arr": a.get("arr"),
+                "currency": a.get("currency"),
+                "arr_reporting": round(converted[a.ref], 2) if a.ref in converted else None,
+                "segment": a.get("segment"),
+                "tickets": [t.ref for t in tickets_by_account[a.ref]],
+                "rules": sorted({links.account_of[t.ref].rule for t in tickets_by_account[a.ref]}),
+            }
+            for a in ranked
+        ],
+        "tickets": [t.ref for t in counted],
+        "unconverted_currency": unconverted,
+    }
+    return Rollup(
+        name=name,
+        issue=issue.ref,
+        issue_key=str(issue.get("key", issue.key)),
+        arr=round(sum(converted.values()), 2),
+        currency=currencies.reporting,
+        accounts=len(accounts),
+        tickets=len(counted),
+        segments=tuple(
+            sorted({str(a.get("segment")) for a in accounts.values() if a.get("segment")})
+        ),
+        top_accounts=tuple(str(a.get("name", a.key)) for a in ranked[: spec.top_accounts]),
+        first_request=created[0] if created else None,
+        last_request=created[-1] if created else None,
+        active_users=active,
+        unlinked_tickets=unlinked,
+        provenance=provenance,
+    )
+
+
+def _usage_by_account(world: World, days: int, today: date) -> dict[str, int] | None:
+    """Peak active users per account over the window; None when no usage is synced."""
+    if not world.usage:
+        return None
+    since = (today - timedelta(days=days)).isoformat()
+    peak: dict[str, int] = defaultdict(int)
+    for record in world.usage.values():
+        day = str(record.get("day", ""))
+        account = record.get("account_id")
+        if account and day >= since:
+            peak[str(account)] = max(peak[str(account)], int(record.get("active_visitors", 0) or 0))
+    return dict(peak)

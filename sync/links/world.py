@@ -1,0 +1,119 @@
+"""The linked world, read from the store: unified records by entity, indexed for linking.
+
+Records are referred to as `connector:key`, which is unique across connector instances.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+from sync.store.store import Store
+
+Unified = dict[str, Any]
+
+
+def ref(connector: str, key: str) -> str:
+    return f"{connector}:{key}"
+
+
+def split_ref(value: str) -> tuple[str, str]:
+    connector, _, key = value.partition(":")
+    return connector, key
+
+
+@dataclass
+class Entity:
+    """One live record: where it came from and its unified fields."""
+
+    ref: str
+    connector: str
+    stream: str
+    key: str
+    fields: Unified
+
+    def get(self, name: str, default: Any = None) -> Any:
+        value = self.fields.get(name)
+        return default if value is None else value
+
+
+@dataclass
+class World:
+    """Every live record the linking and rollups use, with the indexes they need."""
+
+    tickets: dict[str, Entity] = field(default_factory=dict)
+    people: dict[str, Entity] = field(default_factory=dict)
+    organizations: dict[str, Entity] = field(default_factory=dict)
+    accounts: dict[str, Entity] = field(default_factory=dict)
+    issues: dict[str, Entity] = field(default_factory=dict)
+    issue_links: dict[str, Entity] = field(default_factory=dict)
+    usage: dict[str, Entity] = field(default_factory=dict)
+    rates: dict[str, float] = field(default_factory=dict)
+    by_account_id: dict[str, Entity] = field(default_factory=dict)
+    by_issue_id: dict[str, Entity] = field(default_factory=dict)
+    by_issue_key: dict[str, Entity] = field(default_factory=dict)
+    accounts_by_domain: dict[str, list[Entity]] = field(default_factory=lambda: defaultdict(list))
+    contacts_by_email: dict[str, list[Entity]] = field(default_factory=lambda: defaultdict(list))
+    links_by_ticket: dict[str, list[Entity]] = field(default_factory=lambda: defaultdict(list))
+
+    @classmethod
+    def load(cls, store: Store) -> World:
+        world = cls()
+        buckets = {
+            "feedback": world.tickets,
+            "person": world.people,
+            "organization": world.organizations,
+            "account": world.accounts,
+            "issue": world.issues,
+            "issue_link": world.issue_links,
+            "usage": world.usage,
+        }
+        for connector, stream, key, unified in store.iter_unified(list(buckets)):
+            entity_name, fields = unified
+            record = Entity(ref(connector, key), connector, stream, key, fields)
+            buckets[entity_name][record.ref] = record
+        world.index()
+        return world
+
+    def index(self) -> None:
+        for account in self.accounts.values():
+            self.by_account_id[account.key] = account
+            if account.key[:15] not in self.by_account_id:  # Salesforce 15/18-char ids
+                self.by_account_id[account.key[:15]] = account
+            for domain in account.get("domains", []):
+                self.accounts_by_domain[str(domain).lower()].append(account)
+        for person in self.people.values():
+            email = str(person.get("email", "")).lower()
+            if email and person.get("account_id"):
+                self.contacts_by_email[email].append(person)
+        for issue in self.issues.values():
+            self.by_issue_id[str(issue.get("id", issue.key))] = issue
+            if issue.get("key"):
+                self.by_issue_key[str(issue.get("key")).upper()] = issue
+        for link in self.issue_links.values():
+            self.links_by_ticket[ref(link.connector, str(link.get("ticket_id")))].append(link)
+
+    def account(self, account_id: Any) -> Entity | None:
+        if not account_id:
+            return None
+        text = str(account_id)
+        return self.by_account_id.get(text) or self.by_account_id.get(text[:15])
+
+    def requester(self, ticket: Entity) -> Entity | None:
+        requester = ticket.get("requester_id")
+        return self.people.get(ref(ticket.connector, str(requester))) if requester else None
+
+    def organization(self, ticket: Entity) -> Entity | None:
+        org_id = ticket.get("organization_id")
+        if not org_id:
+            person = self.requester(ticket)
+            org_id = person.get("organization_id") if person else None
+        return self.organizations.get(ref(ticket.connector, str(org_id))) if org_id else None
+
+    def requester_email(self, ticket: Entity) -> str | None:
+        email = ticket.get("requester_email")
+        if not email:
+            person = self.requester(ticket)
+            email = person.get("email") if person else None
+        return str(email).lower() if email else None
