@@ -17,6 +17,8 @@ from pmsync.config import Config, load_config
 from pmsync.errors import ConfigError, FatalError, PmsyncError, Problem
 from pmsync.validation import did_you_mean
 from sync.engine import PageHook, RetryPolicy, StreamResult, SyncEngine
+from sync.links.derive import Derived, derive
+from sync.links.linker import Overrides
 from sync.mapping.compiler import CompiledStream
 from sync.mapping.loader import MappingSet, check_against_connectors, load_mappings
 from sync.store.store import Store
@@ -206,6 +208,17 @@ class Runtime:
             return 0
         result.swept = True
         return count
+
+    def derive(self, *, persist: bool = True) -> Derived:
+        """Link the stored records and compute the rollups (stored when `persist`)."""
+        return derive(
+            self.store,
+            self.mappings.links,
+            Overrides.load(self.mappings.overrides_path),
+            self.mappings.rollups,
+            self.config.settings.currency,
+            persist=persist,
+        )
 
     def close(self) -> None:
         for connector in self._connectors.values():

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import tomllib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -176,6 +177,34 @@ class Linker:
             found.pop(gone, None)
         if found:
             result.issues_of[ticket.ref] = found
+        dangling = self._dangling_issue_refs(world, ticket, rules)
+        if dangling:
+            result.unresolved.append(
+                Unresolved(
+                    ticket.ref,
+                    "ticket_issue",
+                    "missing",
+                    "refers to issues not in the store: " + ", ".join(dangling),
+                )
+            )
+
+    def _dangling_issue_refs(self, world: World, ticket: Entity, rules: Sequence[str]) -> list[str]:
+        """Issue keys or ids a ticket names that match no synced issue."""
+        missing: list[str] = []
+        if "ticket_field" in rules:
+            missing += [
+                str(k)
+                for k in ticket.get("issue_keys", [])
+                if str(k).upper() not in world.by_issue_key
+            ]
+        if "jira_integration" in rules:
+            for link in world.links_by_ticket.get(ticket.ref, []):
+                if (
+                    str(link.get("issue_id")) not in world.by_issue_id
+                    and str(link.get("issue_key", "")).upper() not in world.by_issue_key
+                ):
+                    missing.append(str(link.get("issue_key") or link.get("issue_id")))
+        return sorted(set(missing))
 
     def _issues_by_rule(
         self, world: World, ticket: Entity, rule: str, removed: set[str]

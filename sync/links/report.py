@@ -1,0 +1,152 @@
+"""What leaders read: top issues by revenue at stake, product areas by demand, unlinked feedback,
+and the review queue of links product ops must decide."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any
+
+from sync.links.derive import Derived
+from sync.links.world import Entity
+
+
+@dataclass(frozen=True)
+class Section:
+    """A table: a title, column names and rows (plain values, ready for table, CSV or JSON)."""
+
+    name: str
+    title: str
+    columns: tuple[str, ...]
+    rows: list[tuple[Any, ...]]
+
+    def as_dicts(self) -> list[dict[str, Any]]:
+        return [dict(zip(self.columns, row, strict=True)) for row in self.rows]
+
+
+def top_issues(derived: Derived, rollup: str, limit: int) -> Section:
+    rows = []
+    for issue_ref, roll in derived.rollups[rollup].items():
+        if roll.empty:
+            continue
+        issue = derived.world.issues[issue_ref]
+        rows.append(
+            (
+                roll.issue_key,
+                issue.get("summary", ""),
+                issue.get("status", ""),
+                roll.arr,
+                roll.currency,
+                roll.accounts,
+                roll.tickets,
+                ", ".join(roll.top_accounts),
+                roll.last_request or "",
+            )
+        )
+    rows.sort(key=lambda r: (-r[3], -r[6], r[0]))
+    return Section(
+        "issues",
+        "Top issues by customer revenue asking for them",
+        (
+            "issue",
+            "summary",
+            "status",
+            "arr",
+            "currency",
+            "accounts",
+            "tickets",
+            "top_accounts",
+            "last_request",
+        ),
+        rows[:limit],
+    )
+
+
+def product_areas(derived: Derived) -> Section:
+    tickets: dict[str, int] = defaultdict(int)
+    accounts: dict[str, set[str]] = defaultdict(set)
+    for ticket in derived.world.tickets.values():
+        area = str(ticket.get("product_area") or "unclassified")
+        tickets[area] += 1
+        link = derived.links.account_of.get(ticket.ref)
+        if link:
+            accounts[area].add(link.target)
+    rows = []
+    for area, count in tickets.items():
+        arr = sum(_arr(derived, derived.world.accounts[a]) for a in accounts[area])
+        rows.append((area, count, len(accounts[area]), round(arr, 2), derived.currencies.reporting))
+    rows.sort(key=lambda r: (-r[3], -r[1], r[0]))
+    return Section(
+        "areas",
+        "Product areas by demand",
+        ("product_area", "tickets", "accounts", "arr", "currency"),
+        rows,
+    )
+
+
+def unlinked_feedback(derived: Derived, limit: int) -> Section:
+    """Tickets linked to no issue, weighted by the revenue of their account."""
+    rows = []
+    for ticket in derived.world.tickets.values():
+        if ticket.ref in derived.links.issues_of:
+            continue
+        link = derived.links.account_of.get(ticket.ref)
+        account = derived.world.accounts.get(link.target) if link else None
+        arr = _arr(derived, account) if account else 0.0
+        rows.append(
+            (
+                ticket.key,
+                ticket.get("subject", ""),
+                ticket.get("product_area", ""),
+                account.get("name", "") if account else "",
+                round(arr, 2),
+                ticket.get("created_at", ""),
+            )
+        )
+    rows.sort(key=lambda r: (-r[4], str(r[0])))
+    return Section(
+        "unlinked",
+        f"Feedback linked to no issue ({len(rows)} tickets)",
+        ("ticket", "subject", "product_area", "account", "arr", "created_at"),
+        rows[:limit],
+    )
+
+
+def review_queue(derived: Derived) -> Section:
+    """Ambiguous and missing matches, by revenue at stake, for product ops to resolve."""
+    rows = []
+    world = derived.world
+    for item in derived.links.unresolved:
+        candidates = [world.accounts[c] for c in item.candidates if c in world.accounts]
+        if item.kind == "ticket_account":
+            at_stake = max((_arr(derived, a) for a in candidates), default=0.0)
+        else:
+            link = derived.links.account_of.get(item.ticket)
+            account = world.accounts.get(link.target) if link else None
+            at_stake = _arr(derived, account) if account else 0.0
+        ticket = world.tickets.get(item.ticket)
+        rows.append(
+            (
+                item.ticket,
+                ticket.get("subject", "") if ticket else "",
+                item.kind,
+                item.reason,
+                item.detail,
+                ", ".join(f"{c.get('name', c.key)} ({c.key})" for c in candidates),
+                round(at_stake, 2),
+            )
+        )
+    rows.sort(key=lambda r: (-r[6], r[2], r[0]))
+    return Section(
+        "review",
+        "Links to review (resolve them in the overrides file)",
+        ("ticket", "subject", "kind", "reason", "detail", "candidates", "arr_at_stake"),
+        rows,
+    )
+
+
+def _arr(derived: Derived, account: Entity | None) -> float:
+    if account is None:
+        return 0.0
+    value = derived.currencies.convert(float(account.get("arr", 0) or 0), account.get("currency"))
+    return value or 0.0
