@@ -181,5 +181,9 @@ class Connector(ABC):
         """
         raise FatalError(f"connector type '{self.type_name}' cannot write", connector=self.name)
 
+    def field_value(self, raw: Mapping[str, Any], field: str) -> Any:
+        """A field's current value in a stored raw record (write-back compares against it)."""
+        return raw.get(field)
+
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release sessions and other resources."""

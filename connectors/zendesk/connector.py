@@ -10,7 +10,7 @@ export repeats its boundary items, which the engine absorbs by content hash.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -20,7 +20,16 @@ from pydantic import BaseModel
 from zenpy import Zenpy
 from zenpy.lib.exception import APIException, RatelimitBudgetExceeded, ZenpyException
 
-from connectors.base import Connector, FieldInfo, Page, Record, StreamSpec, SweepPage
+from connectors.base import (
+    Connector,
+    FieldInfo,
+    FieldWrite,
+    Page,
+    Record,
+    StreamSpec,
+    SweepPage,
+    WriteOutcome,
+)
 from connectors.budget import BudgetRule, RequestBudget
 from connectors.http import error_for_exception, error_for_status, make_session
 from connectors.prefetch import read_ahead
@@ -338,7 +347,11 @@ class ZendeskConnector(Connector):
                     str(f.type),
                     label=str(f.title),
                     custom=True,
-                    extra={"path": "custom_fields", "transform": f"{{ custom_field = {f.id} }}"},
+                    extra={
+                        "id": str(f.id),
+                        "path": "custom_fields",
+                        "transform": f"{{ custom_field = {f.id} }}",
+                    },
                 )
                 for f in fields
                 if getattr(f, "removable", True)
@@ -384,6 +397,71 @@ class ZendeskConnector(Connector):
         if stream.name == "jira_links":
             return (SweepPage(present=page.records) for page in self._read_links(SinceIdCursor()))
         return super().sweep(stream)
+
+    # ---- writes -----------------------------------------------------------------------
+
+    def write(self, writes: Sequence[FieldWrite]) -> list[WriteOutcome]:
+        """Set ticket fields: numeric names are custom field ids, others standard fields."""
+        outcomes = []
+        for item in writes:
+            if item.object_name != "tickets":
+                outcomes.append(WriteOutcome(item.key, False, f"cannot write {item.object_name}"))
+                continue
+            ticket: dict[str, Any] = {}
+            custom = []
+            for name, value in item.fields.items():
+                if str(name).isdigit():
+                    custom.append({"id": int(name), "value": value})
+                else:
+                    ticket[str(name)] = value
+            if custom:
+                ticket["custom_fields"] = custom
+            outcomes.append(self._update_ticket(item.key, ticket, ", ".join(map(str, item.fields))))
+        return outcomes
+
+    def add_internal_note(self, ticket: str, body: str) -> WriteOutcome:
+        """An internal note (not visible to the requester) on a ticket."""
+        return self._update_ticket(ticket, {"comment": {"body": body, "public": False}}, "comment")
+
+    def has_note_containing(self, ticket: str, marker: str) -> bool:
+        """Whether any comment of the ticket contains `marker` (for exactly-once notes)."""
+        url: str | None = f"{self.api_root}/tickets/{ticket}/comments.json"
+        while url:
+            body = self._get(url, None, what=f"GET tickets/{ticket}/comments")
+            for comment in body.get("comments", []):
+                if marker in str(comment.get("body", "")):
+                    return True
+            url = body.get("next_page")
+        return False
+
+    def field_value(self, raw: Mapping[str, Any], field: str) -> Any:
+        """A field's current value in a stored ticket (custom fields by id)."""
+        if str(field).isdigit():
+            for entry in raw.get("custom_fields") or []:
+                if str(entry.get("id")) == str(field):
+                    return entry.get("value")
+            return None
+        return raw.get(field)
+
+    def _update_ticket(self, ticket: str, payload: dict[str, Any], fields: str) -> WriteOutcome:
+        url = f"{self.api_root}/tickets/{ticket}.json"
+        what = f"PUT tickets/{ticket}"
+        try:
+            response = self.session().put(url, json={"ticket": payload})
+        except requests.RequestException as exc:
+            raise error_for_exception(exc, connector=self.name, what=what) from None
+        if response.status_code in (200, 201):
+            return WriteOutcome(ticket, True)
+        if response.status_code in (404, 422):
+            detail = _error_detail(response) or str(response.status_code)
+            return WriteOutcome(ticket, False, f"ticket {ticket}, field(s) {fields}: {detail}")
+        raise error_for_status(
+            response.status_code,
+            connector=self.name,
+            what=what,
+            headers=response.headers,
+            detail=_error_detail(response),
+        )
 
     # ---- streams ----------------------------------------------------------------------
 
