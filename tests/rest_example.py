@@ -43,7 +43,9 @@ def example_config(
     )
     example = example.replace("requests_per_minute = 2 ", "requests_per_minute = 100000 ")
     if initial_value is not None:
-        example = example.replace('initial_value = "2024-01-01"', f'initial_value = "{initial_value}"')
+        example = example.replace(
+            'initial_value = "2024-01-01"', f'initial_value = "{initial_value}"'
+        )
     if limit is not None:
         example = example.replace("limit = 1000", f"limit = {limit}")
     path = directory / "pmsync.toml"

@@ -15,7 +15,7 @@ from pmsync.errors import FatalError, RetriableError
 from simulators.pendo import FEATURES, PendoSimulator, generate
 
 NOW = 1_790_000_000 // 86_400 * 86_400 + 43_200
-FEATURE_ID = dict((name, fid) for fid, name in FEATURES)
+FEATURE_ID = {name: fid for fid, name in FEATURES}
 
 
 @pytest.fixture
@@ -94,8 +94,12 @@ def test_the_reread_window_covers_late_days_but_a_caught_up_cursor_costs_nothing
 
 def test_an_unknown_feature_is_named_with_a_suggestion(sim: PendoSimulator) -> None:
     connector = pendo(sim, backfill_days=1)
-    with pytest.raises(FatalError, match="feature 'Export CVS'.*did you mean 'Export CSV'"):
-        list(connector.read(connector.stream("usage"), None, fields=frozenset({"feature:Export CVS"})))
+    with pytest.raises(FatalError, match=r"feature 'Export CVS'.*did you mean 'Export CSV'"):
+        list(
+            connector.read(
+                connector.stream("usage"), None, fields=frozenset({"feature:Export CVS"})
+            )
+        )
 
 
 def test_429_is_retriable_with_retry_after(sim: PendoSimulator) -> None:

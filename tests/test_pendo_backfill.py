@@ -101,7 +101,8 @@ def test_backfill_resumes_after_kill_9_without_counting_a_day_twice(
 
     store = Store(f"sqlite:///{tmp_path / 'pmsync.db'}")
     state = store.stream_state("pendo", "usage")
-    assert state is not None and state.cursor is not None
+    assert state is not None
+    assert state.cursor is not None
     last_done = date.fromisoformat(orjson.loads(state.cursor)["last_day"])
     assert first_day <= last_done < yesterday - timedelta(days=10), "kill landed too late"
     killed = stored_usage(store)

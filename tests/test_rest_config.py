@@ -69,8 +69,8 @@ def test_unknown_pagination_style_is_rejected_with_a_suggestion(
     ("old", "new", "where", "message"),
     [
         (
-            "has_more_path = \"hasMore\"",
-            "has_more_path = \"hasMore\"\nnext_url_path = \"next\"",
+            'has_more_path = "hasMore"',
+            'has_more_path = "hasMore"\nnext_url_path = "next"',
             "endpoints.usage.pagination",
             "next_url_path does not apply to pagination style 'offset'",
         ),

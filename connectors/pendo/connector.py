@@ -299,9 +299,11 @@ class PendoConnector(Connector):
             )
             for row in feature_rows:
                 placed = self._place(row, first, last)
-                if placed is None or placed[0] is None:
+                if placed is None:
                     continue
                 key, day, account = placed
+                if key is None:
+                    continue
                 if key not in records:
                     records[key] = _usage_record(key, account, day, self.days.start_ms(day), {})
                     _add_feature_slots(records[key], features)

@@ -35,8 +35,8 @@ class PendoSettings(ConnectorSettings):
     )
     app_id: int | str | None = Field(
         default=None,
-        description='The app whose events count; default: the subscription\'s app. For every '
-        'app of a multi-app subscription write app_id = \'expandAppIds("*")\'.',
+        description="The app whose events count; default: the subscription's app. For every "
+        "app of a multi-app subscription write app_id = 'expandAppIds(\"*\")'.",
     )
     timezone: str = Field(
         default="UTC",

@@ -11,6 +11,7 @@ and compared after parsing, never as text.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -34,17 +35,9 @@ def parse_value(kind: CursorType, raw: Any) -> Any:
     if raw is None or isinstance(raw, bool):
         return None
     try:
-        if kind == "datetime":
-            return _datetime(raw)
-        if kind == "date":
-            return date.fromisoformat(str(raw)[:10])
-        if kind == "integer":
-            return int(raw)
-        if kind == "number":
-            return float(raw)
+        return _PARSERS[kind](raw)
     except (TypeError, ValueError, OverflowError):
         return None
-    return str(raw)
 
 
 def _datetime(raw: Any) -> datetime:
@@ -54,6 +47,15 @@ def _datetime(raw: Any) -> datetime:
     text = str(raw).strip().replace(" ", "T", 1)
     parsed = datetime.fromisoformat(text)
     return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+_PARSERS: dict[str, Callable[[Any], Any]] = {
+    "datetime": _datetime,
+    "date": lambda raw: date.fromisoformat(str(raw)[:10]),
+    "integer": int,
+    "number": float,
+    "string": str,
+}
 
 
 def later(kind: CursorType, current: JsonScalar | None, candidate: Any) -> JsonScalar | None:

@@ -86,8 +86,7 @@ def check_jmespath(expression: str | None, what: str) -> str | None:
 def _choice(value: Any, choices: dict[str, Any], what: str) -> Any:
     if isinstance(value, str) and value not in choices:
         raise config_error(
-            f"unknown {what} '{value}'{did_you_mean(value, choices)} "
-            f"(known: {', '.join(choices)})"
+            f"unknown {what} '{value}'{did_you_mean(value, choices)} (known: {', '.join(choices)})"
         )
     return value
 
@@ -286,21 +285,19 @@ class EndpointSettings(BaseModel):
     @model_validator(mode="after")
     def _coherent(self) -> EndpointSettings:
         if self.body is not None and self.method == "GET":
-            raise config_error("a body needs method = \"POST\"")
+            raise config_error('a body needs method = "POST"')
         sends_in_body = self.pagination.style != "none" and self.pagination.send_in == "body"
         if self.incremental and self.incremental.param and self.incremental.send_in == "body":
             sends_in_body = True
         if sends_in_body and self.method != "POST":
-            raise config_error("send_in = \"body\" needs method = \"POST\"")
+            raise config_error('send_in = "body" needs method = "POST"')
         available = set(STYLE_VARIABLES.get(self.pagination.style, ()))
         if self.incremental is not None:
             available.add("since")
         used = placeholders(self.path) | placeholders(self.params) | placeholders(self.body)
         for name in sorted(used - available):
             if name in VARIABLES:
-                raise config_error(
-                    f"{{{{{name}}}}} is not available here: it is {VARIABLES[name]}"
-                )
+                raise config_error(f"{{{{{name}}}}} is not available here: it is {VARIABLES[name]}")
             raise config_error(
                 f"unknown placeholder {{{{{name}}}}}{did_you_mean(name, VARIABLES)} "
                 f"(available here: {', '.join(sorted(available)) or 'none'})"

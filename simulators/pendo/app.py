@@ -243,7 +243,9 @@ class PendoSimulator(Simulator):
 
     def aggregation(self, request: Request) -> Response:
         body = request.get_json(silent=True)
-        pipeline = (body or {}).get("request", {}).get("pipeline") if isinstance(body, dict) else None
+        pipeline = (
+            (body or {}).get("request", {}).get("pipeline") if isinstance(body, dict) else None
+        )
         if not isinstance(pipeline, list) or not pipeline:
             return _bad_request("request.pipeline must be a non-empty list")
         try:
@@ -258,7 +260,9 @@ class PendoSimulator(Simulator):
             return json_response({"error": f"unknown metadata kind {kind}"}, 404)
         auto = ["firstvisit", "lastvisit", "lastupdated", "idhash"]
         schema = {
-            "auto": {name: _schema_field("string" if name == "idhash" else "time") for name in auto},
+            "auto": {
+                name: _schema_field("string" if name == "idhash" else "time") for name in auto
+            },
             "agent": {"name": _schema_field("string", "Name")},
             "custom": {
                 name: _schema_field(kind_name, name.title())

@@ -99,9 +99,7 @@ def _aggregate(kind: str, source: Any) -> Callable[[list[Row]], Any]:
     if kind == "count":
         if source is None:
             return len
-        return lambda rows: len(
-            {v for r in rows if (v := field_value(r, str(source))) is not None}
-        )
+        return lambda rows: len({v for r in rows if (v := field_value(r, str(source))) is not None})
     if kind not in ("sum", "min", "max"):
         raise PipelineError(f"unknown aggregate '{kind}'")
     path = str(source)
@@ -122,12 +120,18 @@ def _sort(rows: list[Row], argument: Any) -> list[Row]:
         raise PipelineError("sort takes a list of field names")
     for field in reversed([str(f) for f in argument]):
         descending = field.startswith("-")
-        path = field.lstrip("-")
-        rows = sorted(rows, key=lambda r, p=path: _sort_key(field_value(r, p)), reverse=descending)
+        rows = sorted(rows, key=_sort_key(field.lstrip("-")), reverse=descending)
     return rows
 
 
-def _sort_key(value: Any) -> tuple[int, Any]:
+def _sort_key(path: str) -> Callable[[Row], tuple[int, Any]]:
+    def key(row: Row) -> tuple[int, Any]:
+        return _order(field_value(row, path))
+
+    return key
+
+
+def _order(value: Any) -> tuple[int, Any]:
     if value is None:
         return (0, 0)
     if isinstance(value, int | float) and not isinstance(value, bool):

@@ -80,19 +80,7 @@ class PostHogSimulator(Simulator):
         properties: dict[str, Any] | None = None,
     ) -> None:
         """Store one event (UTC timestamp)."""
-        row = {
-            "uuid": str(uuid.uuid4()),
-            "event": event,
-            "distinct_id": person_id,
-            "person_id": person_id,
-            "timestamp": at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S"),
-            "properties": dict(properties or {}),
-        }
-        with self.lock:
-            self.events.append(row)
-        self.table.insert(
-            [(row["uuid"], event, person_id, person_id, row["timestamp"], row["properties"])]
-        )
+        self.capture_many([(event, person_id, at, dict(properties or {}))])
 
     def capture_many(self, rows: list[tuple[str, str, datetime, dict[str, Any]]]) -> None:
         prepared = []
@@ -116,7 +104,9 @@ class PostHogSimulator(Simulator):
     def delete_account(self, account_id: str) -> None:
         """Delete every event of an account (property account_id)."""
         with self.lock:
-            self.events = [e for e in self.events if e["properties"].get("account_id") != account_id]
+            self.events = [
+                e for e in self.events if e["properties"].get("account_id") != account_id
+            ]
         self.table.delete_property("account_id", account_id)
 
     def daily_usage(self, first: date, last: date) -> dict[tuple[str, str], dict[str, int]]:
@@ -133,7 +123,11 @@ class PostHogSimulator(Simulator):
                 slot["persons"].add(e["person_id"])
                 slot["exports"] += e["event"] == "export_csv"
         return {
-            k: {"events": v["events"], "active_users": len(v["persons"]), "export_csv": v["exports"]}
+            k: {
+                "events": v["events"],
+                "active_users": len(v["persons"]),
+                "export_csv": v["exports"],
+            }
             for k, v in out.items()
         }
 

@@ -87,8 +87,8 @@ class EventTable:
         db.create_function("toDateTime", 1, lambda v: None if v is None else str(v)[:19])
         db.create_function("toString", 1, lambda v: None if v is None else str(v))
         db.create_function("concat", -1, lambda *a: "".join("" if v is None else str(v) for v in a))
-        db.create_aggregate("uniq", 1, _Uniq)  # type: ignore[arg-type]
-        db.create_aggregate("countIf", 1, _CountIf)  # type: ignore[arg-type]
+        db.create_aggregate("uniq", 1, _Uniq)
+        db.create_aggregate("countIf", 1, _CountIf)
 
     def insert(self, rows: list[tuple[str, str, str, str, str, dict[str, Any]]]) -> None:
         with self._lock:
