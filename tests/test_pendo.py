@@ -117,3 +117,17 @@ def test_the_key_travels_in_its_header_only(sim: PendoSimulator) -> None:
     request = sim.requests[-1]
     assert request.headers["x-pendo-integration-key"] == sim.integration_key
     assert sim.integration_key not in request.path + str(request.query)
+
+
+def test_a_caught_up_cycle_reads_the_reread_window_in_one_request_per_source(
+    sim: PendoSimulator,
+) -> None:
+    connector = pendo(sim, reread_days=3, backfill_days=10)
+    fields = frozenset({"feature:Export CSV"})
+    pages = list(connector.read(connector.stream("usage"), None, fields=fields))
+    sim.reset_log()
+    again = list(connector.read(connector.stream("usage"), pages[-1].cursor, fields=fields))
+    assert len(again) == 1
+    assert again[0].cursor == pages[-1].cursor
+    # One events request and one per named feature (plus the feature catalog lookup).
+    assert len(sim.requests_to("/api/v1/aggregation")) == 2

@@ -260,9 +260,11 @@ class PendoConnector(Connector):
         features = self._wanted_features(fields)
         first, last = span
         step = timedelta(days=self.settings.slice_days)
+        # The re-read window is one slice: a caught-up cycle costs one request per source.
+        window = last - timedelta(days=self.settings.reread_days - 1)
         start = first
         while start <= last:
-            end = min(start + step - timedelta(days=1), last)
+            end = last if start >= window else min(start + step - timedelta(days=1), last)
             records = self._usage_slice(start, end, features)
             done = end if last_day is None else max(last_day, end)
             log.debug("usage_slice", first=start.isoformat(), last=end.isoformat())
