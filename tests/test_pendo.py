@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import date, timedelta
+from pathlib import Path
 
 import pytest
 from pydantic import SecretStr
@@ -11,8 +12,11 @@ from pydantic import SecretStr
 from connectors.pendo import PendoConnector
 from connectors.pendo.connector import UsageCursor
 from connectors.pendo.settings import PendoSettings
+from connectors.testing import key_mapping
 from pmsync.errors import FatalError, RetriableError
 from simulators.pendo import FEATURES, PendoSimulator, generate
+from sync.engine import SyncEngine
+from sync.store.store import Store
 
 NOW = 1_790_000_000 // 86_400 * 86_400 + 43_200
 FEATURE_ID = {name: fid for fid, name in FEATURES}
@@ -131,3 +135,21 @@ def test_a_caught_up_cycle_reads_the_reread_window_in_one_request_per_source(
     assert again[0].cursor == pages[-1].cursor
     # One events request and one per named feature (plus the feature catalog lookup).
     assert len(sim.requests_to("/api/v1/aggregation")) == 2
+
+
+def test_the_engine_waits_as_retry_after_says_and_converges(
+    sim: PendoSimulator, tmp_path: Path
+) -> None:
+    connector = pendo(sim, backfill_days=5)
+    spec = connector.stream("usage")
+    sim.inject(429, path_prefix="/api/v1/aggregation", headers={"Retry-After": "3"})
+    sleeps: list[float] = []
+    store = Store(f"sqlite:///{tmp_path / 'pendo.db'}")
+    engine = SyncEngine(store, run_id="t", sleep=sleeps.append)
+    result = engine.sync_stream(connector, spec, key_mapping(connector, spec))
+    assert result.status == "ok", result.error
+    assert sleeps == [3.0]
+    yesterday = sim.today() - timedelta(days=1)
+    truth = sim.usage_truth(yesterday - timedelta(days=4), yesterday)
+    assert store.live_keys("pendo", "usage") == {f"{a}:{d}" for a, d in truth}
+    store.close()

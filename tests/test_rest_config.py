@@ -123,3 +123,14 @@ def test_a_literal_token_is_refused(tmp_path: Path, sim: PostHogSimulator) -> No
     assert "connectors.posthog.auth.token" in output
     assert "secrets must not be written in the file" in output
     assert "phx_literal_secret" not in output
+
+
+def test_a_credential_in_plain_headers_is_refused(tmp_path: Path, sim: PostHogSimulator) -> None:
+    path = broken(
+        tmp_path, sim, 'type = "rest"\n', 'type = "rest"\nheaders = { X-Api-Key = "abc123" }\n'
+    )
+    code, output = check_config(path)
+    assert code == 1
+    assert "connectors.posthog.headers" in output
+    assert "header 'X-Api-Key' looks like a credential; set it under auth" in output
+    assert "abc123" not in output

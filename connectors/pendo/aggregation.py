@@ -54,16 +54,14 @@ def pendo_string(value: str) -> str:
     return json.dumps(value)
 
 
-def accounts_pipeline(
-    after_updated: int, after_id: str, limit: int, app_id: int | str | None
-) -> list[Stage]:
+def accounts_pipeline(after_updated: int, after_id: str, limit: int) -> list[Stage]:
     """One keyset page of accounts ordered by (lastupdated, accountId), after the given pair.
 
     Ties on lastupdated are common (bulk metadata updates); the accountId tiebreak means a page
-    boundary inside a tie neither skips nor repeats an account.
+    boundary inside a tie neither skips nor repeats an account. Accounts are subscription-wide:
+    the source takes no app.
     """
-    source: Stage = {"source": {"accounts": {"appId": app_id} if app_id is not None else None}}
-    pipeline: list[Stage] = [source]
+    pipeline: list[Stage] = [{"source": {"accounts": None}}]
     if after_updated or after_id:
         field = "metadata.auto.lastupdated"
         pipeline.append(

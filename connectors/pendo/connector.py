@@ -214,9 +214,7 @@ class PendoConnector(Connector):
     def _read_accounts(self, after: AccountsCursor) -> Iterator[Page]:
         size = self.settings.page_size
         while True:
-            pipeline = agg.accounts_pipeline(
-                after.lastupdated, after.account_id, size, self.settings.app_id
-            )
+            pipeline = agg.accounts_pipeline(after.lastupdated, after.account_id, size)
             rows = self._aggregate("pmsync-accounts", pipeline)
             if not rows:
                 return

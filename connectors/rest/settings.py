@@ -59,6 +59,7 @@ AUTH_OPTIONS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
     "basic": (frozenset({"username", "password"}), frozenset({"username", "password"})),
 }
 CURSOR_TYPES = ("datetime", "date", "integer", "number", "string")
+SECRET_HEADER = re.compile(r"auth|key|token|secret|cookie|password", re.IGNORECASE)
 STREAM_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
 
 
@@ -81,6 +82,17 @@ def check_jmespath(expression: str | None, what: str) -> str | None:
             f"{what} '{expression}' is not a valid JMESPath expression ({detail})"
         ) from None
     return expression
+
+
+def check_headers(headers: dict[str, str]) -> dict[str, str]:
+    """Plain headers are written in the file, so they must not carry credentials."""
+    for name in headers:
+        if SECRET_HEADER.search(name):
+            raise config_error(
+                f"header '{name}' looks like a credential; set it under auth (type = \"header\", "
+                f'name = "{name}", token = {{ env = "..." }}) so it stays a secret reference'
+            )
+    return headers
 
 
 def _choice(value: Any, choices: dict[str, Any], what: str) -> Any:
@@ -275,6 +287,11 @@ class EndpointSettings(BaseModel):
     def _paths_compile(cls, value: str | None, info: Any) -> str | None:
         return check_jmespath(value, str(info.field_name))
 
+    @field_validator("headers")
+    @classmethod
+    def _no_secret_headers(cls, value: dict[str, str]) -> dict[str, str]:
+        return check_headers(value)
+
     @field_validator("path")
     @classmethod
     def _path_shape(cls, value: str) -> str:
@@ -330,6 +347,11 @@ class RestSettings(ConnectorSettings):
     endpoints: dict[str, EndpointSettings] = Field(
         min_length=1, description="Stream name = endpoint; each stream is mapped on its own."
     )
+
+    @field_validator("headers")
+    @classmethod
+    def _no_secret_headers(cls, value: dict[str, str]) -> dict[str, str]:
+        return check_headers(value)
 
     @field_validator("endpoints")
     @classmethod
