@@ -175,3 +175,30 @@ def test_auth_styles_reach_the_request() -> None:
     )
     read(in_query)
     assert query(responses.calls[-1].request) == {"api_key": "q-9"}
+
+
+@responses.activate
+def test_each_endpoint_is_its_own_stream_with_its_own_cursor() -> None:
+    responses.get(f"{API}/items", json={"data": ITEMS[:2]})
+    responses.get(f"{API}/accounts", json={"accounts": [{"key": "a1", "rev": 4}]})
+    config = RestSettings.model_validate(
+        {
+            "base_url": API,
+            "endpoints": {
+                "items": {"path": "/items", "records_path": "data"},
+                "accounts": {
+                    "path": "/accounts",
+                    "records_path": "accounts",
+                    "key": "key",
+                    "incremental": {"cursor_field": "rev", "type": "integer", "param": "since"},
+                },
+            },
+        }
+    )
+    conn = RestConnector("api", config)
+    assert [s.name for s in conn.streams()] == ["items", "accounts"]
+    assert conn.stream("accounts").key == "key"
+    accounts = list(conn.read(conn.stream("accounts"), None))
+    assert accounts[-1].cursor == RestCursor(since=4)
+    assert ids(read(conn)) == [1, 2]
+    assert read(conn)[-1].cursor == RestCursor()  # not incremental: a full read each cycle
