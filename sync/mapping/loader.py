@@ -270,16 +270,24 @@ def check_against_connectors(
     instances: Mapping[str, str],
     stream_names: Mapping[str, Iterable[str] | None],
     known_fields: Mapping[tuple[str, str], frozenset[str]] | None = None,
+    installed_types: Iterable[str] = (),
 ) -> list[Problem]:
     """Problems where a mapping names a connector or stream the configuration does not have.
 
     `instances` maps instance name -> type; `stream_names` maps instance -> its stream names
     (None when the connector accepts any stream name, as Salesforce does for sObjects).
+    A mapping for an installed connector type that no instance uses is simply unused: the
+    shipped mappings/ directory holds one file per connector type.
     """
     problems: list[Problem] = []
     types = set(instances.values())
+    unused = set(installed_types) - types
+    reported: set[tuple[str, str]] = set()
     for (ref, stream), compiled in mappings.streams.items():
         if ref not in instances and ref not in types:
+            if ref in unused or (compiled.file, ref) in reported:
+                continue
+            reported.add((compiled.file, ref))
             hint = did_you_mean(ref, [*instances, *types])
             problems.append(
                 Problem(

@@ -1,0 +1,5 @@
+"""Pendo connector."""
+
+from connectors.pendo.connector import PendoConnector
+
+__all__ = ["PendoConnector"]
