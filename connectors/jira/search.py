@@ -14,8 +14,9 @@ last page moves `settled_ms` to the pass's upper bound.
 
 Data Center pages by offset over a live result: when issues leave the window during a pass
 (they were updated, so their `updated` moved past `upper`), later issues shift back by as many
-places. `total` drops by the same number, and the next page starts that many places earlier so
-no issue is skipped (the repeats are absorbed downstream).
+places, so the page just served started that many places too far on. `total` drops by the same
+number, and the next page starts that many places before the page just served, so no issue is
+skipped (about one page is read twice; the repeats are absorbed downstream).
 """
 
 from __future__ import annotations
@@ -159,10 +160,11 @@ def datacenter_page(
     if not isinstance(total, int):
         raise UnexpectedAnswer("search answered without a total")
     shrink = max(0, previous_total - total) if previous_total is not None else 0
-    following = start + len(issues) - shrink
+    # Issues that left before `start` moved this page `shrink` places on: step back over them.
+    following = max(0, start - shrink) if shrink else start + len(issues)
     if not issues or following >= total:
         return SearchPage(issues, None)
-    return SearchPage(issues, Position(start_at=max(0, following), total=total))
+    return SearchPage(issues, Position(start_at=following, total=total))
 
 
 def _issues(body: Any) -> list[dict[str, Any]]:
