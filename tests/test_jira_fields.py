@@ -162,3 +162,20 @@ def test_mapping_check_accepts_display_names_and_flags_typos(tmp_path: Path) -> 
     assert [p.message for p in problems] == [
         "source field 'sttus' is not a field of issues; did you mean 'status'?"
     ]
+
+
+def test_many_fields_are_searched_by_post(
+    connector: JiraConnector, sim: JiraSimulator, tmp_path: Path
+) -> None:
+    names = [f"Metric {n}" for n in range(45)]
+    for n, name in enumerate(names):
+        sim.add_field(custom_field(f"customfield_{11000 + n}", name, "number", "float"))
+    first = sorted(sim.visible_ids())[0]
+    sim.update_issue(first, {"customfield_11044": 7.0}, at=sim.clock() - 3600)
+    pages = list(connector.read(connector.stream("issues"), None, fields=frozenset(names)))
+    values = {r["id"]: r["Metric 44"] for p in pages for r in p.records}
+    assert values[first] == 7.0
+    searches = [r for r in sim.requests if "/search" in r.path]
+    assert searches
+    assert all(r.method == "POST" for r in searches)
+    assert len(searches[0].json()["fields"]) == 46  # the 45 metrics and `updated`

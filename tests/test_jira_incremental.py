@@ -19,7 +19,7 @@ from structlog.testing import capture_logs
 
 from connectors.jira import IssueCursor
 from connectors.jira.errors import rate_limit_reset_seconds
-from pmsync.errors import RetriableError
+from pmsync.errors import AuthError, RetriableError
 from simulators.jira import JiraSimulator, generate
 from sync.engine import StreamResult
 
@@ -313,5 +313,23 @@ def test_census_tombstones_deleted_and_hidden_issues_only(
         live = {r.key for r in store.iter_records(connector="jira", stream="issues")}
         assert live == sim.visible_ids()
         store.close()
+    finally:
+        sim.stop()
+
+
+def test_refused_credentials_are_named_without_the_secret(
+    deployment: str, clock: FakeClock
+) -> None:
+    sim = start_sim(deployment, clock)
+    try:
+        connector = make_connector(sim, clock, secret="hunter2-very-secret")
+        with capture_logs() as logs, pytest.raises(AuthError) as info:
+            list(connector.read(connector.stream("issues"), None))
+        message = str(info.value)
+        assert message.startswith("jira: ")
+        assert "401" in message
+        assert "credentials" in message
+        assert "hunter2" not in message
+        assert "hunter2" not in repr(logs)
     finally:
         sim.stop()

@@ -31,6 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field
 MINUTE_MS = 60_000
 ORDER = "ORDER BY updated ASC, key ASC"  # in JQL, id is an alias of the issue key field
 CENSUS_ORDER = "ORDER BY key ASC"
+POST_ABOVE_FIELDS = 40  # a long field list would overflow the URL of a GET
 
 
 class IssueCursor(BaseModel):
@@ -132,6 +133,7 @@ def cloud_page(
         maxResults=size,
         fields=list(fields),  # the library rewrites this list in place
         json_result=True,
+        use_post=len(fields) > POST_ABOVE_FIELDS,
     )
     issues = _issues(body)
     following = body.get("nextPageToken")
@@ -154,6 +156,7 @@ def datacenter_page(
         maxResults=size,
         fields=list(fields),
         json_result=True,
+        use_post=len(fields) > POST_ABOVE_FIELDS,
     )
     issues = _issues(body)
     total = body.get("total")

@@ -37,8 +37,8 @@ Implemented, after Atlassian's public REST reference (v2 and v3 paths, `/rest/ap
   * Remote links: GET/POST/DELETE issue/{k}/remotelink; POST with a `globalId` that exists
     replaces that link (fields left out become null) and answers 200, else 201.
   * GET mypermissions?permissions=...&projectKey=... (`permissions` is required on Cloud).
-  * Rate limits: a burst limit per endpoint and method (`burst_per_second`) and per-issue write
-    limits (`issue_write_limits`, pairs of (writes, seconds)); over either: 429 with
+  * Rate limits: a burst limit per endpoint and method (`burst_per_second`) and, on Cloud,
+    per-issue write limits (`issue_write_limits`, pairs of (writes, seconds)); over either: 429 with
     Retry-After (seconds), X-RateLimit-Reset (ISO 8601, `yyyy-MM-ddTHH:mmZ`), X-RateLimit-Limit,
     X-RateLimit-Remaining and RateLimit-Reason (`jira-burst-based` or `jira-per-issue-on-write`).
 Not implemented: changelogs, transitions, comments, attachments, bulk edit, webhooks.
@@ -168,7 +168,7 @@ class JiraSimulator(Simulator):
         self._next_link = 10_000
         self._project_counters: dict[str, int] = {}
         self._version = 0
-        self._cache: dict[tuple[str, int], _Cached] = {}
+        self._cache: dict[tuple[str, int, int], _Cached] = {}
         self._windows = Windows()
         self._rate_lock = threading.Lock()
         super().__init__()
@@ -386,7 +386,7 @@ class JiraSimulator(Simulator):
         """The sorted result of a query, cached while the data does not change."""
         context = self._context()
         cacheable = not self.index_lag
-        slot = (text, self._version)
+        slot = (text, self._version, context.now_ms // 60_000)  # relative dates move
         if cacheable and slot in self._cache:
             return self._cache[slot]
         now = self.clock()
@@ -500,6 +500,8 @@ class JiraSimulator(Simulator):
         return self._too_many(wait, self.burst_per_second, "jira-burst-based")
 
     def _per_issue_limited(self, issue_id: str) -> Response | None:
+        if self.deployment != "cloud":
+            return None  # a Jira Cloud limit; Data Center has admin-configured limits instead
         for limit, seconds in self.issue_write_limits:
             with self._rate_lock:
                 wait = self._windows.admit(
