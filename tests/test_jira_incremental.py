@@ -21,7 +21,8 @@ from connectors.jira import IssueCursor
 from connectors.jira.errors import rate_limit_reset_seconds
 from pmsync.errors import AuthError, RetriableError
 from simulators.jira import JiraSimulator, generate
-from sync.engine import StreamResult
+from sync.engine import StreamResult, SyncEngine
+from sync.store.store import Store
 
 DEPLOYMENTS = ["cloud", "datacenter"]
 
@@ -42,14 +43,15 @@ def _total(results: list[StreamResult], attribute: str) -> int:
 
 @pytest.mark.parametrize("zone", ["America/Los_Angeles", "Asia/Kolkata"])
 def test_updates_in_one_minute_across_pages_are_stored_exactly_once(
-    deployment: str, zone: str, clock: FakeClock, tmp_path: Path
+    deployment: str, zone: str, clock: FakeClock, store_url: str
 ) -> None:
     """API user in UTC-8 / UTC+5:30; 500 issues updated in one minute, pages of 100."""
     sim = start_sim(deployment, clock, time_zone=zone)
     try:
         issues = generate(sim, issues=700, seed=21)
         connector = make_connector(sim, clock, page_size=100)
-        engine, store = engine_and_store(tmp_path)
+        store = Store(store_url)
+        engine = SyncEngine(store, run_id="test", sleep=lambda _s: None)
         mapping = default_mapping()
         spec = connector.stream("issues")
         assert engine.sync_stream(connector, spec, mapping).inserted == 700

@@ -223,3 +223,20 @@ def test_refused_credentials_stop_the_write_back(sim: JiraSimulator, clock: Fake
     key = _keys(sim, 1)[0]
     with pytest.raises(AuthError):
         connector.write([FieldWrite("issues", key, {CUSTOMER_ARR: 1})])
+
+
+def test_refused_notify_flag_is_dropped_once_and_writes_go_on(clock: FakeClock) -> None:
+    sim = start_sim("cloud", clock, user_is_admin=False, refuse_notify_flag=True)
+    try:
+        generate(sim, issues=5, seed=2)
+        connector = make_connector(sim, clock)
+        keys = _keys(sim, 3)
+        with capture_logs() as logs:
+            outcomes = connector.write([FieldWrite("issues", k, {CUSTOMER_ARR: 3}) for k in keys])
+        assert all(o.ok for o in outcomes), [o.error for o in outcomes]
+        assert all(_fields(sim, k)[CUSTOMER_ARR] == 3 for k in keys)
+        assert len([e for e in logs if e["event"] == "jira_notify_users_refused"]) == 1
+        puts = [r for r in sim.requests if r.method == "PUT"]
+        assert [r.status for r in puts] == [400, 204, 204, 204]
+    finally:
+        sim.stop()

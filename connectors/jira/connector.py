@@ -294,7 +294,9 @@ class JiraConnector(Connector):
 
     def _plan(self, names: frozenset[str]) -> tuple[list[str], dict[str, str]]:
         """(field ids to request, aliases name -> id) for the names a mapping uses."""
-        wanted = frozenset(names - ISSUE_KEYS) or frozenset(DEFAULT_FIELDS)
+        # No hint at all (a preview, a contract read): the default mapping's fields. A mapping
+        # that uses only id/key/self: just `updated`, which every request carries.
+        wanted = frozenset(names - ISSUE_KEYS) if names else frozenset(DEFAULT_FIELDS)
         if wanted not in self._plans:
             self._plans[wanted] = requested_fields(self.resolve_fields(wanted))
         return self._plans[wanted]
@@ -370,6 +372,7 @@ class JiraConnector(Connector):
     def _census(self) -> Iterator[SweepPage]:
         """Every issue id in scope, id-only pages: what is missing was deleted or hidden."""
         jql = f"{self._scope} {CENSUS_ORDER}"
+        self.catalog()  # the library would otherwise GET /field itself on its first search
         position: Position | None = None
         while True:
             page = self._search(jql, ["id"], self.settings.census_page_size, position)

@@ -29,7 +29,9 @@ Implemented, after Atlassian's public REST reference (v2 and v3 paths, `/rest/ap
     and nothing is applied; values are type-checked (numbers, labels without spaces, versions
     and components that exist). Success is 204 (200 with the issue when `returnIssue=true`) and
     moves `updated`. `notifyUsers=false` is honoured only for an admin API user; otherwise it is
-    silently ignored (the documented behaviour) and the notification counted in `notifications`.
+    silently ignored (the documented behaviour) and the notification counted in `notifications`,
+    or, with `refuse_notify_flag`, refused with 400 and Jira's "To discard the user
+    notification..." message (an answer reported by integrators; both are handled).
     A project in `edit_denied_projects` answers 403.
   * Issue properties: GET issue/{k}/properties, GET/PUT/DELETE issue/{k}/properties/{key}; key at
     most 255 characters, value non-empty JSON of at most 32,768 characters; 201 when created,
@@ -84,6 +86,9 @@ UNBOUNDED = (
 )
 CANNOT_SET = "Field '{0}' cannot be set. It is not on the appropriate screen, or unknown."
 NOT_FOUND = "Issue does not exist or you do not have permission to see it."
+NOTIFY_REFUSED = (
+    "To discard the user notification either admin or project admin permissions are required."
+)
 V = '<any("2","3","latest"):version>'
 
 
@@ -142,6 +147,7 @@ class JiraSimulator(Simulator):
         issue_write_limits: tuple[tuple[int, float], ...] = ((20, 2.0), (100, 30.0)),
         index_lag: float = 0.0,
         user_is_admin: bool = True,
+        refuse_notify_flag: bool = False,
         max_results_with_fields: int = 100,
     ) -> None:
         self.deployment: Deployment = deployment
@@ -154,6 +160,7 @@ class JiraSimulator(Simulator):
         self.issue_write_limits = issue_write_limits
         self.index_lag = index_lag
         self.user_is_admin = user_is_admin
+        self.refuse_notify_flag = refuse_notify_flag
         self.max_results_with_fields = max_results_with_fields
         self.fields: list[dict[str, Any]] = default_fields(deployment)
         self.editable: set[str] = set(editable_field_ids())
@@ -714,13 +721,16 @@ class JiraSimulator(Simulator):
             limited = self._per_issue_limited(stored.current["id"])
             if limited is not None:
                 return limited
+            quiet = request.args.get("notifyUsers", "true").lower() == "false"
+            if quiet and self.refuse_notify_flag and not self.user_is_admin:
+                return json_response(errors_body([NOTIFY_REFUSED]), 400)
             body = request.get_json(silent=True)
             if not isinstance(body, dict):
                 return json_response(errors_body(["Can not deserialize the request body."]), 400)
             changes, errors = self._edits(stored.current, body)
             if errors:
                 return json_response(errors_body([], errors), 400)
-            if request.args.get("notifyUsers", "true").lower() == "true" or not self.user_is_admin:
+            if not quiet or not self.user_is_admin:
                 self.notifications.append(issue_key)
             self._apply(stored, changes, at=None)
             if request.args.get("returnIssue", "false").lower() == "true":
