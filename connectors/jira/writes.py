@@ -118,7 +118,7 @@ class IssueWriter:
     def write_fields(self, write: FieldWrite) -> WriteOutcome:
         issue = write.key
         if write.object_name not in ("issue", "issues"):
-            return _failed(issue, f"cannot write object '{write.object_name}' (only issues)")
+            return _failed(issue, f"issue {issue}: cannot write object '{write.object_name}'")
         ids, unknown = self._resolve(write.fields)
         problems = [f"issue {issue}: field '{name}': {reason}" for name, reason in unknown]
         payload = {ids[name]: value for name, value in write.fields.items() if name in ids}
