@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from tests.rest_example import TOKEN_ENV, example_config
 
 from pmsync.cli import cli
 from simulators.posthog import PostHogSimulator
+from tests.rest_example import TOKEN_ENV, example_config
 
 
 @pytest.fixture

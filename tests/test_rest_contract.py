@@ -10,7 +10,6 @@ from typing import ClassVar
 
 import pytest
 from pydantic import BaseModel
-from tests.rest_example import TOKEN_ENV, example_config
 
 from connectors.base import Connector, StreamSpec
 from connectors.rest import RestConnector
@@ -19,6 +18,7 @@ from connectors.rest.settings import RestSettings
 from connectors.testing import ConnectorContract
 from pmsync.config import load_config
 from simulators.posthog import PostHogSimulator, generate
+from tests.rest_example import TOKEN_ENV, example_config
 
 NOW = 1_790_000_000 // 86_400 * 86_400 + 43_200  # a fixed midday, shared with the simulator
 

@@ -1,0 +1,392 @@
+"""Jira Cloud and Data Center: the issues of the configured projects or JQL filter.
+
+The jira library (pycontribs) talks to the site. Its constructor GETs serverInfo once, which is
+how it knows Cloud (search through /search/jql with nextPageToken) from Data Center (/search
+with startAt/total). Its own retries are switched off (`max_retries=0`) so the engine's single
+retry policy owns them; its errors are mapped onto the taxonomy in `errors.py`.
+
+Records are issues with their fields lifted beside `id`, `key` and `self`, so the roots of
+mapping paths are Jira field ids (`summary`, `customfield_10016`) or display names
+(`"Story Points"`); the connector asks Jira for exactly those fields, resolving names through
+GET /field (see `fields.py`). Cursor rules and windows: see `search.py`. Deletes and lost
+access: an id-only census of the scope (`sweep`). Writes: see `writes.py`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+import structlog
+from jira import JIRA
+from jira.exceptions import JIRAError
+from pydantic import BaseModel
+
+from connectors.base import (
+    Connector,
+    FieldInfo,
+    FieldWrite,
+    Page,
+    StreamSpec,
+    SweepPage,
+    WriteOutcome,
+)
+from connectors.budget import BudgetRule, RequestBudget
+from connectors.http import USER_AGENT, ConnectorAdapter
+from connectors.jira.errors import map_exception
+from connectors.jira.fields import ISSUE_KEYS, FieldCatalog, FieldNameError, requested_fields
+from connectors.jira.search import (
+    CENSUS_ORDER,
+    IssueCursor,
+    Position,
+    SearchPage,
+    UnexpectedAnswer,
+    Window,
+    cloud_page,
+    datacenter_page,
+    flatten,
+    next_window,
+    scope_jql,
+    window_jql,
+)
+from connectors.jira.settings import JiraSettings
+from connectors.jira.writes import IssueWritePacer, IssueWriter, RemoteLink
+from pmsync.errors import ConnectorError, FatalError
+
+log = structlog.get_logger("pmsync.connectors.jira")
+
+# System field ids, and the display names Jira gives them (Cloud and Data Center spellings),
+# for the mapping check; custom fields are resolved against the site's catalogue at read time.
+SYSTEM_FIELDS = {
+    "summary": "Summary",
+    "description": "Description",
+    "status": "Status",
+    "statusCategory": "Status Category",
+    "resolution": "Resolution",
+    "resolutiondate": "Resolved",
+    "fixVersions": "Fix versions",
+    "components": "Components",
+    "labels": "Labels",
+    "project": "Project",
+    "issuetype": "Issue Type",
+    "priority": "Priority",
+    "assignee": "Assignee",
+    "reporter": "Reporter",
+    "creator": "Creator",
+    "created": "Created",
+    "updated": "Updated",
+    "duedate": "Due date",
+    "versions": "Affects versions",
+    "parent": "Parent",
+    "issuelinks": "Linked Issues",
+    "subtasks": "Sub-tasks",
+    "votes": "Votes",
+    "watches": "Watchers",
+    "environment": "Environment",
+    "timetracking": "Time tracking",
+    "security": "Security Level",
+    "lastViewed": "Last Viewed",
+}
+KNOWN_FIELDS = frozenset(
+    set(SYSTEM_FIELDS)
+    | set(SYSTEM_FIELDS.values())
+    | ISSUE_KEYS
+    | {"Fix Version/s", "Component/s", "Affects Version/s", "Due Date", "Time Tracking"}
+)
+# What a read asks for when no mapping names fields (the default mapping's fields).
+DEFAULT_FIELDS = (
+    "summary",
+    "status",
+    "resolution",
+    "resolutiondate",
+    "fixVersions",
+    "components",
+    "labels",
+    "project",
+    "issuetype",
+    "priority",
+    "assignee",
+    "created",
+    "updated",
+)
+
+ISSUES = StreamSpec(
+    "issues",
+    "id",
+    IssueCursor,
+    "Issues of the configured projects or JQL filter (incremental on updated)",
+    object_name="issues",
+    known_fields=KNOWN_FIELDS,
+    sweep="census",
+    entity_hint="issue",
+)
+
+
+class JiraConnector(Connector):
+    """Reads Jira issues through the jira library; writes fields, properties and links."""
+
+    type_name = "jira"
+    description = "Jira Cloud and Data Center: issues, custom fields, write-back (jira)"
+    settings_model = JiraSettings
+
+    def __init__(self, name: str, settings: JiraSettings) -> None:
+        super().__init__(name, settings)
+        self.settings: JiraSettings = settings
+        self._client: JIRA | None = None
+        self._adapter: ConnectorAdapter | None = None
+        self._catalog: FieldCatalog | None = None
+        self._plans: dict[frozenset[str], tuple[list[str], dict[str, str]]] = {}
+        self.clock: Callable[[], float] = time.time
+        self.pacer = IssueWritePacer(
+            [(settings.issue_writes_per_2s, 2), (settings.issue_writes_per_30s, 30)]
+        )
+        self.writer = IssueWriter(
+            connector=name,
+            client=self.client,
+            catalog=self.catalog,
+            api_version=settings.rest_api_version,
+            pacer=self.pacer,
+        )
+
+    # ---- plumbing ---------------------------------------------------------------------
+
+    def client(self) -> JIRA:
+        """The library client; built on first use (its constructor GETs serverInfo)."""
+        if self._client is None:
+            s = self.settings
+            creds = s.credentials
+            auth: dict[str, Any] = {}
+            if creds.personal_access_token is not None:
+                auth["token_auth"] = creds.personal_access_token.get_secret_value()
+            else:
+                assert creds.email is not None
+                assert creds.api_token is not None
+                auth["basic_auth"] = (creds.email, creds.api_token.get_secret_value())
+            options: dict[str, Any] = {
+                "rest_api_version": s.rest_api_version,
+                "verify": str(s.ca_bundle) if s.ca_bundle else True,
+                "headers": {"User-Agent": USER_AGENT},
+            }
+            client = self._call(
+                "GET serverInfo",
+                lambda: JIRA(
+                    server=s.base_url, options=options, max_retries=0, timeout=s.timeout, **auth
+                ),
+            )
+            # The library builds its own ResilientSession; mounting our adapter on it (a private
+            # attribute) puts the request budget, the per-request CA bundle, the default timeout
+            # and the request counter on every later request, as for the other connectors.
+            self._adapter = ConnectorAdapter(
+                ca_bundle=s.ca_bundle, timeout=s.timeout, budget=self._budget()
+            )
+            client._session.mount("https://", self._adapter)
+            client._session.mount("http://", self._adapter)
+            self._client = client
+        return self._client
+
+    def _budget(self) -> RequestBudget | None:
+        rate = self.settings.requests_per_second
+        return RequestBudget([BudgetRule("jira", r"/rest/", per_second=rate)]) if rate else None
+
+    @property
+    def is_cloud(self) -> bool:
+        return self.client().deploymentType == "Cloud"
+
+    @property
+    def requests_sent(self) -> int:
+        """Requests sent through the adapter (all but the constructor's serverInfo)."""
+        return self._adapter.requests_sent if self._adapter else 0
+
+    def catalog(self, refresh: bool = False) -> FieldCatalog:
+        """GET /field, once per instance (or again on `refresh`)."""
+        if self._catalog is None or refresh:
+            client = self.client()
+            raw = self._call("GET field", client.fields)
+            self._catalog = FieldCatalog(raw if isinstance(raw, list) else [])
+            self._plans.clear()
+            # The library fetches the same list on its first search to translate JQL names;
+            # hand it ours so it does not ask again (a private attribute, same map it builds).
+            client._fields_cache_value = self._catalog.clause_map()
+        return self._catalog
+
+    def _call(self, what: str, call: Callable[[], Any]) -> Any:
+        try:
+            return call()
+        except (JIRAError, ValueError, OSError) as exc:
+            raise map_exception(exc, connector=self.name, what=what) from None
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()  # type: ignore[no-untyped-call]
+        self._client = None
+        self._adapter = None
+
+    # ---- interface --------------------------------------------------------------------
+
+    def streams(self) -> Sequence[StreamSpec]:
+        return (ISSUES,)
+
+    def check(self) -> None:
+        me = self._call("GET myself", self.client().myself)
+        log.info(
+            "jira_api_user",
+            connector=self.name,
+            deployment=self.client().deploymentType,
+            time_zone=(me or {}).get("timeZone"),
+        )
+
+    def objects(self) -> Sequence[str]:
+        return [ISSUES.name]
+
+    def discover(self, object_name: str) -> Sequence[FieldInfo]:
+        self.stream(object_name)
+        return self.catalog(refresh=True).infos()
+
+    def resolve_fields(self, names: Sequence[str] | frozenset[str]) -> dict[str, str]:
+        """Mapping names -> Jira field ids (an id maps to itself); FatalError otherwise.
+
+        Used when reading, and available to validation commands. A name that is not an id is
+        looked up among clause and display names, which Jira does not keep unique; the error
+        names each bad name with its candidates.
+        """
+        wanted = frozenset(names) - ISSUE_KEYS
+        try:
+            return self.catalog().resolve_all(wanted)
+        except FieldNameError:
+            try:  # a field created since the catalogue was read
+                return self.catalog(refresh=True).resolve_all(wanted)
+            except FieldNameError as exc:
+                raise FatalError(
+                    f"the mapping of stream 'issues' names Jira fields that cannot be "
+                    f"resolved: {exc}",
+                    connector=self.name,
+                ) from None
+
+    def read(
+        self,
+        stream: StreamSpec,
+        cursor: BaseModel | None,
+        *,
+        fields: frozenset[str] = frozenset(),
+    ) -> Iterator[Page]:
+        self.stream(stream.name)
+        current = cursor if isinstance(cursor, IssueCursor) else IssueCursor()
+        return self._read_issues(current, fields)
+
+    def sweep(self, stream: StreamSpec) -> Iterator[SweepPage]:
+        self.stream(stream.name)
+        return self._census()
+
+    def write(self, writes: Sequence[FieldWrite]) -> list[WriteOutcome]:
+        """PUT each issue's fields (notifyUsers=false); a bad field fails only its record."""
+        return [self.writer.write_fields(w) for w in writes]
+
+    def set_issue_property(self, issue: str, key: str, value: Any) -> WriteOutcome:
+        """Store a JSON document as an issue property (e.g. a rollup's provenance)."""
+        return self.writer.set_property(issue, key, value)
+
+    def upsert_remote_link(self, issue: str, link: RemoteLink) -> WriteOutcome:
+        """Create or replace the issue's remote link with `link.global_id`."""
+        return self.writer.upsert_remote_link(issue, link)
+
+    # ---- reading ----------------------------------------------------------------------
+
+    def _plan(self, names: frozenset[str]) -> tuple[list[str], dict[str, str]]:
+        """(field ids to request, aliases name -> id) for the names a mapping uses."""
+        # No hint at all (a preview, a contract read): the default mapping's fields. A mapping
+        # that uses only id/key/self: just `updated`, which every request carries.
+        wanted = frozenset(names - ISSUE_KEYS) if names else frozenset(DEFAULT_FIELDS)
+        if wanted not in self._plans:
+            self._plans[wanted] = requested_fields(self.resolve_fields(wanted))
+        return self._plans[wanted]
+
+    @property
+    def _scope(self) -> str:
+        return scope_jql(self.settings.projects, self.settings.jql)
+
+    def _search(
+        self, jql: str, fields: Sequence[str], size: int, at: Position | None
+    ) -> SearchPage:
+        page = cloud_page if self.is_cloud else datacenter_page
+        try:
+            return page(self.client(), jql, fields, size, at)
+        except UnexpectedAnswer as exc:
+            raise FatalError(f"search: {exc}", connector=self.name) from None
+        except (JIRAError, ValueError, OSError) as exc:
+            raise map_exception(exc, connector=self.name, what="search issues") from None
+
+    def _read_issues(self, cursor: IssueCursor, names: frozenset[str]) -> Iterator[Page]:
+        ids, aliases = self._plan(names)
+        window, position = self._resume(cursor)
+        if window is None:
+            return
+        jql = window_jql(self._scope, window)
+        read_any = False
+        while True:
+            try:
+                page = self._search(jql, ids, self.settings.page_size, position)
+            except ConnectorError as exc:
+                if position is None or position.token is None or not _token_refused(exc):
+                    raise
+                log.warning("jira_page_token_refused", connector=self.name, restart=True)
+                position = None  # the token expired: run the pass again from its start
+                continue
+            records = [flatten(issue, aliases) for issue in page.issues]
+            read_any = read_any or bool(records)
+            if page.next is None:
+                keep = not read_any and not cursor.in_pass and cursor.settled_ms is not None
+                yield Page(records, cursor if keep else IssueCursor(settled_ms=window.upper_ms))
+                return
+            position = page.next
+            yield Page(records, self._mid_pass(cursor, window, position))
+
+    def _resume(self, cursor: IssueCursor) -> tuple[Window | None, Position | None]:
+        if cursor.in_pass:
+            assert cursor.pass_upper_ms is not None
+            position = Position(
+                token=cursor.page_token, start_at=cursor.start_at, total=cursor.total
+            )
+            return Window(cursor.pass_lower_ms, cursor.pass_upper_ms), position
+        s = self.settings
+        window = next_window(
+            cursor,
+            now_ms=int(self.clock() * 1000),
+            overlap_ms=int(s.overlap.total_seconds() * 1000),
+            settle_ms=int(s.settle_lag.total_seconds() * 1000),
+            start_ms=int(s.start.timestamp() * 1000) if s.start else None,
+        )
+        return window, None
+
+    @staticmethod
+    def _mid_pass(cursor: IssueCursor, window: Window, position: Position) -> IssueCursor:
+        return IssueCursor(
+            settled_ms=cursor.settled_ms,
+            pass_lower_ms=window.lower_ms,
+            pass_upper_ms=window.upper_ms,
+            page_token=position.token,
+            start_at=position.start_at,
+            total=position.total,
+        )
+
+    def _census(self) -> Iterator[SweepPage]:
+        """Every issue id in scope, id-only pages: what is missing was deleted or hidden."""
+        jql = f"{self._scope} {CENSUS_ORDER}"
+        self.catalog()  # the library would otherwise GET /field itself on its first search
+        position: Position | None = None
+        while True:
+            page = self._search(jql, ["id"], self.settings.census_page_size, position)
+            yield SweepPage(
+                present=[{"id": str(i["id"]), "key": i.get("key")} for i in page.issues]
+            )
+            if page.next is None:
+                return
+            position = page.next
+
+
+def _token_refused(exc: ConnectorError) -> bool:
+    text = str(exc).lower()
+    return "400" in text and "token" in text
+
+
+__all__ = ["ISSUES", "IssueCursor", "JiraConnector", "RemoteLink"]
