@@ -18,6 +18,16 @@ from pmsync.errors import FatalError
 Record = dict[str, Any]
 
 
+class _Missing:
+    """A field the stored payload does not carry (unlike a field that is empty)."""
+
+    def __repr__(self) -> str:
+        return "MISSING"
+
+
+MISSING: Any = _Missing()
+
+
 class ConnectorSettings(BaseModel):
     """Settings every connector instance has; a connector subclasses this for its own."""
 
@@ -182,8 +192,11 @@ class Connector(ABC):
         raise FatalError(f"connector type '{self.type_name}' cannot write", connector=self.name)
 
     def field_value(self, raw: Mapping[str, Any], field: str) -> Any:
-        """A field's current value in a stored raw record (write-back compares against it)."""
-        return raw.get(field)
+        """A field's current value in a stored raw record (write-back compares against it).
+
+        MISSING when the payload does not carry the field at all.
+        """
+        return raw.get(field, MISSING)
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release sessions and other resources."""

@@ -88,6 +88,58 @@ class CurrencySettings(BaseModel):
     )
 
 
+class WritebackSettings(BaseModel):
+    """When and how boldly write-back runs."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    auto_apply: bool = Field(
+        default=False, description="The daemon applies the plan after each read cycle."
+    )
+    max_change_share: float = Field(
+        default=0.5,
+        gt=0,
+        le=1,
+        description="A plan changing more than this share of a write-back's targets waits for "
+        "`pmsync apply --confirm` (a mapping mistake would change everything at once).",
+    )
+    guard_min_targets: int = Field(
+        default=10, ge=0, description="Plans touching fewer targets than this never trip the guard."
+    )
+
+
+LoopTrigger = Literal["done", "released"]
+LOOP_TRIGGERS: tuple[LoopTrigger, ...] = ("done", "released")
+
+
+class CloseLoopSettings(BaseModel):
+    """Tell the customers' tickets when the issue they wait on ships."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = False
+    connector: str = Field(default="zendesk", description="Connector (or type) of the tickets.")
+    when: list[LoopTrigger] = Field(
+        default_factory=lambda: list(LOOP_TRIGGERS),
+        description="done: the issue's status category is Done; released: all its fix versions "
+        "are released.",
+    )
+    open_statuses: list[str] = Field(
+        default_factory=lambda: ["new", "open", "pending", "hold"],
+        description="Only tickets in these statuses get the note.",
+    )
+    note: str = Field(
+        default="The issue {key} ({summary}) that this ticket is waiting on is now {status}"
+        "{fix_versions_text}. (Added by pmsync.)",
+        description="Internal note template: {key} {summary} {status} {fix_versions_text} "
+        "{fix_versions} {resolution_date}.",
+    )
+    ticket_field: str | None = Field(
+        default=None, description="A ticket field (id or name) set when the loop closes."
+    )
+    ticket_field_value: str = Field(default="shipped")
+
+
 class Settings(BaseModel):
     """The whole configuration file."""
 
@@ -98,6 +150,8 @@ class Settings(BaseModel):
     log: LogSettings = Field(default_factory=LogSettings)
     sync: SyncSettings = Field(default_factory=SyncSettings)
     currency: CurrencySettings = Field(default_factory=CurrencySettings)
+    writeback: WritebackSettings = Field(default_factory=WritebackSettings)
+    close_loop: CloseLoopSettings = Field(default_factory=CloseLoopSettings)
     connectors: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
 

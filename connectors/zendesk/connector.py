@@ -21,6 +21,7 @@ from zenpy import Zenpy
 from zenpy.lib.exception import APIException, RatelimitBudgetExceeded, ZenpyException
 
 from connectors.base import (
+    MISSING,
     Connector,
     FieldInfo,
     FieldWrite,
@@ -440,8 +441,8 @@ class ZendeskConnector(Connector):
             for entry in raw.get("custom_fields") or []:
                 if str(entry.get("id")) == str(field):
                     return entry.get("value")
-            return None
-        return raw.get(field)
+            return MISSING
+        return raw.get(field, MISSING)
 
     def _update_ticket(self, ticket: str, payload: dict[str, Any], fields: str) -> WriteOutcome:
         url = f"{self.api_root}/tickets/{ticket}.json"

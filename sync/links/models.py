@@ -107,3 +107,41 @@ class RollupSpec(BaseModel):
         default=30, ge=1, description="Window for the asking accounts' product usage."
     )
     description: str = ""
+
+
+DEFAULT_ROLLUPS = ("customer_demand",)  # used when no file declares a rollup
+
+WritebackTarget = Literal["issue", "ticket", "account"]
+
+
+class WritebackSpec(BaseModel):
+    """What is written where: target fields = figures pmsync computes. Only these are written."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    connector: str = Field(description="Connector instance name or type holding the targets.")
+    target: WritebackTarget = Field(
+        description="issue: rollup figures onto issues; ticket: issue facts onto tickets; "
+        "account: request counts onto CRM accounts."
+    )
+    fields: dict[str, str] = Field(
+        description="Target field (name, label or id) = figure, e.g. 'Customer ARR' = 'arr'."
+    )
+    rollup: str = Field(default="customer_demand", description="Rollup used by issue targets.")
+    on_human_edit: Literal["overwrite", "keep"] = Field(
+        default="keep",
+        description="A person changed a field since pmsync wrote it: overwrite it, or keep "
+        "their value and report it in the plan.",
+    )
+    property: str | None = Field(
+        default=None, description="Issue property that receives the rollup's provenance (JSON)."
+    )
+    remote_links: bool = Field(
+        default=False, description="Issue targets: a remote link to each asking account."
+    )
+    account_url: str | None = Field(
+        default=None,
+        description="URL template of an account for remote links, e.g. "
+        "'https://acme.lightning.force.com/lightning/r/Account/{id}/view'.",
+    )
+    description: str = ""

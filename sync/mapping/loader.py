@@ -13,7 +13,7 @@ from pmsync.config import read_toml
 from pmsync.errors import ConfigError, Problem
 from pmsync.validation import did_you_mean, pydantic_problems
 from sync.entities import ENTITIES, FieldType
-from sync.links.models import LinkSettings, RollupSpec
+from sync.links.models import DEFAULT_ROLLUPS, LinkSettings, RollupSpec, WritebackSpec
 from sync.mapping.compiler import (
     CompiledField,
     CompiledStream,
@@ -36,6 +36,7 @@ class MappingSet:
     links: LinkSettings = field(default_factory=LinkSettings)
     overrides_path: Path | None = None
     rollups: dict[str, RollupSpec] = field(default_factory=dict)
+    writebacks: dict[str, tuple[str, WritebackSpec]] = field(default_factory=dict)
 
     def for_connector(self, instance: str, type_name: str) -> dict[str, CompiledStream]:
         """Stream mappings for one connector instance: instance-specific ones win over type ones."""
@@ -112,6 +113,22 @@ def _collect_links_and_rollups(
             if name in result.rollups:
                 problems.append(Problem(str(path), f"rollup.{name}", "defined in two files"))
             result.rollups[name] = spec
+        for name, writeback in document.writeback.items():
+            if name in result.writebacks:
+                problems.append(Problem(str(path), f"writeback.{name}", "defined in two files"))
+            result.writebacks[name] = (str(path), writeback)
+    for name, (file, writeback) in result.writebacks.items():
+        if writeback.target == "issue" and writeback.rollup not in (
+            result.rollups or DEFAULT_ROLLUPS
+        ):
+            problems.append(
+                Problem(
+                    file,
+                    f"writeback.{name}.rollup",
+                    f"no rollup '{writeback.rollup}'"
+                    f"{did_you_mean(writeback.rollup, result.rollups)}",
+                )
+            )
 
 
 def _validate_file(path: Path, raw: dict[str, Any], problems: list[Problem]) -> MappingFile:
@@ -121,6 +138,7 @@ def _validate_file(path: Path, raw: dict[str, Any], problems: list[Problem]) -> 
         "streams": (StreamMapping, {}),
         "taxonomy": (TaxonomySpec, {}),
         "rollup": (RollupSpec, {}),
+        "writeback": (WritebackSpec, {}),
     }
     shell: dict[str, Any] = {k: v for k, v in raw.items() if k not in sections}
     for name, (model, valid) in sections.items():
@@ -141,7 +159,10 @@ def _validate_file(path: Path, raw: dict[str, Any], problems: list[Problem]) -> 
     except ValidationError as exc:
         problems.extend(pydantic_problems(exc, file=file, model=MappingFile))
         return MappingFile(
-            streams=shell["streams"], taxonomy=shell["taxonomy"], rollup=shell["rollup"]
+            streams=shell["streams"],
+            taxonomy=shell["taxonomy"],
+            rollup=shell["rollup"],
+            writeback=shell["writeback"],
         )
 
 

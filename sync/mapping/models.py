@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from sync.links.models import LinkSettings, RollupSpec
+from sync.links.models import LinkSettings, RollupSpec, WritebackSpec
 
 TransformSpec = str | dict[str, Any]
 
@@ -76,4 +76,7 @@ class MappingFile(BaseModel):
     )
     rollup: dict[str, RollupSpec] = Field(
         default_factory=dict, description="Per-issue rollups of the demand behind each issue."
+    )
+    writeback: dict[str, WritebackSpec] = Field(
+        default_factory=dict, description="Figures written back into the tools, field by field."
     )

@@ -1,0 +1,511 @@
+"""Plan write-back: every write that would happen (target, field, old -> new), nothing written.
+
+A write is planned only for declared fields, and only when the value differs from what is there:
+the remote value from the last synced copy of the target when that copy is newer than our last
+write, else the value our ledger says we wrote. A field a person changed since we wrote it
+follows the declared policy (overwrite, or keep and report).
+"""
+
+from __future__ import annotations
+
+import difflib
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+import orjson
+import sqlalchemy as sa
+
+from connectors.base import MISSING, Connector, FieldInfo
+from pmsync.config import CloseLoopSettings, WritebackSettings
+from pmsync.errors import ConfigError, PmsyncError, Problem
+from sync.links.derive import Derived
+from sync.links.models import WritebackSpec
+from sync.links.world import Entity
+from sync.store.schema import loop_closures, records, writeback_ledger
+from sync.store.store import Store, dumps
+from sync.writeback.figures import FIGURES, figures_for, issue_status_text, targets_of
+
+Action = Literal["field", "property", "note"]
+
+
+@dataclass(frozen=True)
+class PlannedWrite:
+    """One write: where, which field, what is there now and what would be written."""
+
+    writeback: str
+    connector: str
+    object_name: str
+    target_key: str
+    target_label: str
+    action: Action
+    field: str
+    field_label: str
+    old: Any
+    new: Any
+    human_edit: bool = False
+
+    def describe(self) -> str:
+        return (
+            f"{self.connector} {self.target_label} {self.field_label}: "
+            f"{_show(self.old)} -> {_show(self.new)}"
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "writeback": self.writeback,
+            "connector": self.connector,
+            "object": self.object_name,
+            "target": self.target_key,
+            "label": self.target_label,
+            "action": self.action,
+            "field": self.field,
+            "field_label": self.field_label,
+            "old": _jsonable(self.old),
+            "new": _jsonable(self.new),
+            "human_edit": self.human_edit,
+        }
+
+
+@dataclass(frozen=True)
+class GuardTrip:
+    writeback: str
+    changed: int
+    eligible: int
+    share: float
+
+
+@dataclass
+class Plan:
+    plan_id: str
+    writes: list[PlannedWrite] = field(default_factory=list)
+    kept: list[PlannedWrite] = field(default_factory=list)
+    guard: list[GuardTrip] = field(default_factory=list)
+    loops: list[tuple[str, str, str]] = field(default_factory=list)  # (issue, ticket, marker)
+
+    def blocked(self, confirm: bool) -> bool:
+        return bool(self.guard) and not confirm
+
+
+class GuardTripped(PmsyncError):
+    """The plan changes too much at once; someone must confirm it."""
+
+    def __init__(self, trips: Sequence[GuardTrip]) -> None:
+        self.trips = list(trips)
+        parts = [
+            f"{t.writeback}: {t.changed} of {t.eligible} targets ({t.share:.0%})" for t in trips
+        ]
+        super().__init__(
+            "the plan would change more targets than writeback.max_change_share allows ("
+            + "; ".join(parts)
+            + "); check `pmsync plan`, then run `pmsync apply --confirm`"
+        )
+
+
+def _show(value: Any) -> str:
+    if value is MISSING or value is None:
+        return "(empty)"
+    if isinstance(value, float):
+        return f"{value:,.2f}".rstrip("0").rstrip(".")
+    text = value if isinstance(value, str) else orjson.dumps(value, default=str).decode()
+    return repr(text) if isinstance(value, str) else text
+
+
+def _jsonable(value: Any) -> Any:
+    return None if value is MISSING else value
+
+
+def normalize(value: Any) -> Any:
+    """Compare values as a tool would show them: 1240000.0 == 1240000, None == ''."""
+    if value is MISSING or value in (None, ""):
+        return None
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int | float):
+        rounded = round(float(value), 2)
+        return int(rounded) if rounded.is_integer() else rounded
+    if isinstance(value, str):
+        try:
+            return normalize(float(value.replace(",", ""))) if value.strip() else None
+        except ValueError:
+            return value
+    return value
+
+
+def matches(connector: str, connector_type: str, wanted: str) -> bool:
+    return wanted in (connector, connector_type)
+
+
+class FieldResolver:
+    """Declared field names -> field ids, from the connector's discovery; errors list candidates."""
+
+    def __init__(self) -> None:
+        self._fields: dict[tuple[str, str], Sequence[FieldInfo]] = {}
+
+    def resolve(
+        self, connector: Connector, object_name: str, names: Sequence[str], file: str, where: str
+    ) -> tuple[dict[str, str], list[Problem]]:
+        slot = (connector.name, object_name)
+        if slot not in self._fields:
+            self._fields[slot] = connector.discover(object_name)
+        infos = self._fields[slot]
+        resolved: dict[str, str] = {}
+        problems: list[Problem] = []
+        for name in names:
+            match = _resolve_one(infos, name)
+            if isinstance(match, str):
+                resolved[name] = match
+            else:
+                problems.append(Problem(file, f"{where}.fields.{name}", match[0]))
+        return resolved, problems
+
+
+def _resolve_one(infos: Sequence[FieldInfo], name: str) -> str | tuple[str]:
+    ident = {str(i.extra.get("id", i.name)): i for i in infos}
+    if name in ident:
+        return name
+    by_name = [i for i in infos if i.name == name]
+    if by_name:
+        return str(by_name[0].extra.get("id", by_name[0].name))
+    labelled = [i for i in infos if i.label == name] or [
+        i for i in infos if i.label.lower() == name.lower()
+    ]
+    if len(labelled) == 1:
+        return str(labelled[0].extra.get("id", labelled[0].name))
+    if len(labelled) > 1:
+        ids = ", ".join(f"{i.label} ({i.extra.get('id', i.name)})" for i in labelled)
+        return (f"'{name}' names several fields: {ids}; use the id",)
+    pool = {**{i.label: i for i in infos if i.label}, **{i.name: i for i in infos}}
+    close = difflib.get_close_matches(name, list(pool), n=5, cutoff=0.5)
+    shown = ", ".join(f"'{c}' ({pool[c].extra.get('id', pool[c].name)})" for c in close)
+    return (f"no field '{name}' on this object; candidates: {shown or 'none close'}",)
+
+
+def build_plan(
+    store: Store,
+    derived: Derived,
+    writebacks: Mapping[str, tuple[str, WritebackSpec]],
+    connectors: Mapping[str, Connector],
+    settings: WritebackSettings,
+    close_loop: CloseLoopSettings,
+    *,
+    plan_id: str | None = None,
+) -> Plan:
+    """Every write the declared write-backs would make now; ConfigError on unknown fields."""
+    plan = Plan(plan_id or uuid.uuid4().hex[:16])
+    ledger = _load_ledger(store)
+    resolver = FieldResolver()
+    problems: list[Problem] = []
+    for name, (file, spec) in writebacks.items():
+        _plan_writeback(
+            plan, store, derived, name, file, spec, connectors, ledger, resolver, problems, settings
+        )
+    ConfigError.collect(problems)
+    if close_loop.enabled:
+        _plan_loops(plan, store, derived, connectors, close_loop, resolver)
+    return plan
+
+
+def _plan_writeback(  # noqa: PLR0912 - one pass over targets, fields and the property
+    plan: Plan,
+    store: Store,
+    derived: Derived,
+    name: str,
+    file: str,
+    spec: WritebackSpec,
+    connectors: Mapping[str, Connector],
+    ledger: dict[tuple[str, str, str, str], _Ledger],
+    resolver: FieldResolver,
+    problems: list[Problem],
+    settings: WritebackSettings,
+) -> None:
+    where = f"writeback.{name}"
+    for figure in set(spec.fields.values()) - set(FIGURES[spec.target]):
+        problems.append(
+            Problem(
+                file,
+                f"{where}.fields",
+                f"no figure '{figure}' for "
+                f"{spec.target} targets (figures: {', '.join(FIGURES[spec.target])})",
+            )
+        )
+    figures = figures_for(derived, spec.target, spec.rollup)
+    targets = [
+        t
+        for t in targets_of(derived, spec.target).values()
+        if t.connector in connectors
+        and matches(t.connector, connectors[t.connector].type_name, spec.connector)
+    ]
+    if not any(matches(n, c.type_name, spec.connector) for n, c in connectors.items()):
+        problems.append(
+            Problem(
+                file, f"{where}.connector", f"no connector '{spec.connector}' in the configuration"
+            )
+        )
+        return
+    by_stream: dict[tuple[str, str], list[Entity]] = {}
+    for target in targets:
+        by_stream.setdefault((target.connector, target.stream), []).append(target)
+    changed_targets: set[str] = set()
+    eligible = 0
+    for (connector_name, stream), group in by_stream.items():
+        connector = connectors[connector_name]
+        resolved, found = resolver.resolve(connector, stream, list(spec.fields), file, where)
+        problems.extend(found)
+        if found:
+            continue
+        raws = _raw_payloads(store, connector_name, stream, [t.key for t in group])
+        for target in group:
+            values, empty = figures.get(target.ref, ({}, True))
+            written_before = any(k[:3] == (connector_name, stream, target.key) for k in ledger)
+            if empty and not written_before:
+                continue
+            eligible += 1
+            raw, seen_at = raws.get(target.key, ({}, None))
+            label = _label(target)
+            for declared, figure in spec.fields.items():
+                field_id = resolved[declared]
+                entry = ledger.get((connector_name, stream, target.key, field_id))
+                remote = connector.field_value(raw, field_id)
+                write = _decide(values.get(figure), remote, entry, seen_at)
+                if write is None:
+                    continue
+                old, human = write
+                planned = PlannedWrite(
+                    name,
+                    connector_name,
+                    stream,
+                    target.key,
+                    label,
+                    "field",
+                    field_id,
+                    declared,
+                    old,
+                    values.get(figure),
+                    human,
+                )
+                if human and spec.on_human_edit == "keep":
+                    plan.kept.append(planned)
+                    continue
+                plan.writes.append(planned)
+                changed_targets.add(target.ref)
+            if (
+                spec.property
+                and spec.target == "issue"
+                and target.ref in derived.rollups.get(spec.rollup, {})
+            ):
+                document = _provenance(derived, spec.rollup, target.ref)
+                key = f"property:{spec.property}"
+                entry = ledger.get((connector_name, stream, target.key, key))
+                digest = dumps(document)
+                if entry is None or entry.value != digest:
+                    plan.writes.append(
+                        PlannedWrite(
+                            name,
+                            connector_name,
+                            stream,
+                            target.key,
+                            label,
+                            "property",
+                            spec.property,
+                            f"property {spec.property}",
+                            "(previous provenance)" if entry else MISSING,
+                            document,
+                        )
+                    )
+                    changed_targets.add(target.ref)
+    share = len(changed_targets) / eligible if eligible else 0.0
+    if (
+        len(changed_targets) >= max(1, settings.guard_min_targets)
+        and share > settings.max_change_share
+    ):
+        plan.guard.append(GuardTrip(name, len(changed_targets), eligible, share))
+
+
+@dataclass(frozen=True)
+class _Ledger:
+    value: str
+    written_at: datetime
+
+
+def _decide(
+    new: Any, remote: Any, entry: _Ledger | None, seen_at: datetime | None
+) -> tuple[Any, bool] | None:
+    """None: nothing to write. Else (old value to show, whether a person changed it)."""
+    target = normalize(new)
+    ours = normalize(orjson.loads(entry.value)) if entry else None
+    fresh = remote is not MISSING and (
+        entry is None or (seen_at is not None and seen_at > entry.written_at)
+    )
+    if fresh:
+        current = normalize(remote)
+        if current == target:
+            return None
+        human = entry is not None and current != ours
+        return remote, human
+    if entry is not None and ours == target:
+        return None
+    return (orjson.loads(entry.value) if entry else remote), False
+
+
+def _label(target: Entity) -> str:
+    if target.fields.get("key"):
+        return str(target.fields["key"])
+    if target.fields.get("name"):
+        return f"{target.fields['name']} ({target.key})"
+    return f"#{target.key}"
+
+
+def _provenance(derived: Derived, rollup: str, issue_ref: str) -> dict[str, Any]:
+    """The rollup and what it was computed from, trimmed to fit an issue property (32 KB)."""
+    roll = derived.rollups[rollup][issue_ref]
+    document = {
+        "rollup": rollup,
+        "figures": roll.value(),
+        "accounts": [
+            {k: a.get(k) for k in ("ref", "name", "arr", "currency", "arr_reporting", "tickets")}
+            for a in roll.provenance["accounts"]
+        ],
+        "unconverted_currency": roll.provenance["unconverted_currency"],
+    }
+    while len(dumps(document)) > 30_000 and document["accounts"]:
+        document["accounts"] = document["accounts"][:-1]
+        document["truncated"] = True
+    return document
+
+
+def _load_ledger(store: Store) -> dict[tuple[str, str, str, str], _Ledger]:
+    with store.engine.connect() as connection:
+        rows = connection.execute(sa.select(writeback_ledger))
+        return {
+            (r.connector, r.object_name, r.target_key, r.field): _Ledger(r.value, r.written_at)
+            for r in rows
+        }
+
+
+def _raw_payloads(
+    store: Store, connector: str, stream: str, keys: list[str]
+) -> dict[str, tuple[dict[str, Any], datetime]]:
+    found: dict[str, tuple[dict[str, Any], datetime]] = {}
+    with store.engine.connect() as connection:
+        for start in range(0, len(keys), 900):
+            rows = connection.execute(
+                sa.select(records.c.key, records.c.raw, records.c.last_seen_at).where(
+                    records.c.connector == connector,
+                    records.c.stream == stream,
+                    records.c.key.in_(keys[start : start + 900]),
+                )
+            )
+            for key, raw, seen in rows:
+                found[key] = (orjson.loads(raw), seen)
+    return found
+
+
+# ---- closing the loop -------------------------------------------------------------------
+
+
+def loop_marker(issue_ref: str, ticket_ref: str) -> str:
+    return f"[pmsync-loop {issue_ref} {ticket_ref}]"
+
+
+def _loop_ready(issue: Entity, when: Sequence[str]) -> str | None:
+    if "done" in when and str(issue.get("status_category", "")).lower() == "done":
+        return "done"
+    if "released" in when and issue.get("fix_versions") and issue.get("fix_versions_released"):
+        return "released"
+    return None
+
+
+def _plan_loops(
+    plan: Plan,
+    store: Store,
+    derived: Derived,
+    connectors: Mapping[str, Connector],
+    settings: CloseLoopSettings,
+    resolver: FieldResolver,
+) -> None:
+    with store.engine.connect() as connection:
+        done = {
+            (r.issue_ref, r.ticket_ref)
+            for r in connection.execute(
+                sa.select(loop_closures.c.issue_ref, loop_closures.c.ticket_ref).where(
+                    loop_closures.c.state == "done"
+                )
+            )
+        }
+    asking: dict[str, list[str]] = {}
+    for ticket_ref, per_issue in derived.links.issues_of.items():
+        for issue_ref in per_issue:
+            asking.setdefault(issue_ref, []).append(ticket_ref)
+    for issue_ref, ticket_refs in sorted(asking.items()):
+        issue = derived.world.issues.get(issue_ref)
+        if issue is None or _loop_ready(issue, settings.when) is None:
+            continue
+        for ticket_ref in sorted(ticket_refs):
+            ticket = derived.world.tickets.get(ticket_ref)
+            if ticket is None or (issue_ref, ticket_ref) in done:
+                continue
+            connector = connectors.get(ticket.connector)
+            if connector is None or not matches(
+                ticket.connector, connector.type_name, settings.connector
+            ):
+                continue
+            if str(ticket.get("status")) not in settings.open_statuses:
+                continue
+            marker = loop_marker(issue_ref, ticket_ref)
+            note = render_note(settings.note, issue) + f"\n\n{marker}"
+            plan.loops.append((issue_ref, ticket_ref, marker))
+            plan.writes.append(
+                PlannedWrite(
+                    "close_loop",
+                    ticket.connector,
+                    ticket.stream,
+                    ticket.key,
+                    f"#{ticket.key}",
+                    "note",
+                    "comment",
+                    "internal note",
+                    MISSING,
+                    note,
+                )
+            )
+            if settings.ticket_field:
+                resolved, problems = resolver.resolve(
+                    connector, ticket.stream, [settings.ticket_field], "<config>", "close_loop"
+                )
+                ConfigError.collect(problems)
+                plan.writes.append(
+                    PlannedWrite(
+                        "close_loop",
+                        ticket.connector,
+                        ticket.stream,
+                        ticket.key,
+                        f"#{ticket.key}",
+                        "field",
+                        resolved[settings.ticket_field],
+                        settings.ticket_field,
+                        MISSING,
+                        settings.ticket_field_value,
+                    )
+                )
+
+
+class _SafeFormat(dict[str, Any]):
+    def __missing__(self, key: str) -> str:
+        return "{" + key + "}"
+
+
+def render_note(template: str, issue: Entity) -> str:
+    versions = [str(v) for v in issue.get("fix_versions", [])]
+    values = _SafeFormat(
+        key=issue.get("key", issue.key),
+        summary=issue.get("summary", ""),
+        status=issue.get("status", ""),
+        fix_versions=", ".join(versions),
+        fix_versions_text=f", fix version {', '.join(versions)}" if versions else "",
+        resolution_date=issue.get("resolution_date", ""),
+        status_line=issue_status_text(issue),
+    )
+    return template.format_map(values)
