@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
 from connectors.base import ConnectorSettings
 from connectors.registry import Registry, load_registry
+from pmsync.daemon.settings import DaemonSettings
 from pmsync.durations import Duration
 from pmsync.errors import ConfigError, Problem
 from pmsync.secretref import SecretReferenceError, is_reference, resolve_reference
@@ -80,6 +81,7 @@ class Settings(BaseModel):
     mappings: MappingSettings = Field(default_factory=MappingSettings)
     log: LogSettings = Field(default_factory=LogSettings)
     sync: SyncSettings = Field(default_factory=SyncSettings)
+    daemon: DaemonSettings = Field(default_factory=DaemonSettings)
     connectors: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
 
