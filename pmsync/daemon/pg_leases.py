@@ -153,8 +153,12 @@ class PostgresLeases:
         with self._lock:
             if name in self._held:
                 return True
-            if self._connection is None or len(self._held) >= self.fair_share(total):
+            if self._connection is None:
                 return False
+            if len(self._held) >= self.fair_share(total):
+                self._count_members()  # a replica may have died since the last heartbeat
+                if len(self._held) >= self.fair_share(total):
+                    return False
             key = self._key(name)
             taken = self._execute(sa.text("SELECT pg_try_advisory_lock(:key)"), {"key": key})
             if not taken:

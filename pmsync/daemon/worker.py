@@ -124,9 +124,9 @@ class ConnectorWorker(threading.Thread):
                     log.exception("worker_error")
                     self._idle(self.ctx.settings.lease_interval.total_seconds())
             if not self.keep_lease and self.owned:
-                self.ctx.leases.release(self.connector_name)
                 self.ctx.metrics.owned.labels(self.connector_name).set(0)
                 log.info("lease_released", reason="worker stopped")
+                self.ctx.leases.release(self.connector_name)
 
     def _step(self) -> None:
         leases, name = self.ctx.leases, self.connector_name
@@ -140,10 +140,10 @@ class ConnectorWorker(threading.Thread):
                 return
             self._acquired()
         if leases.should_release(name, total):
-            leases.release(name)
             self.owned = False
             self.ctx.metrics.owned.labels(name).set(0)
             log.info("lease_handed_over", live_replicas=leases.live_replicas())
+            leases.release(name)  # logged first: the log never shows two owners at once
             self._idle(interval * 2)
             return
         keys = [(name, stream) for stream in self.jobs]

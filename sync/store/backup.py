@@ -42,6 +42,7 @@ def backup_sqlite(database: Path, head: str, *, now: datetime | None = None) -> 
         copy = sqlite3.connect(target)
         try:
             source.backup(copy)
+            copy.execute("PRAGMA journal_mode=DELETE")  # one self-contained file
         finally:
             copy.close()
     finally:

@@ -1,0 +1,329 @@
+"""`pmsync run` as a process against Zendesk simulators: the acceptance criteria of issue 7.
+
+Each test starts real daemons (subprocesses) with short poll, back-off and lease times, and
+judges them by what reached the store, the simulators' request logs, the daemon's logs and its
+HTTP endpoint.
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from daemon_helpers import (
+    DaemonProcess,
+    SlowZendesk,
+    copy_mappings,
+    daemon_env,
+    run_cli,
+    start_sim,
+    wait_until,
+    write_daemon_config,
+)
+from prometheus_client.parser import text_string_to_metric_families
+
+from simulators.zendesk import generate
+from sync.store.store import Store
+
+SIGTERM_BOUND = 10.0
+
+
+@pytest.fixture
+def cleanup() -> Iterator[list[Any]]:
+    """Daemons and simulators to stop whatever happens in the test."""
+    things: list[Any] = []
+    yield things
+    for thing in reversed(things):
+        if isinstance(thing, DaemonProcess):
+            thing.cleanup()
+        else:
+            thing.stop()
+
+
+def sqlite_url(directory: Path) -> str:
+    return f"sqlite:///{directory / 'pmsync.db'}"
+
+
+def live_ticket_ids(sim: SlowZendesk) -> set[str]:
+    return {str(i) for i, t in sim.tickets.items.items() if t.get("status") != "deleted"}
+
+
+def new_ticket(sim: SlowZendesk, ticket_id: int, subject: str = "new request") -> str:
+    """A ticket changed a moment ago (just outside the export's one-minute window)."""
+    sim.put_ticket(
+        {"id": ticket_id, "subject": subject, "status": "open", "tags": []}, at=sim.now() - 61
+    )
+    return str(ticket_id)
+
+
+def state(store: Store, connector: str, stream: str) -> Any:
+    return store.stream_state(connector, stream)
+
+
+def synced(store: Store, connector: str, stream: str) -> Any:
+    """When the stream last caught up (None before its first success)."""
+    found = store.stream_state(connector, stream)
+    return found.last_success_at if found else None
+
+
+# ---- SIGTERM ---------------------------------------------------------------------------
+
+
+def test_sigterm_mid_sync_exits_quickly_loses_nothing_and_the_next_start_resumes(
+    tmp_path: Path, cleanup: list[Any]
+) -> None:
+    sim = start_sim()
+    cleanup.append(sim)
+    generate(sim, organizations=10, users=30, tickets=1500, seed=5)
+    sim.latency = 0.05
+    sims = {"zendesk": sim}
+    config = write_daemon_config(
+        tmp_path,
+        store_url=sqlite_url(tmp_path),
+        sims=sims,
+        poll="1h",
+        page_size=50,
+        streams=["tickets"],
+    )
+    daemon = DaemonProcess(config, daemon_env(sims), tmp_path / "first.log").start()
+    cleanup.append(daemon)
+
+    wait_until(lambda: len(sim.requests_to("/api/v2/incremental/tickets")) >= 5, "5 pages")
+    code, seconds = daemon.terminate()
+
+    assert code == 0
+    assert seconds < SIGTERM_BOUND
+    interrupted = daemon.events("stream_interrupted")
+    assert interrupted, "the sync was not in progress when SIGTERM arrived"
+    assert daemon.events("daemon_stopped")[0]["abandoned"] == 0
+    store = Store(sqlite_url(tmp_path))
+    saved = state(store, "zendesk", "tickets")
+    assert saved.cursor is not None
+    assert saved.last_success_at is None  # stopped before catching up
+    counts = store.stream_counts()[("zendesk", "tickets")]
+    assert counts.live + counts.deleted == 50 * interrupted[0]["pages"]  # every committed page
+
+    sim.reset_log()
+    sim.latency = 0.0
+    again = DaemonProcess(config, daemon_env(sims), tmp_path / "second.log").start()
+    cleanup.append(again)
+    wait_until(lambda: state(store, "zendesk", "tickets").last_success_at, "the resumed sync")
+    first = sim.requests_to("/api/v2/incremental/tickets")[0]
+    assert first.query.get("cursor") == orjson.loads(saved.cursor)["after_cursor"]
+    assert store.live_keys("zendesk", "tickets") == live_ticket_ids(sim)
+    assert store.stream_counts()[("zendesk", "tickets")].deleted == len(sim.tickets.items) - len(
+        live_ticket_ids(sim)
+    )
+    assert again.terminate()[0] == 0
+    store.close()
+
+
+# ---- one API down, the others fresh ------------------------------------------------------
+
+
+def test_an_outage_of_one_api_leaves_the_others_fresh_and_heals_by_itself(
+    tmp_path: Path, cleanup: list[Any]
+) -> None:
+    healthy, failing = start_sim(), start_sim()
+    cleanup += [healthy, failing]
+    for seed, sim in ((1, healthy), (2, failing)):
+        generate(sim, organizations=5, users=20, tickets=60, seed=seed)
+    sims = {"healthy": healthy, "failing": failing}
+    config = write_daemon_config(tmp_path, store_url=sqlite_url(tmp_path), sims=sims)
+    env = daemon_env(sims)
+    daemon = DaemonProcess(config, env, tmp_path / "daemon.log").start()
+    cleanup.append(daemon)
+    store = Store(sqlite_url(tmp_path))
+    for name in sims:
+        wait_until(lambda n=name: synced(store, n, "tickets"), f"{name} synced")
+
+    outage_ends = time.time() + 8
+    failing.inject(503, times=None, until=outage_ends)
+    outage_started = time.time()
+    wait_until(
+        lambda: (
+            (s := state(store, "failing", "tickets")).status == "failed"
+            and "503" in (s.last_error or "")
+        ),
+        "the failing stream to report its 503",
+    )
+    done = run_cli(config, env, "status", "--json")
+    assert done.returncode == 0, done.stderr
+    rows = {row["stream"]: row for row in orjson.loads(done.stdout)}
+    down = rows["failing.tickets"]
+    assert down["status"] == "failed"
+    assert down["failures"] >= 1
+    assert down["next_attempt_at"] is not None
+    assert "503" in down["last_error"]
+    assert rows["healthy.tickets"]["status"] == "ok"
+
+    fresh = new_ticket(healthy, 990_001)
+    waiting = new_ticket(failing, 990_002)
+    wait_until(lambda: fresh in store.live_keys("healthy", "tickets"), "the healthy API's change")
+    assert time.time() < outage_ends, "the healthy connector only caught up after the outage"
+    assert waiting not in store.live_keys("failing", "tickets")
+    assert state(store, "healthy", "users").last_success_at.timestamp() > outage_started
+
+    wait_until(
+        lambda: waiting in store.live_keys("failing", "tickets"),
+        "the failing connector to recover",
+        timeout=40,
+    )
+    wait_until(lambda: state(store, "failing", "tickets").status == "ok", "status ok again")
+    assert state(store, "failing", "tickets").failures == 0
+    assert daemon.events("stream_backing_off")
+    assert daemon.terminate()[0] == 0
+    store.close()
+
+
+# ---- SIGHUP --------------------------------------------------------------------------------
+
+
+def test_sighup_with_a_broken_mapping_keeps_the_running_one_and_logs_why(
+    tmp_path: Path, cleanup: list[Any]
+) -> None:
+    sim = start_sim()
+    cleanup.append(sim)
+    generate(sim, organizations=5, users=20, tickets=40, seed=3)
+    mappings = copy_mappings(tmp_path)
+    mapping_file = mappings / "zendesk.toml"
+    original = mapping_file.read_text()
+    sims = {"zendesk": sim}
+    config = write_daemon_config(
+        tmp_path, store_url=sqlite_url(tmp_path), sims=sims, mappings=mappings
+    )
+    daemon = DaemonProcess(config, daemon_env(sims), tmp_path / "daemon.log").start()
+    cleanup.append(daemon)
+    store = Store(sqlite_url(tmp_path))
+    wait_until(lambda: synced(store, "zendesk", "tickets"), "the first sync")
+
+    mapping_file.write_text(
+        original.replace('subject = "subject"\n', 'subject = "subject"\nbogus_field = "x"\n')
+    )
+    daemon.signal(signal.SIGHUP)
+    rejected = daemon.wait_for("reload_rejected")
+    assert any(
+        str(mapping_file) in problem and "bogus_field" in problem
+        for problem in rejected["problems"]
+    ), rejected
+    assert daemon.events("config_problem")
+
+    kept = new_ticket(sim, 990_010, subject="Still Synced")
+    wait_until(lambda: kept in store.live_keys("zendesk", "tickets"), "a sync after the reload")
+    assert _unified(store, kept)["subject"] == "Still Synced"  # the old mapping runs
+
+    mapping_file.write_text(
+        original.replace(
+            'subject = "subject"\n', 'subject = { path = "subject", transforms = ["upper"] }\n'
+        )
+    )
+    daemon.signal(signal.SIGHUP)
+    daemon.wait_for("reloaded")
+    changed = new_ticket(sim, 990_011, subject="Now Upper")
+    wait_until(lambda: changed in store.live_keys("zendesk", "tickets"), "a sync after the fix")
+    assert _unified(store, changed)["subject"] == "NOW UPPER"  # the new mapping runs
+    assert daemon.terminate()[0] == 0
+    store.close()
+
+
+def _unified(store: Store, key: str) -> dict[str, Any]:
+    for record in store.iter_records(connector="zendesk", stream="tickets"):
+        if record.key == key:
+            return record.unified
+    raise AssertionError(f"ticket {key} is not stored")
+
+
+# ---- /metrics --------------------------------------------------------------------------------
+
+
+def test_metrics_match_what_was_synced(tmp_path: Path, cleanup: list[Any]) -> None:
+    sim = start_sim()
+    cleanup.append(sim)
+    generate(sim, organizations=8, users=25, tickets=120, seed=9, jira_keys=[("10001", "P-1")])
+    sim.put_ticket({"id": 990_020, "subject": "bad", "status": "open", "created_at": "not a date"})
+    sims = {"zendesk": sim}
+    config = write_daemon_config(
+        tmp_path, store_url=sqlite_url(tmp_path), sims=sims, poll="1h", page_size=40
+    )
+    daemon = DaemonProcess(config, daemon_env(sims), tmp_path / "daemon.log").start()
+    cleanup.append(daemon)
+    swept = {"users", "organizations", "jira_links"}  # streams with a delete sweep
+    wait_until(
+        lambda: {e["stream"] for e in daemon.events("sweep_done")} >= swept, "the first cycle"
+    )
+    wait_until(lambda: daemon.ready()["status"] == 200, "readiness")
+
+    status, body = daemon.get("/metrics")
+    assert status == 200
+    metrics = _Scrape(body.decode())
+    store = Store(sqlite_url(tmp_path))
+    counts = store.stream_counts()
+    tickets = {"connector": "zendesk", "stream": "tickets"}
+
+    assert metrics[("pmsync_records_read_total", tickets)] == len(sim.tickets.items)
+    written = sum(
+        metrics[("pmsync_records_written_total", {**tickets, "change": change})]
+        for change in ("inserted", "deleted")
+    )
+    stored = counts[("zendesk", "tickets")]
+    assert written == stored.live + stored.deleted
+    assert metrics[("pmsync_dead_lettered_total", tickets)] == 1
+    assert metrics[("pmsync_dead_letters_open", tickets)] == stored.dead_letters == 1
+    for stream in ("tickets", "users", "organizations", "jira_links"):
+        labels = {"connector": "zendesk", "stream": stream}
+        saved = state(store, "zendesk", stream)
+        stamp = metrics[("pmsync_stream_last_success_timestamp_seconds", labels)]
+        assert stamp == pytest.approx(saved.last_success_at.timestamp(), abs=1e-3)
+        assert 0 <= metrics[("pmsync_stream_freshness_seconds", labels)] < 3600
+        assert metrics[("pmsync_stream_runs_total", {**labels, "status": "ok"})] == 1
+    answered = metrics[("pmsync_api_requests_total", {"connector": "zendesk", "code": "200"})]
+    assert answered == len(sim.requests)
+    plan = {"connector": "zendesk", "rule": "plan"}
+    assert metrics[("pmsync_api_quota_used", plan)] == len(sim.requests)
+    assert metrics[("pmsync_api_quota_limit", plan)] == 100_000
+    assert metrics[("pmsync_writebacks_planned_total", {"connector": "zendesk"})] == 0
+    assert metrics[("pmsync_connector_owned", {"connector": "zendesk"})] == 1
+
+    status, body = daemon.get("/healthz")
+    assert status == 200
+    assert orjson.loads(body)["dead_workers"] == []
+
+    second = DaemonProcess(config, daemon_env(sims), tmp_path / "second.log").start()
+    cleanup.append(second)
+    assert second.process is not None
+    assert second.process.wait(30) == 78  # one daemon per SQLite file
+    assert "another pmsync daemon" in (tmp_path / "second.log").read_text()
+    assert daemon.terminate()[0] == 0
+    store.close()
+
+
+class _Scrape:
+    """Samples of one /metrics answer, looked up by name and labels."""
+
+    def __init__(self, text: str) -> None:
+        self._found: dict[tuple[str, frozenset[tuple[str, str]]], float] = {}
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                self._found[(sample.name, frozenset(sample.labels.items()))] = sample.value
+
+    def __getitem__(self, key: tuple[str, dict[str, str]]) -> float:
+        name, labels = key
+        return self._found[(name, frozenset(labels.items()))]
+
+
+# ---- configuration errors --------------------------------------------------------------------
+
+
+def test_a_configuration_problem_exits_78_with_the_problem_named(tmp_path: Path) -> None:
+    config = write_daemon_config(
+        tmp_path, store_url=sqlite_url(tmp_path), sims={}, daemon="lease_time = 3"
+    )
+    done = run_cli(config, {}, "run")
+    assert done.returncode == 78
+    assert "daemon.lease_time" in done.stderr
+    assert "Traceback" not in done.stderr
