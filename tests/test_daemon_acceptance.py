@@ -7,9 +7,11 @@ HTTP endpoint.
 
 from __future__ import annotations
 
+import itertools
 import signal
 import time
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -327,3 +329,104 @@ def test_a_configuration_problem_exits_78_with_the_problem_named(tmp_path: Path)
     assert done.returncode == 78
     assert "daemon.lease_time" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+# ---- replicas on PostgreSQL ----------------------------------------------------------------
+
+LEASE_INTERVAL = 1.0
+TAKEOVER_SLACK = 3.0  # process start-up of the first cycle on a loaded 2-core machine
+_ENDS = ("lease_handed_over", "lease_released", "lease_lost")
+
+
+def _replica_of(request: Any) -> str:
+    agent = request.headers.get("user-agent", "")
+    return agent.split("pmsync-replica/")[1].split()[0] if "pmsync-replica/" in agent else ""
+
+
+def _at(event: dict[str, Any]) -> float:
+    return datetime.fromisoformat(event["timestamp"]).timestamp()
+
+
+def _ownership(
+    daemons: dict[str, DaemonProcess], killed: dict[str, float]
+) -> dict[str, list[tuple[float, float, str]]]:
+    """Per connector: (from, to, replica) spans in which a replica owned it, from the logs."""
+    spans: dict[str, list[tuple[float, float, str]]] = {}
+    for replica, daemon in daemons.items():
+        open_since: dict[str, float] = {}
+        for event in daemon.events():
+            name = event.get("event")
+            if name == "lease_acquired":
+                open_since[event["connector"]] = _at(event)
+            elif name in _ENDS and event.get("connector") in open_since:
+                start = open_since.pop(event["connector"])
+                spans.setdefault(event["connector"], []).append((start, _at(event), replica))
+        for connector, start in open_since.items():
+            end = killed.get(replica, time.time())
+            spans.setdefault(connector, []).append((start, end, replica))
+    return spans
+
+
+@pytest.mark.postgres
+def test_three_replicas_never_read_a_stream_together_and_take_over_after_kill_9(
+    tmp_path: Path, cleanup: list[Any], pg_url: str
+) -> None:
+    sims = {f"z{n}": start_sim() for n in (1, 2, 3)}
+    cleanup.extend(sims.values())
+    for seed, sim in enumerate(sims.values()):
+        generate(sim, organizations=5, users=20, tickets=100, seed=seed)
+        sim.latency = 0.01
+    config = write_daemon_config(tmp_path, store_url=pg_url, sims=sims, poll="0.5s", page_size=20)
+    env = daemon_env(sims)
+    processes = [DaemonProcess(config, env, tmp_path / f"replica{n}.log").start() for n in range(3)]
+    cleanup.extend(processes)
+    wait_until(
+        lambda: sorted(len(p.ready()["owned_connectors"]) for p in processes) == [1, 1, 1],
+        "each replica to own one connector",
+        timeout=60,
+    )
+    daemons = {p.ready()["replica"]: p for p in processes}
+    victim_id, victim = next(iter(daemons.items()))
+    orphan = victim.ready()["owned_connectors"][0]
+    wait_until(
+        lambda: any(_replica_of(r) == victim_id for r in sims[orphan].requests),
+        "the victim to read its connector",
+    )
+
+    victim.kill()
+    killed_at = time.time()
+    added = new_ticket(sims[orphan], 990_100)
+
+    def taken_over() -> Any:
+        return next(
+            (
+                r
+                for r in sims[orphan].requests
+                if r.at > killed_at and _replica_of(r) not in ("", victim_id)
+            ),
+            None,
+        )
+
+    first = wait_until(taken_over, "another replica to read the orphaned connector", timeout=30)
+    takeover = first.at - killed_at
+    assert takeover < LEASE_INTERVAL + TAKEOVER_SLACK, f"takeover took {takeover:.1f}s"
+    store = Store(pg_url)
+    wait_until(lambda: added in store.live_keys(orphan, "tickets"), "the orphan's new ticket")
+    survivors = [p for p in processes if p is not victim]
+    for survivor in survivors:
+        assert survivor.terminate()[0] == 0
+
+    spans = _ownership(daemons, {victim_id: killed_at})
+    assert set(spans) == set(sims)
+    for connector, owned in spans.items():
+        ordered = sorted(owned)
+        for (_start, end, who), (next_start, _end, next_who) in itertools.pairwise(ordered):
+            assert end <= next_start or who == next_who, f"{connector}: {who} and {next_who}"
+        requests = [r for r in sims[connector].requests if _replica_of(r)]
+        assert requests
+        for request in requests:
+            who = _replica_of(request)
+            assert any(r == who and start <= request.at <= end for start, end, r in owned), (
+                f"{connector}: a request of {who} at {request.at} outside its ownership"
+            )
+    store.close()
