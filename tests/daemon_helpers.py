@@ -11,6 +11,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -27,13 +28,25 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 class SlowZendesk(ZendeskSimulator):
-    """The Zendesk simulator with a delay on export pages, so a sync takes a while."""
+    """The Zendesk simulator with a delay on export pages, so a sync takes a while, and a way to
+    hold export requests until the test lets them go (an API that hangs)."""
 
     latency = 0.0
 
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.held = 0
+        self.hold_until = threading.Event()
+        self.hold_until.set()
+
     def _dispatch(self, request: Request) -> Response:
-        if self.latency and "/incremental/" in request.path:
-            time.sleep(self.latency)
+        if "/incremental/" in request.path:
+            if not self.hold_until.is_set():
+                with self.lock:
+                    self.held += 1
+                self.hold_until.wait(60)
+            if self.latency:
+                time.sleep(self.latency)
         return super()._dispatch(request)
 
 
@@ -171,9 +184,11 @@ class DaemonProcess:
         """The first `name` event beyond the first `after` ones."""
 
         def seen() -> dict[str, Any] | None:
-            self._check_running(name)
             events = self.events(name)
-            return events[after] if len(events) > after else None
+            if len(events) > after:
+                return events[after]
+            self._check_running(name)
+            return None
 
         found: dict[str, Any] = wait_until(seen, f"log event {name}", timeout)
         return found

@@ -125,6 +125,38 @@ def test_sigterm_mid_sync_exits_quickly_loses_nothing_and_the_next_start_resumes
     store.close()
 
 
+def test_sigterm_while_an_api_hangs_exits_after_the_shutdown_timeout(
+    tmp_path: Path, cleanup: list[Any]
+) -> None:
+    sim = start_sim()
+    cleanup.append(sim)
+    generate(sim, organizations=5, users=20, tickets=100, seed=4)
+    sims = {"zendesk": sim}
+    config = write_daemon_config(
+        tmp_path,
+        store_url=sqlite_url(tmp_path),
+        sims=sims,
+        poll="1h",
+        streams=["tickets"],
+        daemon='shutdown_timeout = "2s"',
+    )
+    sim.hold_until.clear()  # every export request now hangs until released
+    daemon = DaemonProcess(config, daemon_env(sims), tmp_path / "daemon.log").start()
+    cleanup.append(daemon)
+    try:
+        wait_until(lambda: sim.held >= 1, "a request in flight")
+        code, seconds = daemon.terminate()
+    finally:
+        sim.hold_until.set()
+    assert code == 0
+    assert seconds < SIGTERM_BOUND
+    stopped = daemon.wait_for("shutdown_timeout")
+    assert stopped["connectors"] == ["zendesk"]
+    store = Store(sqlite_url(tmp_path))
+    assert ("zendesk", "tickets") not in store.stream_counts()  # the hung page never committed
+    store.close()
+
+
 # ---- one API down, the others fresh ------------------------------------------------------
 
 

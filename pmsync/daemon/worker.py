@@ -138,7 +138,9 @@ class ConnectorWorker(threading.Thread):
             if not leases.try_acquire(name, total):
                 self._idle(interval * self._rng.uniform(0.5, 1.0))
                 return
-            self._acquired()
+            self._acquired("lease_acquired")
+        elif not self.owned:
+            self._acquired("lease_kept")  # handed over by this worker's predecessor (reload)
         if leases.should_release(name, total):
             self.owned = False
             self.ctx.metrics.owned.labels(name).set(0)
@@ -154,7 +156,7 @@ class ConnectorWorker(threading.Thread):
             return
         self._cycle(due)
 
-    def _acquired(self) -> None:
+    def _acquired(self, event: str) -> None:
         self.owned = True
         self.ctx.metrics.owned.labels(self.connector_name).set(1)
         states = {
@@ -170,7 +172,7 @@ class ConnectorWorker(threading.Thread):
             else:
                 self.ctx.schedule.restore(key, state.failures, state.next_attempt_at)
             self._recorded_owner[stream] = state.owner if state else None
-        log.info("lease_acquired", owner=self.ctx.owner, streams=sorted(self.jobs))
+        log.info(event, owner=self.ctx.owner, streams=sorted(self.jobs))
 
     def _lost(self) -> None:
         self.owned = False
