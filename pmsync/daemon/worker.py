@@ -295,9 +295,7 @@ class ConnectorWorker(threading.Thread):
     def _write_back(self, connector: Connector) -> None:
         """The write-back hook, after the reads and still under this worker's ownership."""
         try:
-            report = self.ctx.write_back(
-                connector, self.ctx.runtime.store, should_stop=self.should_stop
-            )
+            report = self.ctx.write_back(self.ctx.runtime, connector, should_stop=self.should_stop)
         except Interrupted:
             raise
         except PmsyncError as exc:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from connectors.base import Connector
-from sync.store.store import Store
+from sync.runtime import Runtime
 
 
 @dataclass(frozen=True)
@@ -28,13 +28,14 @@ class WriteBackReport:
 
 class WriteBack(Protocol):
     def __call__(
-        self, connector: Connector, store: Store, *, should_stop: Callable[[], bool]
+        self, runtime: Runtime, connector: Connector, *, should_stop: Callable[[], bool]
     ) -> WriteBackReport:
-        """Plan and apply the field writes due for `connector`."""
+        """Plan and apply the field writes due for `connector` (config, mappings and store
+        come with `runtime`)."""
 
 
 def no_write_back(
-    connector: Connector, store: Store, *, should_stop: Callable[[], bool]
+    runtime: Runtime, connector: Connector, *, should_stop: Callable[[], bool]
 ) -> WriteBackReport:
     """Until write-back exists: nothing planned, nothing applied."""
     return WriteBackReport()
