@@ -2,7 +2,14 @@
 
 Rules are moving windows from the `limits` library, matched on method and URL; a request waits
 until every rule it matches has room. One budget per connector instance is shared by reads and
-writes, so neither can starve the other of the API's allowance.
+writes, so neither can starve the other of the API's allowance: a rule may hold back slots that
+only writes (`reserved_for_writes`) or only reads (`reserved_for_reads`) may use.
+
+Requests are reads when their method is GET, HEAD or OPTIONS, writes otherwise; a connector whose
+API reads by POST (a query endpoint) wraps those calls in `request_kind("read")`.
+
+Waits go through `budget_sleep`, which a daemon worker replaces (`waiting_with`) by a sleep that
+its shutdown can cut short.
 """
 
 from __future__ import annotations
@@ -10,22 +17,84 @@ from __future__ import annotations
 import re
 import threading
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
+from typing import Literal
 
-from limits import RateLimitItem, RateLimitItemPerMinute, RateLimitItemPerSecond
+from limits import (
+    RateLimitItem,
+    RateLimitItemPerDay,
+    RateLimitItemPerHour,
+    RateLimitItemPerMinute,
+    RateLimitItemPerSecond,
+)
 from limits.storage import MemoryStorage
 from limits.strategies import MovingWindowRateLimiter
+
+Kind = Literal["read", "write"]
+READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+_kind: ContextVar[Kind | None] = ContextVar("pmsync_request_kind", default=None)
+_sleep: ContextVar[Callable[[float], None]] = ContextVar("pmsync_budget_sleep", default=time.sleep)
 
 
 @dataclass(frozen=True)
 class BudgetRule:
-    """At most `per_minute` requests a minute (or `per_second` a second) to matching URLs."""
+    """At most N requests a second, minute, hour or day to matching URLs (set exactly one)."""
 
     name: str
     url_pattern: str
     per_minute: int | None = None
     per_second: int | None = None
+    per_hour: int | None = None
+    per_day: int | None = None
     methods: frozenset[str] | None = None
+    reserved_for_writes: int = 0
+    reserved_for_reads: int = 0
+
+
+@dataclass(frozen=True)
+class BudgetUsage:
+    """What a rule (or a quota the API reported) has used of its limit, for metrics."""
+
+    rule: str
+    used: int
+    limit: int
+    window_seconds: float
+
+
+@contextmanager
+def request_kind(kind: Kind) -> Iterator[None]:
+    """Count the requests made inside as reads or writes, whatever their HTTP method."""
+    token = _kind.set(kind)
+    try:
+        yield
+    finally:
+        _kind.reset(token)
+
+
+@contextmanager
+def waiting_with(sleep: Callable[[float], None]) -> Iterator[None]:
+    """Budget waits in this context call `sleep` (which may raise to abandon the request)."""
+    token = _sleep.set(sleep)
+    try:
+        yield
+    finally:
+        _sleep.reset(token)
+
+
+def budget_sleep(seconds: float) -> None:
+    """Sleep the way the current context wants budget waits done."""
+    _sleep.get()(seconds)
+
+
+def kind_of(method: str) -> Kind:
+    explicit = _kind.get()
+    if explicit is not None:
+        return explicit
+    return "read" if method.upper() in READ_METHODS else "write"
 
 
 class RequestBudget:
@@ -36,30 +105,96 @@ class RequestBudget:
         self._limiter = MovingWindowRateLimiter(self._storage)
         self._rules = [(rule, re.compile(rule.url_pattern), _item(rule)) for rule in rules]
         self._lock = threading.Lock()
+        self._reported: dict[str, BudgetUsage] = {}
         self.waited_seconds = 0.0
 
     def acquire(self, method: str, url: str) -> None:
+        """Wait until every matching rule has room for this request, then take it."""
+        kind = kind_of(method)
+        for rule, _pattern, item in self._matching(method, url):
+            while True:
+                delay = self._try_rule(rule, item, kind)
+                if delay is None:
+                    break
+                self.waited_seconds += delay
+                budget_sleep(delay)
+
+    def try_acquire(self, method: str, url: str) -> bool:
+        """Take room for a request only if every matching rule has it now; never waits."""
+        kind = kind_of(method)
+        with self._lock:
+            matching = list(self._matching(method, url))
+            if any(self._room(rule, item, kind) is not None for rule, _p, item in matching):
+                return False
+            for rule, _pattern, item in matching:
+                self._limiter.hit(item, rule.name)
+        return True
+
+    def usage(self) -> list[BudgetUsage]:
+        """Per rule: requests in the current window and the limit; then reported quotas."""
+        found: list[BudgetUsage] = []
+        with self._lock:
+            for rule, _pattern, item in self._rules:
+                stats = self._limiter.get_window_stats(item, rule.name)
+                found.append(
+                    BudgetUsage(
+                        rule.name,
+                        item.amount - stats.remaining,
+                        item.amount,
+                        float(item.get_expiry()),
+                    )
+                )
+            found.extend(self._reported.values())
+        return found
+
+    def report_quota(self, name: str, used: int, limit: int, window_seconds: float) -> None:
+        """Record a quota the API itself reports (e.g. a daily allocation), for metrics."""
+        with self._lock:
+            self._reported[name] = BudgetUsage(name, used, limit, window_seconds)
+
+    # ---- internals ----------------------------------------------------------------------
+
+    def _matching(
+        self, method: str, url: str
+    ) -> Iterator[tuple[BudgetRule, re.Pattern[str], RateLimitItem]]:
         for rule, pattern, item in self._rules:
             if rule.methods is not None and method.upper() not in rule.methods:
                 continue
-            if not pattern.search(url):
-                continue
-            while True:
-                with self._lock:
-                    if self._limiter.hit(item, rule.name):
-                        break
-                    stats = self._limiter.get_window_stats(item, rule.name)
-                # Wait a little past the window: the API stamped our earlier request when it
-                # arrived, slightly later than we counted it.
-                margin = min(1.0, item.get_expiry() * 0.1)
-                delay = max(0.05, stats.reset_time - time.time() + margin)
-                self.waited_seconds += delay
-                time.sleep(delay)
+            if pattern.search(url):
+                yield rule, pattern, item
+
+    def _try_rule(self, rule: BudgetRule, item: RateLimitItem, kind: Kind) -> float | None:
+        """Take a slot of `rule` and return None, or return how long to wait for one."""
+        with self._lock:
+            delay = self._room(rule, item, kind)
+            if delay is None:
+                self._limiter.hit(item, rule.name)
+        return delay
+
+    def _room(self, rule: BudgetRule, item: RateLimitItem, kind: Kind) -> float | None:
+        """None when `kind` may take a slot now, else the seconds until the window moves."""
+        held_back = rule.reserved_for_writes if kind == "read" else rule.reserved_for_reads
+        stats = self._limiter.get_window_stats(item, rule.name)
+        if stats.remaining > held_back:
+            return None
+        # Wait a little past the window: the API stamped our earlier request when it
+        # arrived, slightly later than we counted it.
+        margin = min(1.0, item.get_expiry() * 0.1)
+        return max(0.05, stats.reset_time - time.time() + margin)
 
 
 def _item(rule: BudgetRule) -> RateLimitItem:
-    if rule.per_second is not None:
-        return RateLimitItemPerSecond(rule.per_second)
-    if rule.per_minute is not None:
-        return RateLimitItemPerMinute(rule.per_minute)
-    raise ValueError(f"budget rule {rule.name} sets no limit")
+    limits = [
+        (rule.per_second, RateLimitItemPerSecond),
+        (rule.per_minute, RateLimitItemPerMinute),
+        (rule.per_hour, RateLimitItemPerHour),
+        (rule.per_day, RateLimitItemPerDay),
+    ]
+    chosen = [(amount, cls) for amount, cls in limits if amount is not None]
+    if len(chosen) != 1:
+        raise ValueError(f"budget rule {rule.name} must set exactly one limit")
+    amount, cls = chosen[0]
+    if rule.reserved_for_reads + rule.reserved_for_writes >= amount:
+        raise ValueError(f"budget rule {rule.name} reserves its whole limit")
+    item: RateLimitItem = cls(amount)
+    return item

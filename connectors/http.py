@@ -6,14 +6,17 @@ The adapter does what must hold for every request, whichever client library send
     REQUESTS_CA_BUNDLE win over `session.verify`); verification is never switched off;
   * a default timeout;
   * the connector's request budget, waited on before sending (proactive rate limiting);
-  * a request counter, for figures and logs.
+  * a request counter, for figures and logs;
+  * observers (the daemon's metrics) told of every request and its answer, and a replica tag
+    appended to the User-Agent so API-side logs show which pmsync process asked.
 """
 
 from __future__ import annotations
 
 import email.utils
+import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -27,6 +30,34 @@ from pmsync.errors import AuthError, ConnectorError, FatalError, RetriableError
 
 USER_AGENT = f"pmsync/{__version__}"
 RETRIABLE_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
+
+#: Called after every request with the adapter, the request and its answer (None when the
+#: transport failed). Observers must be quick and must not raise.
+RequestObserver = Callable[
+    ["ConnectorAdapter", requests.PreparedRequest, "requests.Response | None"], None
+]
+_observers: list[RequestObserver] = []
+_observers_lock = threading.Lock()
+_replica_tag: str | None = None
+
+
+def add_request_observer(observer: RequestObserver) -> Callable[[], None]:
+    """Register an observer of every connector request; returns the function that removes it."""
+    with _observers_lock:
+        _observers.append(observer)
+
+    def remove() -> None:
+        with _observers_lock:
+            if observer in _observers:
+                _observers.remove(observer)
+
+    return remove
+
+
+def set_replica_tag(tag: str | None) -> None:
+    """Name this process in every User-Agent (`... pmsync-replica/TAG`); None removes it."""
+    global _replica_tag  # noqa: PLW0603 - one process-wide identity, set once by the daemon
+    _replica_tag = tag
 
 
 class ConnectorAdapter(HTTPAdapter):
@@ -61,12 +92,32 @@ class ConnectorAdapter(HTTPAdapter):
             kwargs["timeout"] = self.default_timeout
         if self.budget is not None:
             self.budget.acquire(request.method or "GET", request.url or "")
+        if _replica_tag is not None:
+            agent = str(request.headers.get("User-Agent") or USER_AGENT)
+            if "pmsync-replica/" not in agent:
+                request.headers["User-Agent"] = f"{agent} pmsync-replica/{_replica_tag}"
         self.requests_sent += 1
-        response = super().send(request, **kwargs)
+        try:
+            response = super().send(request, **kwargs)
+        except requests.RequestException:
+            self._notify(request, None)
+            raise
+        self._notify(request, response)
         if response.request is not None and request.url != original:
             # Client libraries match answers to the host they asked (zenpy does); keep theirs.
             response.request.url = original
         return response
+
+    def _notify(
+        self, request: requests.PreparedRequest, response: requests.Response | None
+    ) -> None:
+        with _observers_lock:
+            observers = list(_observers)
+        for observer in observers:
+            try:
+                observer(self, request, response)
+            except Exception:  # noqa: BLE001, S112 - metrics must never break a request
+                continue
 
 
 def make_session(

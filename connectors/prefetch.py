@@ -8,6 +8,7 @@ page is asked for, after the previous page has been committed.
 
 from __future__ import annotations
 
+import contextvars
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TypeVar
@@ -32,10 +33,12 @@ def read_ahead(
     yield result
     if fetch is None:
         return
+    # The fetching thread sees the caller's context (log fields, metrics attribution, budgets).
+    context = contextvars.copy_context()
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix=name) as pool:
-        pending: Future[T] | None = pool.submit(fetch)
+        pending: Future[T] | None = pool.submit(context.copy().run, fetch)
         while pending is not None:
             result = pending.result()
             fetch = following(result)
-            pending = pool.submit(fetch) if fetch is not None else None
+            pending = pool.submit(context.copy().run, fetch) if fetch is not None else None
             yield result

@@ -22,6 +22,7 @@ from pmsync.logs import configure_logging
 from pmsync.redact import redact
 
 F = TypeVar("F", bound=Callable[..., Any])
+EXIT_CONFIG = 78  # EX_CONFIG: the unit's RestartPreventExitStatus keeps systemd from looping
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -381,6 +382,30 @@ def _print_results(results: Sequence[Any], as_json: bool) -> None:
     out.print(table)
 
 
+@cli.command("run")
+@pass_context
+def run_command(ctx: Context) -> None:
+    """Run as a service: sync every stream on its poll interval until SIGTERM.
+
+    SIGHUP reloads the configuration and mappings (keeping the running ones if the new ones
+    have problems). Serves /healthz, /readyz and /metrics (see [daemon] in the configuration);
+    speaks systemd's notify protocol. Replicas on one PostgreSQL store share the connectors.
+    """
+    from pmsync.daemon.service import Daemon
+
+    try:
+        code = Daemon(ctx.config_path, log_level=ctx.log_level, log_format=ctx.log_format).run()
+    except ConfigError as exc:
+        err.print(f"[bold red]configuration problems ({len(exc.problems)}):[/]")
+        for problem in exc.problems:
+            err.print(f"  {redact(str(problem))}", markup=False)
+        sys.exit(EXIT_CONFIG)
+    except PmsyncError as exc:
+        err.print(f"[bold red]error:[/] {redact(str(exc))}")
+        sys.exit(1)
+    sys.exit(code)
+
+
 @cli.command("status")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @pass_context
@@ -407,6 +432,9 @@ def status_command(ctx: Context, as_json: bool) -> None:
                 "dead_letters": count.dead_letters if count else 0,
                 "last_sweep_at": state.last_sweep_at if state else None,
                 "last_error": state.last_error if state else None,
+                "failures": state.failures if state else 0,
+                "next_attempt_at": state.next_attempt_at if state else None,
+                "owner": state.owner if state else None,
             }
         )
     runtime.close()
@@ -421,25 +449,31 @@ def status_command(ctx: Context, as_json: bool) -> None:
         "tombstones",
         "dead letters",
         "cursor",
+        "next attempt",
+        "owner",
         "last error",
     )
     for row in rows:
-        when = (
-            row["last_success_at"].strftime("%Y-%m-%d %H:%M:%SZ")
-            if row["last_success_at"]
-            else "never"
-        )
+        status = row["status"]
+        if row["failures"]:
+            status += f" ({row['failures']}x)"
         table.add_row(
             row["stream"],
-            row["status"],
-            when,
+            status,
+            _when(row["last_success_at"]) or "never",
             str(row["records"]),
             str(row["tombstones"]),
             str(row["dead_letters"]),
             _short(row["cursor"] or "", 40),
+            _when(row["next_attempt_at"]),
+            row["owner"] or "",
             row["last_error"] or "",
         )
     out.print(table)
+
+
+def _when(moment: Any) -> str:
+    return str(moment.strftime("%Y-%m-%d %H:%M:%SZ")) if moment else ""
 
 
 @cli.command("check")

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
 from connectors.base import ConnectorSettings
 from connectors.registry import Registry, load_registry
+from pmsync.daemon.settings import DaemonSettings
 from pmsync.durations import Duration
 from pmsync.errors import ConfigError, Problem
 from pmsync.secretref import SecretReferenceError, is_reference, resolve_reference
@@ -152,6 +153,7 @@ class Settings(BaseModel):
     currency: CurrencySettings = Field(default_factory=CurrencySettings)
     writeback: WritebackSettings = Field(default_factory=WritebackSettings)
     close_loop: CloseLoopSettings = Field(default_factory=CloseLoopSettings)
+    daemon: DaemonSettings = Field(default_factory=DaemonSettings)
     connectors: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
 

@@ -84,6 +84,14 @@ class QuotaExhausted(FatalError):
     """
 
 
+class Interrupted(PmsyncError):
+    """The process asked a stream to stop (shutdown, reload, lost ownership).
+
+    Raised between pages or during a wait; pages already committed stand, and the next run
+    resumes from the stored cursor. Not a failure: the stream's state is left untouched.
+    """
+
+
 class MappingFailure(PmsyncError):
     """One record could not be mapped; names the field and the reason."""
 

@@ -46,7 +46,13 @@ def resolve_reference(ref: Mapping[str, str], base_dir: Path | None = None) -> s
                 f"credential '{target}' needs $CREDENTIALS_DIRECTORY "
                 "(set by systemd's LoadCredential=); it is not set"
             )
-        value = _read_secret_file(Path(directory) / target)
+        path = Path(directory) / target
+        if not path.exists():
+            raise SecretReferenceError(
+                f"credential '{target}' (file {path}) is not among those systemd passed "
+                f"({_credential_names(Path(directory))}); check LoadCredential= in the unit"
+            )
+        value = _read_secret_file(path)
     else:
         path = Path(target)
         if not path.is_absolute() and base_dir is not None:
@@ -65,3 +71,12 @@ def _read_secret_file(path: Path) -> str:
         raise SecretReferenceError(f"file {path} does not exist") from None
     except OSError as exc:
         raise SecretReferenceError(f"file {path} cannot be read ({exc.strerror})") from None
+
+
+def _credential_names(directory: Path) -> str:
+    """The names (never the contents) of the credentials in $CREDENTIALS_DIRECTORY."""
+    try:
+        names = sorted(p.name for p in directory.iterdir())
+    except OSError:
+        return "none readable"
+    return ", ".join(names) if names else "none"

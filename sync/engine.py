@@ -23,6 +23,7 @@ from connectors.base import Connector, Page, StreamSpec
 from pmsync.errors import (
     AuthError,
     FatalError,
+    Interrupted,
     MappingFailure,
     PmsyncError,
     QuotaExhausted,
@@ -36,7 +37,7 @@ from sync.store.store import RecordRow, Store, content_hash, dumps, utcnow
 
 log = structlog.get_logger("pmsync.engine")
 
-Status = Literal["ok", "failed", "paused"]
+Status = Literal["ok", "failed", "paused", "interrupted"]
 
 
 @dataclass
@@ -64,6 +65,7 @@ class StreamResult:
 
 
 PageHook = Callable[[StreamResult], None]
+StopCheck = Callable[[], bool]
 
 
 @dataclass(frozen=True)
@@ -92,12 +94,15 @@ class SyncEngine:
         retry: RetryPolicy | None = None,
         sleep: Callable[[float], None] = time.sleep,
         on_page: PageHook | None = None,
+        should_stop: StopCheck | None = None,
     ) -> None:
         self.store = store
         self.run_id = run_id
         self.retry = retry or RetryPolicy()
         self.sleep = sleep
         self.on_page = on_page
+        # Cooperative stop (the daemon's SIGTERM, reload, lost lease): checked between pages.
+        self.should_stop = should_stop
 
     # ---- reading -----------------------------------------------------------------------
 
@@ -115,6 +120,9 @@ class SyncEngine:
         with structlog.contextvars.bound_contextvars(connector=connector.name, stream=spec.name):
             try:
                 self._sync(connector, spec, mapping, full_refresh, result)
+            except Interrupted as exc:
+                result.status = "interrupted"
+                log.info("stream_interrupted", reason=str(exc), pages=result.pages)
             except QuotaExhausted as exc:
                 self._finish(result, "paused", exc)
             except (FatalError, RetriableError) as exc:
@@ -204,6 +212,7 @@ class SyncEngine:
                 attempt.progress += 1
                 if self.on_page is not None:
                     self.on_page(result)
+                self._check_stop()
 
         self._with_retries(read_once, attempt, result)
         with self.store.transaction() as connection:
@@ -265,6 +274,10 @@ class SyncEngine:
             reraise=True,
         )
         retrying(fn)
+
+    def _check_stop(self) -> None:
+        if self.should_stop is not None and self.should_stop():
+            raise Interrupted("stop requested; the committed pages stand")
 
     def _parse_cursor(self, spec: StreamSpec, text: str | None, connector: str) -> BaseModel | None:
         if text is None:
@@ -341,6 +354,7 @@ class SyncEngine:
             for sweep_page in connector.sweep(spec):
                 present.update(k for k in (_safe_key(mapping, r) for r in sweep_page.present) if k)
                 deleted.update(k for k in (_safe_key(mapping, r) for r in sweep_page.deleted) if k)
+                self._check_stop()  # an unfinished census must never tombstone anything
             with self.store.transaction() as connection:
                 gone = set(deleted)
                 if spec.sweep == "census":

@@ -5,8 +5,9 @@ The CLI and the daemon both start here; the engine itself stays free of configur
 
 from __future__ import annotations
 
+import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import structlog
@@ -16,7 +17,7 @@ from connectors.registry import Registry, load_registry
 from pmsync.config import Config, load_config
 from pmsync.errors import ConfigError, FatalError, PmsyncError, Problem
 from pmsync.validation import did_you_mean
-from sync.engine import PageHook, RetryPolicy, StreamResult, SyncEngine
+from sync.engine import PageHook, RetryPolicy, StopCheck, StreamResult, SyncEngine
 from sync.links.derive import Derived, derive
 from sync.links.linker import Overrides
 from sync.mapping.compiler import CompiledStream
@@ -154,7 +155,14 @@ class Runtime:
             chosen.extend(m for m in matches if m not in chosen)
         return chosen
 
-    def engine(self, *, run_id: str | None = None, on_page: PageHook | None = None) -> SyncEngine:
+    def engine(
+        self,
+        *,
+        run_id: str | None = None,
+        on_page: PageHook | None = None,
+        should_stop: StopCheck | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> SyncEngine:
         tuning = self.config.settings.sync
         return SyncEngine(
             self.store,
@@ -165,6 +173,8 @@ class Runtime:
                 max_backoff=tuning.max_backoff.total_seconds(),
             ),
             on_page=on_page,
+            should_stop=should_stop,
+            sleep=sleep,
         )
 
     def run_once(

@@ -135,7 +135,7 @@ def test_missing_credential_names_what_was_tried(
     found = problems(
         write(tmp_path, GOOD.replace('{ env = "TEST_ZD_TOKEN" }', '{ credential = "nope" }'))
     )
-    assert found[0].endswith(f"file {tmp_path / 'nope'} does not exist")
+    assert f"credential 'nope' (file {tmp_path / 'nope'}) is not among" in found[0]
 
 
 def test_credentials_need_a_method(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -69,6 +69,10 @@ stream_state = sa.Table(
     sa.Column("last_sweep_at", UtcDateTime, nullable=True),
     sa.Column("refresh_started_at", UtcDateTime, nullable=True),
     sa.Column("last_run_id", sa.String(40), nullable=True),
+    # The daemon's schedule: consecutive failed runs, when it tries again, which replica runs it.
+    sa.Column("failures", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("next_attempt_at", UtcDateTime, nullable=True),
+    sa.Column("owner", sa.String(200), nullable=True),
 )
 
 dead_letters = sa.Table(

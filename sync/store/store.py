@@ -21,6 +21,7 @@ from alembic.config import Config as AlembicConfig
 from sqlalchemy.engine import Connection, Engine
 
 from pmsync.errors import ConfigError, Problem
+from sync.store.backup import backup_before_upgrade
 from sync.store.schema import dead_letters, records, stream_state
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -82,6 +83,9 @@ class StreamState:
     last_sweep_at: datetime | None
     refresh_started_at: datetime | None
     last_run_id: str | None
+    failures: int = 0
+    next_attempt_at: datetime | None = None
+    owner: str | None = None
 
 
 @dataclass(frozen=True)
@@ -144,10 +148,14 @@ class Store:
         return self.engine.dialect.name
 
     def migrate(self) -> None:
-        """Bring the schema to the newest revision; replicas take turns on PostgreSQL."""
+        """Bring the schema to the newest revision; replicas take turns on PostgreSQL.
+
+        A SQLite file behind the newest revision is copied first (see `backup.py`).
+        """
         config = AlembicConfig()
         config.set_main_option("script_location", str(MIGRATIONS))
         try:
+            backup_before_upgrade(self.engine, config)
             with self.engine.begin() as connection:
                 if self.dialect == "postgresql":
                     connection.execute(

@@ -1,0 +1,60 @@
+"""Signals as requests the main loop acts on: SIGTERM/SIGINT stop, SIGHUP reloads.
+
+Handlers only set flags (the one thing that is safe in a signal handler); the main loop does
+the work. A second SIGTERM or SIGINT while stopping exits at once.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+from types import FrameType
+
+import structlog
+
+log = structlog.get_logger("pmsync.daemon")
+
+EXIT_FORCED = 1
+
+
+class SignalRequests:
+    """What the signals received so far ask for."""
+
+    def __init__(self) -> None:
+        self.stop = threading.Event()
+        self.wake = threading.Event()
+        self._reload = threading.Event()
+        self.stop_signal: str | None = None
+
+    def install(self) -> None:
+        """Route SIGTERM, SIGINT and SIGHUP here (main thread only)."""
+        signal.signal(signal.SIGTERM, self._on_stop)
+        signal.signal(signal.SIGINT, self._on_stop)
+        signal.signal(signal.SIGHUP, self._on_reload)
+
+    def take_reload(self) -> bool:
+        """True once per SIGHUP received."""
+        if self._reload.is_set():
+            self._reload.clear()
+            return True
+        return False
+
+    def request_reload(self) -> None:
+        self._reload.set()
+        self.wake.set()
+
+    def request_stop(self, reason: str) -> None:
+        self.stop_signal = reason
+        self.stop.set()
+        self.wake.set()
+
+    def _on_stop(self, signum: int, _frame: FrameType | None) -> None:
+        name = signal.Signals(signum).name
+        if self.stop.is_set():
+            os.write(2, f"pmsync: second {name}, exiting now\n".encode())
+            os._exit(EXIT_FORCED)
+        self.request_stop(name)
+
+    def _on_reload(self, _signum: int, _frame: FrameType | None) -> None:
+        self.request_reload()

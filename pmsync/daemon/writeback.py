@@ -1,0 +1,41 @@
+"""The hook write-back cycles plug into (their implementation comes with a later issue).
+
+After each read cycle of a connector, its worker calls the daemon's `WriteBack` with that
+connector, in the same thread and while it still owns the connector: the writes therefore share
+the connector's one HTTP session and request budget with its reads, and no other replica writes
+to the same API at the same time. `should_stop` turns true on SIGTERM, reload or lost ownership;
+a cycle checks it between batches and returns what it has done so far.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from connectors.base import Connector
+from sync.runtime import Runtime
+
+
+@dataclass(frozen=True)
+class WriteBackReport:
+    """What one write-back cycle did; exported as pmsync_writebacks_* metrics."""
+
+    planned: int = 0
+    applied: int = 0
+    failed: int = 0
+
+
+class WriteBack(Protocol):
+    def __call__(
+        self, runtime: Runtime, connector: Connector, *, should_stop: Callable[[], bool]
+    ) -> WriteBackReport:
+        """Plan and apply the field writes due for `connector` (config, mappings and store
+        come with `runtime`)."""
+
+
+def no_write_back(
+    runtime: Runtime, connector: Connector, *, should_stop: Callable[[], bool]
+) -> WriteBackReport:
+    """Until write-back exists: nothing planned, nothing applied."""
+    return WriteBackReport()

@@ -1,0 +1,133 @@
+"""Connector ownership: advisory locks on PostgreSQL, a lock file on SQLite, fenced writes."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import make_url
+
+from pmsync.daemon.leases import LeaseLost, SingleProcessLease, make_leases
+from pmsync.daemon.pg_leases import PostgresLeases, lock_key, split_key
+from pmsync.errors import ConfigError
+from sync.store import store as st
+from sync.store.store import Store, utcnow
+
+
+def test_a_second_daemon_on_one_sqlite_file_is_refused(tmp_path: Path) -> None:
+    database = tmp_path / "pmsync.db"
+    first = SingleProcessLease(database, "a")
+    with pytest.raises(ConfigError, match=rf"pid {os.getpid()}.*PostgreSQL"):
+        SingleProcessLease(database, "b")
+    first.close()
+    SingleProcessLease(database, "c").close()  # free again once the first is gone
+
+
+def test_sqlite_gets_the_single_process_lease(tmp_path: Path) -> None:
+    store = Store(f"sqlite:///{tmp_path / 'pmsync.db'}")
+    leases = make_leases(store.engine, "a", 1.0)
+    assert isinstance(leases, SingleProcessLease)
+    assert leases.try_acquire("zendesk", total=3)
+    assert leases.holds("zendesk")
+    assert not leases.should_release("zendesk", total=3)
+    leases.close()
+    store.close()
+
+
+def test_keys_split_the_way_pg_locks_shows_them() -> None:
+    key = lock_key("test.public", "zendesk")
+    classid, objid = split_key(key)
+    assert 0 <= classid < 2**32
+    assert 0 <= objid < 2**32
+    assert ((classid << 32) | objid) == key & (2**64 - 1)
+    assert lock_key("test.other_schema", "zendesk") != key
+
+
+@pytest.fixture
+def pg_store(pg_url: str) -> Iterator[Store]:
+    store = Store(pg_url)
+    yield store
+    store.close()
+
+
+def _leases(store: Store, replica: str) -> PostgresLeases:
+    return PostgresLeases(store.engine.url, replica=replica, interval=1.0)
+
+
+def _terminate(store: Store, leases: PostgresLeases) -> None:
+    """What a kill -9 of the replica does to its session, from PostgreSQL's side."""
+    with store.engine.begin() as connection:
+        connection.execute(
+            sa.text("SELECT pg_terminate_backend(:pid, 5000)"), {"pid": leases._pid}
+        )  # waits (up to 5 s) until the session is gone and its locks with it
+
+
+@pytest.mark.postgres
+def test_one_owner_at_a_time_and_takeover_when_the_owner_dies(pg_store: Store) -> None:
+    a, b = _leases(pg_store, "a"), _leases(pg_store, "b")
+    a.heartbeat()
+    assert (a.live_replicas(), b.live_replicas()) == (2, 2)
+    assert a.try_acquire("z1", total=2)
+    assert not b.try_acquire("z1", total=2)
+    assert b.try_acquire("z2", total=2)
+    assert not b.try_acquire("z1", total=2)
+
+    _terminate(pg_store, a)
+    assert b.try_acquire("z1", total=2)  # recounts replicas: alone, its share is both
+    assert b.live_replicas() == 1
+    a.heartbeat()  # notices the lost session
+    assert not a.holds("z1")
+    a.heartbeat()  # and reconnects as a member, owning nothing
+    assert a.live_replicas() == 2
+    assert not a.try_acquire("z1", total=2)
+    a.close()
+    b.close()
+
+
+@pytest.mark.postgres
+def test_work_is_shared_by_a_fair_share(pg_store: Store) -> None:
+    a = _leases(pg_store, "a")
+    assert all(a.try_acquire(name, total=3) for name in ("z1", "z2", "z3"))
+    b = _leases(pg_store, "b")
+    a.heartbeat()
+    assert a.should_release("z1", total=3)  # 3 held, share ceil(3/2) = 2
+    a.release("z1")
+    assert not a.should_release("z2", total=3)
+    assert b.try_acquire("z1", total=3)
+    assert not b.try_acquire("z2", total=3)  # held by a
+    a.close()
+    b.close()
+
+
+@pytest.mark.postgres
+def test_a_replica_that_lost_its_connector_cannot_commit(pg_store: Store) -> None:
+    a, b = _leases(pg_store, "a"), _leases(pg_store, "b")
+    a.guard_store(pg_store.engine)
+    assert a.try_acquire("zendesk", total=1)
+    with a.fenced("zendesk"):
+        with pg_store.transaction() as connection:
+            st.save_cursor(connection, "zendesk", "tickets", '"mine"', utcnow())
+        _terminate(pg_store, a)
+        assert b.try_acquire("zendesk", total=1)
+        with pytest.raises(LeaseLost), pg_store.transaction() as connection:
+            st.save_cursor(connection, "zendesk", "tickets", '"stale"', utcnow())
+    state = pg_store.stream_state("zendesk", "tickets")
+    assert state is not None
+    assert state.cursor == '"mine"'
+    with pg_store.transaction() as connection:  # other threads are not fenced
+        st.save_cursor(connection, "zendesk", "tickets", '"next"', utcnow())
+    a.close()
+    b.close()
+
+
+@pytest.mark.postgres
+def test_replicas_in_other_schemas_do_not_collide(pg_url: str, pg_base_url: str) -> None:
+    here = _leases(Store(pg_url), "a")
+    elsewhere = PostgresLeases(make_url(pg_base_url), replica="b", interval=1.0)
+    assert here.try_acquire("zendesk", total=1)
+    assert elsewhere.try_acquire("zendesk", total=1)
+    here.close()
+    elsewhere.close()
