@@ -86,7 +86,11 @@ class Runtime:
                             f"{did_you_mean(wanted, mapped)}",
                         )
                     )
-        problems.extend(check_against_connectors(self.mappings, instances, names, known))
+        problems.extend(
+            check_against_connectors(
+                self.mappings, instances, names, known, installed_types=self.registry.types
+            )
+        )
         return problems
 
     def _mapping_dirs(self) -> str:

@@ -62,7 +62,7 @@ import secrets
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import jwt
@@ -237,7 +237,7 @@ class SalesforceSimulator(Simulator):
         with self.lock:
             table = self.tables[object_name]
             ident = str(values.get("Id") or table.new_id())
-            row = {name: None for name, f in table.fields.items() if not f.calculated}
+            row: dict[str, Any] = {n: None for n, f in table.fields.items() if not f.calculated}
             row.update(values)
             row.update(
                 Id=ident,
@@ -443,10 +443,7 @@ class SalesforceSimulator(Simulator):
 
     def versions(self, request: Request) -> Response:
         return json_response(
-            [
-                {"label": f"v{v}", "url": self._base_path(v), "version": v}
-                for v in API_VERSIONS
-            ]
+            [{"label": f"v{v}", "url": self._base_path(v), "version": v} for v in API_VERSIONS]
         )
 
     def limits(self, request: Request, version: str) -> Response:
@@ -778,13 +775,17 @@ class SalesforceSimulator(Simulator):
             },
         )
 
-    def _csv_row(self, table: SObjectTable, row: dict[str, Any], fields: Sequence[str]) -> list[str]:
+    def _csv_row(
+        self, table: SObjectTable, row: dict[str, Any], fields: Sequence[str]
+    ) -> list[str]:
         values: list[str] = []
         for path in fields:
             if "." in path:
                 relation, _, sub = path.partition(".")
                 target_table, target_row = self._related(table, row, relation)
-                value = None if target_row is None else self._csv_value(target_table, target_row, sub)
+                value = (
+                    None if target_row is None else self._csv_value(target_table, target_row, sub)
+                )
             else:
                 value = self._csv_value(table, row, path)
             values.append("" if value is None else value)
@@ -837,30 +838,40 @@ class SalesforceSimulator(Simulator):
     def _check_update(
         self, record: Any
     ) -> dict[str, Any] | tuple[SObjectTable, str, dict[str, Any]]:
+        """The change a record asks for, or the per-record error Salesforce would give."""
+        found = self._target(record)
+        if isinstance(found, dict):
+            return found
+        table, ident = found
+        changes = {k: v for k, v in record.items() if k not in ("attributes", "id", "Id")}
+        for name, value in changes.items():
+            problem = _field_problem(table, name, value)
+            if problem is not None:
+                return problem
+        return table, ident, changes
+
+    def _target(self, record: Any) -> dict[str, Any] | tuple[SObjectTable, str]:
         if not isinstance(record, dict):
             return _record_error("JSON_PARSER_ERROR", "a record must be an object")
         kind = (record.get("attributes") or {}).get("type")
         table = self.tables.get(str(kind))
         if table is None:
             return _record_error("INVALID_TYPE", f"sObject type '{kind}' is not supported")
-        ident = record.get("id") or record.get("Id")
+        ident = str(record.get("id") or record.get("Id") or "")
+        row = table.rows.get(ident)
         if not ident:
-            return _record_error("MISSING_ARGUMENT", "id not specified in an update call", ["Id"])
-        row = table.rows.get(str(ident))
-        if row is None:
-            return _record_error("INVALID_CROSS_REFERENCE_KEY", "invalid cross reference id")
-        if row["IsDeleted"]:
-            return _record_error("ENTITY_IS_DELETED", "entity is deleted")
-        if ident in self.locked_ids:
-            return _record_error(
+            error = _record_error("MISSING_ARGUMENT", "id not specified in an update call", ["Id"])
+        elif row is None:
+            error = _record_error("INVALID_CROSS_REFERENCE_KEY", "invalid cross reference id")
+        elif row["IsDeleted"]:
+            error = _record_error("ENTITY_IS_DELETED", "entity is deleted")
+        elif ident in self.locked_ids:
+            error = _record_error(
                 "UNABLE_TO_LOCK_ROW", "unable to obtain exclusive access to this record"
             )
-        changes = {k: v for k, v in record.items() if k not in ("attributes", "id", "Id")}
-        for name, value in changes.items():
-            problem = _field_problem(table, name, value)
-            if problem is not None:
-                return problem
-        return table, str(ident), changes
+        else:
+            return table, ident
+        return error
 
 
 def _field_problem(table: SObjectTable, name: str, value: Any) -> dict[str, Any] | None:

@@ -167,7 +167,7 @@ def generate(
     domains: list[str] = []
     for n in range(accounts):
         name = f"{_company(rng)} {n}"
-        domain = f"{name.split()[0].lower()}{n}.example"
+        domain = f"{name.split(maxsplit=1)[0].lower()}{n}.example"
         domains.append(domain)
         revenue = float(rng.randrange(50, 50_000) * 1000)
         values: dict[str, Any] = {
@@ -180,7 +180,9 @@ def generate(
             "CurrencyIsoCode": rng.choice(CURRENCIES),
             "BillingCountry": rng.choice(["US", "DE", "GB", "FR", "JP", "AU"]),
             "OwnerId": rng.choice(created["User"]),
-            "ARR__c": float(int(revenue * rng.uniform(0.05, 0.3))) if rng.random() < arr_share else None,
+            "ARR__c": float(int(revenue * rng.uniform(0.05, 0.3)))
+            if rng.random() < arr_share
+            else None,
             "Segment__c": rng.choice(SEGMENTS),
             "Open_Requests__c": float(rng.randrange(0, 40)),
         }

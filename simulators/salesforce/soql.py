@@ -10,6 +10,7 @@ Anything else is a MALFORMED_QUERY, as Salesforce answers.
 
 from __future__ import annotations
 
+import operator
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -326,21 +327,23 @@ def comparable(value: Any) -> Any:
     return value
 
 
+_ORDERING: dict[str, Callable[[Any, Any], Any]] = {
+    "<": operator.lt,
+    "<=": operator.le,
+    ">": operator.gt,
+    ">=": operator.ge,
+}
+
+
 def _compare(left: Any, op: str, right: Any) -> bool:
     if op == "=":
         return bool(left == right)
     if op == "!=":
         return bool(left != right)
     if left is None or right is None:
-        return False
+        return False  # SOQL: null is neither less nor greater than anything
     try:
-        if op == "<":
-            return bool(left < right)
-        if op == "<=":
-            return bool(left <= right)
-        if op == ">":
-            return bool(left > right)
-        return bool(left >= right)
+        return bool(_ORDERING[op](left, right))
     except TypeError:
         return False
 

@@ -218,15 +218,21 @@ def check_against_connectors(
     instances: Mapping[str, str],
     stream_names: Mapping[str, Iterable[str] | None],
     known_fields: Mapping[tuple[str, str], frozenset[str]] | None = None,
+    installed_types: Iterable[str] = (),
 ) -> list[Problem]:
     """Problems where a mapping names a connector or stream the configuration does not have.
 
     `instances` maps instance name -> type; `stream_names` maps instance -> its stream names
     (None when the connector accepts any stream name, as Salesforce does for sObjects).
+    Mappings for an installed connector type that no instance uses (the shipped defaults of
+    a tool not configured here) are simply unused.
     """
     problems: list[Problem] = []
     types = set(instances.values())
+    unused = set(installed_types) - types
     for (ref, stream), compiled in mappings.streams.items():
+        if ref in unused and ref not in instances:
+            continue
         if ref not in instances and ref not in types:
             hint = did_you_mean(ref, [*instances, *types])
             problems.append(
