@@ -36,7 +36,8 @@ Implemented, after Salesforce's REST API, SOQL, Bulk API 2.0 and OAuth documenta
     deletedDate}], earliestDateAvailable, latestDateCovered}, at most 15 days back); older
     starts answer 400 INVALID_REPLICATION_DATE. GET /sobjects/{S}/{id} reads one record.
   * Bulk API 2.0 query jobs: POST /jobs/query {operation: query|queryAll, query}, GET
-    /jobs/query/{id} (UploadComplete -> InProgress -> JobComplete after `bulk_polls` polls),
+    /jobs/query/{id} (UploadComplete -> InProgress -> JobComplete after `bulk_polls` polls, or
+    Failed with an errorMessage while a test sets `bulk_failure`),
     GET /jobs/query/{id}/results?locator=&maxRecords= (CSV with every value quoted, nulls
     empty, datetimes as ...000Z, relationship columns as Owner.Name; headers Sforce-Locator,
     the literal "null" on the last page, and Sforce-NumberOfRecords), PATCH {state: Aborted},
@@ -124,6 +125,7 @@ class _BulkJob:
     created: int
     polls: int = 0
     state: str = "UploadComplete"
+    error: str | None = None
 
     def info(self, version: str) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -143,6 +145,8 @@ class _BulkJob:
         }
         if self.state == "JobComplete":
             body.update(numberRecordsProcessed=len(self.rows), retries=0, totalProcessingTime=42)
+        if self.error:
+            body["errorMessage"] = self.error
         return body
 
 
@@ -184,6 +188,7 @@ class SalesforceSimulator(Simulator):
         self.issued_tokens: list[str] = []
         self.reject_sessions = False
         self.locked_ids: set[str] = set()
+        self.bulk_failure: str | None = None
         self._locators: OrderedDict[str, _Locator] = OrderedDict()
         self._jobs: dict[str, _BulkJob] = {}
         self._serial = 1
@@ -744,6 +749,8 @@ class SalesforceSimulator(Simulator):
             if job.state not in ("JobComplete", "Aborted", "Failed"):
                 job.polls += 1
                 job.state = "JobComplete" if job.polls >= self.bulk_polls else "InProgress"
+                if self.bulk_failure is not None:
+                    job.state, job.error = "Failed", self.bulk_failure
             return json_response(job.info(version))
 
     def bulk_results(self, request: Request, version: str, job_id: str) -> Response:
