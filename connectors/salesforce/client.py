@@ -7,7 +7,7 @@ the rewrite is per session, so two Salesforce connectors in one daemon stay inde
 TLS verification is never switched off: the adapter passes the connector's CA bundle (or
 lets REQUESTS_CA_BUNDLE apply) with each request.
 
-Re-login: simple-salesforce's own calls log in again on 401 INVALID_SESSION_ID, at most three
+Re-login: simple-salesforce's own calls log in again on 401 INVALID_SESSION_ID, at most four
 times per call. The connector never uses its SFType helpers, whose re-login recursion has no
 bound (simple-salesforce issue #804); the few calls it sends itself (Bulk CSV results) log in
 again once, then give up with an AuthError.

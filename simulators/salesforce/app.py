@@ -318,6 +318,7 @@ class SalesforceSimulator(Simulator):
     # ---- HTTP plumbing -------------------------------------------------------------------------
 
     def _dispatch(self, request: Request) -> Response:
+        request.get_data()  # cached, so form parsing and the request log both see the body
         if not request.path.startswith("/services/data/v"):
             return super()._dispatch(request)
         if not self._authorised(request):
