@@ -21,7 +21,8 @@ def make_settings(sim: SalesforceSimulator, **overrides: Any) -> SalesforceSetti
     credentials = overrides.pop(
         "credentials",
         SalesforceCredentials(
-            client_id=sim.client_id, client_secret=SecretStr(overrides.pop("secret", sim.client_secret))
+            client_id=sim.client_id,
+            client_secret=SecretStr(overrides.pop("secret", sim.client_secret)),
         ),
     )
     values: dict[str, Any] = {

@@ -15,13 +15,13 @@ from click.testing import CliRunner
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from pydantic import SecretStr
+from salesforce_support import ids, make_connector, read_pages, running, write_config
 
 from connectors.base import FieldWrite
 from connectors.salesforce.settings import SalesforceCredentials, SalesforceSettings
 from pmsync.cli import cli
 from pmsync.errors import AuthError
 from pmsync.logs import configure_logging
-from salesforce_support import ids, make_connector, read_pages, running, write_config
 from simulators.salesforce import SalesforceSimulator, generate
 
 
@@ -76,7 +76,10 @@ def test_jwt_bearer_login(sim: SalesforceSimulator, rsa_pair: tuple[str, str]) -
     connector.check()
     assert sim.requests_to("/services/oauth2/token")[0].status == 200
     wrong = SalesforceCredentials(
-        method="jwt", client_id=sim.client_id, username="someone@else", private_key=SecretStr(private)
+        method="jwt",
+        client_id=sim.client_id,
+        username="someone@else",
+        private_key=SecretStr(private),
     )
     with pytest.raises(AuthError, match="invalid_grant"):
         make_connector(sim, credentials=wrong).check()
@@ -96,7 +99,8 @@ def test_password_and_security_token_login_through_soap(sim: SalesforceSimulator
     bad = good.model_copy(update={"security_token": SecretStr("stale-token")})
     with pytest.raises(AuthError, match="INVALID_LOGIN") as info:
         make_connector(sim, credentials=bad, my_domain=None).check()
-    assert "stale-token" not in str(info.value) and sim.password not in str(info.value)
+    assert "stale-token" not in str(info.value)
+    assert sim.password not in str(info.value)
     connector.close()
 
 
@@ -107,7 +111,7 @@ def test_settings_name_what_each_method_lacks() -> None:
         SalesforceSettings(
             credentials=SalesforceCredentials(client_id="x", client_secret=SecretStr("y"))
         )
-    with pytest.raises(ValueError, match="acme.my.salesforce.com"):
+    with pytest.raises(ValueError, match=r"acme\.my\.salesforce\.com"):
         SalesforceSettings(
             my_domain="acme.example.com",
             credentials=SalesforceCredentials(client_id="x", client_secret=SecretStr("y")),
@@ -123,7 +127,10 @@ def test_production_hosts_are_https_and_the_ca_bundle_goes_with_each_request(
     bundle.write_text("-----BEGIN CERTIFICATE-----\n")
     responses.post(
         "https://acme--uat.sandbox.my.salesforce.com/services/oauth2/token",
-        json={"access_token": "tok-123456", "instance_url": "https://acme--uat.sandbox.my.salesforce.com"},
+        json={
+            "access_token": "tok-123456",
+            "instance_url": "https://acme--uat.sandbox.my.salesforce.com",
+        },
     )
     responses.get(
         "https://acme--uat.sandbox.my.salesforce.com/services/data/v59.0/limits/",
@@ -140,7 +147,8 @@ def test_production_hosts_are_https_and_the_ca_bundle_goes_with_each_request(
     connector = SalesforceConnector("salesforce", settings)
     connector.check()
     assert [c.request.req_kwargs["verify"] for c in responses.calls] == [str(bundle)] * 2
-    assert connector.guard.used == 5 and connector.guard.total == 100
+    assert connector.guard.used == 5
+    assert connector.guard.total == 100
     connector.close()
 
 
@@ -157,8 +165,10 @@ def test_wrong_client_secret_is_a_one_line_configuration_error(
     lines = result.output.strip().splitlines()
     assert len(lines) == 1, result.output
     assert lines[0].startswith("FAIL salesforce")
-    assert "invalid client credentials" in lines[0] and "connectors.salesforce" in lines[0]
-    assert "Traceback" not in result.output and "wrong-secret-value" not in result.output
+    assert "invalid client credentials" in lines[0]
+    assert "connectors.salesforce" in lines[0]
+    assert "Traceback" not in result.output
+    assert "wrong-secret-value" not in result.output
 
 
 def test_wrong_client_secret_fails_the_sync_without_a_traceback(
@@ -169,8 +179,10 @@ def test_wrong_client_secret_fails_the_sync_without_a_traceback(
     monkeypatch.setenv("PMSYNC_TEST_SF_SECRET", "wrong-secret-value")
     result = CliRunner().invoke(cli, ["--config", str(config), "sync", "--once", "--json"])
     assert result.exit_code == 1
-    assert "Traceback" not in result.output and "wrong-secret-value" not in result.output
-    assert '"status": "failed"' in result.output and "invalid client credentials" in result.output
+    assert "Traceback" not in result.output
+    assert "wrong-secret-value" not in result.output
+    assert '"status": "failed"' in result.output
+    assert "invalid client credentials" in result.output
 
 
 # ---- expiry and re-login --------------------------------------------------------------------
@@ -261,7 +273,8 @@ def test_no_secret_in_any_log_line(
     )
     make_connector(sim, credentials=jwt).check()
     text = log_buffer.getvalue()
-    assert "salesforce_login" in text and "/services/oauth2/token" in text  # all was captured
+    assert "salesforce_login" in text
+    assert "/services/oauth2/token" in text
     basic = base64.b64encode(f"{sim.client_id}:{sim.client_secret}".encode()).decode()
     secrets = [sim.client_secret, "wrong-secret-xyz", basic, *sim.issued_tokens]
     secrets += [line for line in private.splitlines() if "PRIVATE KEY" not in line][:3]

@@ -8,11 +8,11 @@ from typing import ClassVar
 
 import pytest
 from pydantic import BaseModel
+from salesforce_support import make_connector, running
 
 from connectors.base import Connector, StreamSpec
 from connectors.salesforce.cursor import SObjectCursor
 from connectors.testing import ConnectorContract
-from salesforce_support import make_connector, running
 from simulators.salesforce import SalesforceSimulator, generate
 
 FAR_FUTURE = datetime(2100, 1, 1, tzinfo=UTC)

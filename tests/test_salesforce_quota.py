@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from salesforce_support import make_connector, read_pages, running, write_config
 
 from connectors.salesforce.quota import QuotaGuard, parse_limit_info
 from pmsync.cli import cli
 from pmsync.errors import QuotaExhausted
-from salesforce_support import make_connector, read_pages, running, write_config
 from simulators.salesforce import SalesforceSimulator, generate
 from sync.runtime import Runtime
 

@@ -6,11 +6,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from salesforce_support import REPO, ids, make_connector, read_pages, running
 from structlog.testing import capture_logs
 
 from connectors.salesforce.cursor import SObjectCursor, parse_stamp
 from pmsync.errors import FatalError, RetriableError
-from salesforce_support import REPO, ids, make_connector, read_pages, running
 from simulators.salesforce import SalesforceSimulator, generate, install_schema
 from sync.engine import SyncEngine
 from sync.mapping.compiler import CompiledStream
@@ -93,7 +93,8 @@ def test_no_change_cycle_is_one_request_and_zero_writes(
     store = Store(f"sqlite:///{tmp_path / 'nochange.db'}")
     engine = SyncEngine(store, run_id="t", sleep=lambda _s: None)
     first = engine.sync_stream(connector, spec, mapping("Account"))
-    assert first.status == "ok" and first.inserted == 900
+    assert first.status == "ok"
+    assert first.inserted == 900
     mark = len(sim.requests)
     again = engine.sync_stream(connector, spec, mapping("Account"))
     assert again.status == "ok"
@@ -163,7 +164,9 @@ def test_census_sweep_lists_live_ids_only(sim: SalesforceSimulator) -> None:
     sim.hard_delete("Account", gone[0])
     sim.soft_delete("Account", gone[1])
     connector = make_connector(sim)
-    present = {r["Id"] for page in connector.sweep(connector.stream("Account")) for r in page.present}
+    present = {
+        r["Id"] for page in connector.sweep(connector.stream("Account")) for r in page.present
+    }
     assert present == sim.live_ids("Account")
     assert not set(gone) & present
     query = next(r for r in sim.requests if r.path.endswith("/query/"))
@@ -191,7 +194,8 @@ def test_large_first_sync_reads_through_bulk_and_matches_rest(sim: SalesforceSim
     bulk_records = {r["Id"]: r for p in pages for r in p.records}
     assert bulk_records == rest_records  # same dicts, so the content hash skips re-reads
     final = pages[-1].cursor
-    assert final.bulk_job is None and final.since is not None
+    assert final.bulk_job is None
+    assert final.since is not None
     bulk.close()
     rest.close()
 
@@ -201,7 +205,8 @@ def test_bulk_first_sync_resumes_from_every_checkpoint(sim: SalesforceSimulator)
     connector = make_connector(sim, bulk_threshold=100, bulk_page_size=200)
     spec = connector.stream("Account")
     pages = read_pages(connector, spec)
-    assert pages[0].records == [] and pages[0].cursor.bulk_job  # the job id is committed first
+    assert pages[0].records == []
+    assert pages[0].cursor.bulk_job
     everything = sim.live_ids("Account")
     seen: set[str] = set()
     jobs_before = len([r for r in sim.requests if r.method == "POST"])
@@ -271,7 +276,8 @@ def test_fields_the_org_lacks_are_left_out_with_a_warning(sim: SalesforceSimulat
         pages = read_pages(connector, connector.stream("Account"), fields=("Name", "Nope__c"))
     assert len(ids(pages)) == 10
     warning = next(e for e in logs if e["event"] == "salesforce_fields_missing")
-    assert warning["fields"] == ["Nope__c"] and warning["object"] == "Account"
+    assert warning["fields"] == ["Nope__c"]
+    assert warning["object"] == "Account"
     query = next(r for r in sim.requests if r.path.endswith("/query/"))
     assert "Nope__c" not in query.query["q"]
     connector.close()
@@ -303,10 +309,12 @@ def test_discover_marks_custom_formula_and_relationship_fields(sim: SalesforceSi
     install_schema(sim)
     connector = make_connector(sim)
     fields = {f.name: f for f in connector.discover("Account")}
-    assert fields["ARR__c"].custom and fields["ARR__c"].type == "currency"
+    assert fields["ARR__c"].custom
+    assert fields["ARR__c"].type == "currency"
     assert fields["Owner_Region__c"].extra["calculated"] is True
     assert fields["Owner_Region__c"].extra["formula"] == "Owner.Region__c"
-    assert "Owner.Name" in fields and not fields["Name"].custom
+    assert "Owner.Name" in fields
+    assert not fields["Name"].custom
     assert {"Account", "Contact", "User"} <= set(connector.objects())
     connector.close()
 
@@ -320,8 +328,34 @@ def test_an_expired_query_locator_resumes_from_the_last_page(
     store = Store(f"sqlite:///{tmp_path / 'l.db'}")
     engine = SyncEngine(store, run_id="t", sleep=lambda _s: None)
     result = engine.sync_stream(connector, connector.stream("Account"), mapping("Account"))
-    assert result.status == "ok" and result.retries >= 3
+    assert result.status == "ok"
+    assert result.retries >= 3
     assert store.live_keys("salesforce", "Account") == sim.live_ids("Account")
-    assert result.inserted == 800 and result.updated == 0
+    assert result.inserted == 800
+    assert result.updated == 0
+    store.close()
+    connector.close()
+
+
+def test_server_errors_mid_read_resume_from_the_last_committed_page(
+    sim: SalesforceSimulator, tmp_path: Path
+) -> None:
+    generate(sim, accounts=900, contacts=0)
+    sim.inject(503, path_prefix="/services/data/v59.0/query/01g", times=1)
+    sim.inject(500, path_prefix="/services/data/v59.0/queryAll/", times=1)
+    sim.inject(503, path_prefix="/services/data/v59.0/queryAll/01g", times=1)
+    connector = make_connector(sim)
+    store = Store(f"sqlite:///{tmp_path / 'f.db'}")
+    engine = SyncEngine(store, run_id="t", sleep=lambda _s: None)
+    spec = connector.stream("Account")
+    first = engine.sync_stream(connector, spec, mapping("Account"))
+    assert first.status == "ok"
+    assert first.retries >= 2
+    assert first.inserted == 900
+    assert first.updated == 0
+    second = engine.sync_stream(connector, spec, mapping("Account"))
+    assert second.status == "ok"
+    assert all(fault.times == 0 for fault in sim.faults), "every injected fault was met"
+    assert store.live_keys("salesforce", "Account") == sim.live_ids("Account")
     store.close()
     connector.close()
