@@ -74,12 +74,13 @@ def write_config(
     secret_env: str = "PMSYNC_TEST_SF_SECRET",
     extra: str = "",
     mappings: Sequence[str] = (),
+    store_url: str | None = None,
 ) -> Path:
     """A pmsync.toml with one salesforce connector pointed at `sim`."""
     paths = list(mappings) or [str(REPO / "mappings" / "salesforce.toml")]
     lines = [
         "[store]",
-        f'url = "sqlite:///{directory / "pmsync.db"}"',
+        f'url = "{store_url or "sqlite:///" + str(directory / "pmsync.db")}"',
         "[mappings]",
         "paths = [" + ", ".join(f'"{p}"' for p in paths) + "]",
         "[sync]",

@@ -221,7 +221,7 @@ def test_bulk_results_log_in_again_once_then_give_up(sim: SalesforceSimulator) -
     connector = make_connector(sim, bulk_threshold=100, bulk_page_size=100)
     spec = connector.stream("Account")
     pages = connector.read(spec, None)
-    first = [next(pages), next(pages)]  # the job page, then the first result page
+    first = [next(pages), next(pages), next(pages)]  # sizing page, job page, first results
     sim.expire_sessions()
     rest = list(pages)
     got = {r["Id"] for p in first + rest for r in p.records}
@@ -230,7 +230,7 @@ def test_bulk_results_log_in_again_once_then_give_up(sim: SalesforceSimulator) -
     sim.reject_sessions = True
     before = token_requests(sim)
     with pytest.raises(AuthError):
-        list(connector.read(spec, first[1].cursor))
+        list(connector.read(spec, first[2].cursor))
     assert token_requests(sim) - before <= 1 + 4
     connector.close()
 
@@ -272,11 +272,22 @@ def test_no_secret_in_any_log_line(
         method="jwt", client_id=sim.client_id, username=sim.username, private_key=SecretStr(private)
     )
     make_connector(sim, credentials=jwt).check()
+    password = SalesforceCredentials(
+        method="password",
+        username=sim.username,
+        password=SecretStr(sim.password),
+        security_token=SecretStr(sim.security_token),
+    )
+    make_connector(sim, credentials=password, my_domain=None).check()
+    bad = password.model_copy(update={"security_token": SecretStr("old-token-123")})
+    with pytest.raises(AuthError):
+        make_connector(sim, credentials=bad, my_domain=None).check()
     text = log_buffer.getvalue()
     assert "salesforce_login" in text
     assert "/services/oauth2/token" in text
     basic = base64.b64encode(f"{sim.client_id}:{sim.client_secret}".encode()).decode()
     secrets = [sim.client_secret, "wrong-secret-xyz", basic, *sim.issued_tokens]
+    secrets += [sim.password, sim.security_token, "old-token-123"]
     secrets += [line for line in private.splitlines() if "PRIVATE KEY" not in line][:3]
     leaked = [s for s in secrets if s in text]
     assert not leaked

@@ -59,14 +59,14 @@ def test_guard_stops_at_the_reserve_and_rechecks_once_per_interval() -> None:
 
 
 def test_reserve_holds_and_the_next_cycle_finishes(
-    sim: SalesforceSimulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    sim: SalesforceSimulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, store_url: str
 ) -> None:
     """Allocation 40, 10 already used by others, 25% reserve: pmsync may use 20 calls."""
     generate(sim, accounts=1500, contacts=900, seed=9)
     sim.api_allocation = 40
     sim.roll_quota(used=10)
     monkeypatch.setenv("PMSYNC_TEST_SF_SECRET", sim.client_secret)
-    config = write_config(tmp_path, sim, extra="quota_reserve_percent = 25")
+    config = write_config(tmp_path, sim, extra="quota_reserve_percent = 25", store_url=store_url)
     runtime = Runtime.load(str(config))
     clock = FakeClock()
     runtime.connector("salesforce").guard.clock = clock  # type: ignore[attr-defined]

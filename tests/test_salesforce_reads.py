@@ -205,18 +205,20 @@ def test_bulk_first_sync_resumes_from_every_checkpoint(sim: SalesforceSimulator)
     connector = make_connector(sim, bulk_threshold=100, bulk_page_size=200)
     spec = connector.stream("Account")
     pages = read_pages(connector, spec)
-    assert pages[0].records == []
-    assert pages[0].cursor.bulk_job
+    assert len(pages[0].records) == 200  # the sizing query's page is kept
+    assert pages[0].cursor == SObjectCursor()  # ... but the first sync is not done
+    assert pages[1].records == []
+    assert pages[1].cursor.bulk_job  # the job id is committed before its results
     everything = sim.live_ids("Account")
     seen: set[str] = set()
-    jobs_before = len([r for r in sim.requests if r.method == "POST"])
+    jobs_before = len(sim.requests_to("/services/data/v59.0/jobs/query", "POST"))
     for page in pages:
         seen |= {r["Id"] for r in page.records}
         resumed = set(ids(read_pages(connector, spec, page.cursor)))
         assert everything - seen <= resumed
-    # Resuming mid-job continues that job instead of starting a new one.
-    jobs_after = len([r for r in sim.requests if r.method == "POST"])
-    assert jobs_after == jobs_before
+    # Only resuming from the sizing page starts a job; from a job checkpoint, that job goes on.
+    jobs_after = len(sim.requests_to("/services/data/v59.0/jobs/query", "POST"))
+    assert jobs_after == jobs_before + 1
     connector.close()
 
 

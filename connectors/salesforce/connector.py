@@ -243,7 +243,7 @@ class SalesforceConnector(Connector):
         self.guard.begin()
         plan = self.plan(object_name, fields)
         try:
-            if state is None:
+            if state is None or state == SObjectCursor():  # empty: start over
                 final = yield from self._first_read(plan)
             elif state.bulk_job is not None:
                 final = yield from self._bulk_results(plan, state)
@@ -263,6 +263,9 @@ class SalesforceConnector(Connector):
         threshold = self.settings.bulk_threshold
         if threshold is not None and int(body.get("totalSize", 0)) > threshold:
             log.info("salesforce_bulk_first_sync", object=plan.object_name, rows=body["totalSize"])
+            # Keep the rows already fetched; the empty cursor means "first sync not done yet".
+            live = [rec.clean(r) for r in body.get("records", []) if isinstance(r, dict)]
+            yield Page(records=live, cursor=SObjectCursor())
             return (yield from self._bulk_start(plan, where))
         base = SObjectCursor(since=started - self.overlap, refreshed_at=started)
         return (yield from self._pages(plan, body, base, final_since=started - self.overlap))
