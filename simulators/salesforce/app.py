@@ -50,6 +50,12 @@ Implemented, after Salesforce's REST API, SOQL, Bulk API 2.0 and OAuth documenta
     UNABLE_TO_LOCK_ROW for rows a test locks, ALL_OR_NONE_OPERATION_ROLLED_BACK). An update
     moves SystemModstamp and LastModifiedDate.
   * Errors are JSON arrays of {message, errorCode, fields?}, as the REST API answers.
+
+Not simulated: the concurrent long-running-call limit, per-app usage in Sforce-Limit-Info,
+If-Modified-Since on describe, aggregate/TYPEOF/semi-join SOQL, relationship paths deeper than
+one level, Bulk ingest jobs, and query locators as snapshots (pages are read from current
+data). Stamps follow `clock` (the wall clock by default); the HTTP Date header always carries
+the wall clock, so tests that fake the clock should not depend on server time.
 """
 
 from __future__ import annotations
