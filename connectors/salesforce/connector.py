@@ -157,7 +157,7 @@ class SalesforceConnector(Connector):
                     FieldInfo(
                         f"{relation}.Name",
                         "string",
-                        label=f"{f.get('label', relation)} (name of the related record)",
+                        label=f"the {relation} record's name (via {f['name']})",
                         custom=bool(f.get("custom")),
                         extra={"relationship": relation},
                     )
