@@ -305,6 +305,8 @@ def check_against_connectors(
     unused = set(installed_types) - types
     reported: set[tuple[str, str]] = set()
     for (ref, stream), compiled in mappings.streams.items():
+        if ref in unused and ref not in instances:
+            continue
         if ref not in instances and ref not in types:
             if ref in unused or (compiled.file, ref) in reported:
                 continue
