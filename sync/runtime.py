@@ -23,6 +23,10 @@ from sync.links.linker import Overrides
 from sync.mapping.compiler import CompiledStream
 from sync.mapping.loader import MappingSet, check_against_connectors, load_mappings
 from sync.store.store import Store
+from sync.writeback.apply import ApplyResult, apply_plan
+from sync.writeback.plan import Plan, build_plan
+
+ENTITY_TARGETS = {"issue": "issue", "feedback": "ticket", "account": "account"}
 
 log = structlog.get_logger("pmsync.runtime")
 
@@ -137,6 +141,8 @@ class Runtime:
                 spec = connector.stream(stream_name)
                 mapping = mapped[stream_name]
                 mapping.bind_key(spec.key)
+                # Write-back compares against the target's current values: read those fields too.
+                mapping.source_fields |= self._written_fields(name, settings.type, mapping.entity)
                 jobs.append(StreamJob(name, spec, mapping))
         if not selection:
             return jobs
@@ -222,6 +228,46 @@ class Runtime:
             return 0
         result.swept = True
         return count
+
+    def _written_fields(self, connector: str, type_name: str, entity: str) -> frozenset[str]:
+        target = ENTITY_TARGETS.get(entity)
+        return frozenset(
+            field_name
+            for _file, spec in self.mappings.writebacks.values()
+            if spec.target == target and spec.connector in (connector, type_name)
+            for field_name in spec.fields
+        )
+
+    def writable_connectors(self) -> dict[str, Connector]:
+        """Every enabled connector instance, for write-back."""
+        return {
+            name: self.connector(name) for name, s in self.config.connectors.items() if s.enabled
+        }
+
+    def plan(self, *, derived: Derived | None = None, only_connector: str | None = None) -> Plan:
+        """Every write the declared write-backs and loop closures would make now."""
+        derived = derived or self.derive()
+        connectors = self.writable_connectors()
+        plan = build_plan(
+            self.store,
+            derived,
+            self.mappings.writebacks,
+            connectors,
+            self.config.settings.writeback,
+            self.config.settings.close_loop,
+        )
+        if only_connector is not None:
+            plan.writes = [w for w in plan.writes if w.connector == only_connector]
+            plan.kept = [w for w in plan.kept if w.connector == only_connector]
+            plan.loops = [loop for loop in plan.loops if loop[1].startswith(f"{only_connector}:")]
+        return plan
+
+    def apply(
+        self, plan: Plan, *, confirm: bool = False, should_stop: Callable[[], bool] | None = None
+    ) -> ApplyResult:
+        return apply_plan(
+            plan, self.store, self.writable_connectors(), confirm=confirm, should_stop=should_stop
+        )
 
     def derive(self, *, persist: bool = True) -> Derived:
         """Link the stored records and compute the rollups (stored when `persist`)."""

@@ -36,7 +36,7 @@ from pmsync.daemon.schedule import Schedule
 from pmsync.daemon.settings import DaemonSettings
 from pmsync.daemon.signals import SignalRequests
 from pmsync.daemon.worker import ConnectorWorker, WorkerContext, owner_name
-from pmsync.daemon.writeback import WriteBack, no_write_back
+from pmsync.daemon.writeback import WriteBack, auto_write_back
 from pmsync.errors import ConfigError, PmsyncError
 from pmsync.logs import configure_logging
 from pmsync.redact import redact
@@ -64,7 +64,7 @@ class Daemon:
         *,
         log_level: str | None = None,
         log_format: str | None = None,
-        write_back: WriteBack = no_write_back,
+        write_back: WriteBack = auto_write_back,
     ) -> None:
         self.config_path = config_path
         self.log_level = log_level

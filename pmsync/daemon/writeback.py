@@ -1,4 +1,4 @@
-"""The hook write-back cycles plug into (their implementation comes with a later issue).
+"""The hook write-back cycles plug into: plan and, when `[writeback] auto_apply`, apply.
 
 After each read cycle of a connector, its worker calls the daemon's `WriteBack` with that
 connector, in the same thread and while it still owns the connector: the writes therefore share
@@ -13,8 +13,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
+import structlog
+
 from connectors.base import Connector
 from sync.runtime import Runtime
+
+log = structlog.get_logger("pmsync.daemon.writeback")
 
 
 @dataclass(frozen=True)
@@ -39,3 +43,29 @@ def no_write_back(
 ) -> WriteBackReport:
     """Until write-back exists: nothing planned, nothing applied."""
     return WriteBackReport()
+
+
+def auto_write_back(
+    runtime: Runtime, connector: Connector, *, should_stop: Callable[[], bool]
+) -> WriteBackReport:
+    """Plan the writes due for `connector` and apply them when the configuration says so.
+
+    A plan that trips the mass-change guard is not applied: it waits, logged, for someone to
+    run `pmsync apply --confirm`.
+    """
+    if not runtime.config.settings.writeback.auto_apply:
+        return WriteBackReport()
+    plan = runtime.plan(only_connector=connector.name)
+    planned = len(plan.writes)
+    if plan.guard:
+        log.warning(
+            "write_back_needs_confirmation",
+            connector=connector.name,
+            trips=[t.writeback for t in plan.guard],
+            planned=planned,
+        )
+        return WriteBackReport(planned=planned)
+    if not plan.writes:
+        return WriteBackReport()
+    result = runtime.apply(plan, should_stop=should_stop)
+    return WriteBackReport(planned=planned, applied=len(result.applied), failed=len(result.failed))

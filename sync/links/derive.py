@@ -24,6 +24,7 @@ from sync.store.schema import rollups as rollups_table
 from sync.store.store import Store, content_hash, dumps, utcnow
 
 log = structlog.get_logger("pmsync.links")
+_LOCK_ID = 0x706D6C696E6B  # "pmlink"
 
 
 @dataclass
@@ -76,6 +77,8 @@ def derive(
     derived = Derived(world, result, rollups, currencies)
     if persist:
         with store.transaction() as connection:
+            if store.dialect == "postgresql":  # workers of several replicas derive in turn
+                connection.execute(sa.text("SELECT pg_advisory_xact_lock(:id)"), {"id": _LOCK_ID})
             derived.links_added, derived.links_removed = _store_links(connection, result.links())
             for name, per_issue in rollups.items():
                 derived.changed_rollups[name] = _store_rollups(connection, name, per_issue)

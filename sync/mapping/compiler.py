@@ -148,7 +148,7 @@ class CompiledStream:
                 for transform in spec.transforms:
                     value = transform(value)
                 value = spec.coerce(value)
-            except (ValueError, TypeError, ArithmeticError) as exc:
+            except (ValueError, TypeError, ArithmeticError, JMESPathError) as exc:
                 raise MappingFailure(
                     f"{exc} (from {spec.source})", field=spec.name, key=key
                 ) from None

@@ -8,7 +8,7 @@ only posted again after checking the ticket does not already carry its marker.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -45,9 +45,19 @@ class ApplyResult:
 
 
 def apply_plan(
-    plan: Plan, store: Store, connectors: Mapping[str, Connector], *, confirm: bool = False
+    plan: Plan,
+    store: Store,
+    connectors: Mapping[str, Connector],
+    *,
+    confirm: bool = False,
+    should_stop: Callable[[], bool] | None = None,
 ) -> ApplyResult:
-    """Perform the plan's writes; GuardTripped when it needs confirmation."""
+    """Perform the plan's writes; GuardTripped when it needs confirmation.
+
+    `should_stop` is checked between writes: a stopped apply returns what it did, and the next
+    plan holds the rest.
+    """
+    stop = should_stop or (lambda: False)
     if plan.blocked(confirm):
         raise GuardTripped(plan.guard)
     result = ApplyResult()
@@ -65,6 +75,8 @@ def apply_plan(
                 write
             )
     for (connector_name, object_name, key), writes in grouped.items():
+        if stop():
+            return result
         connector = connectors[connector_name]
         ids = _intend(store, plan.plan_id, writes)
         [outcome] = connector.write(
@@ -72,6 +84,8 @@ def apply_plan(
         )
         _settle(store, writes, ids, outcome, result)
     for write in plan.writes:
+        if stop():
+            return result
         if write.action == "property":
             connector = connectors[write.connector]
             if not isinstance(connector, IssueProperties):
