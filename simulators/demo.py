@@ -5,9 +5,9 @@ ready-to-run pmsync configuration next to a SQLite store.
 (threads of this process), fills them from `simulators.company`, and writes into `directory`:
   * pmsync.toml: the four connectors pointed at the simulators; credentials are `{ env = ... }`
     references whose values `Demo.env` holds (also written to demo.env as VAR=value lines);
-  * mappings/: a copy of the shipped mappings (a user's edits survive a relaunch), the Jira and
-    Salesforce mappings extended to read the write-back target fields (so a person's edit of
-    them is seen), and the demo's write-back declarations (simulators/demo_mappings);
+  * mappings/: a copy of the shipped mappings plus the demo's write-back declarations
+    (simulators/demo_mappings), so the demo can be edited like a real installation (a user's
+    edits survive a relaunch; `reset_mappings` restores the shipped files);
   * the store, pmsync-demo.db (removed at each launch: the simulators start afresh).
 The simulators live as long as the `Demo` object; `Demo.stop()` (or leaving its `with` block)
 ends them.
@@ -19,7 +19,6 @@ import json
 import os
 import shutil
 import zlib
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
@@ -75,19 +74,6 @@ ENV_SALESFORCE = "PMSYNC_DEMO_SALESFORCE_CLIENT_SECRET"
 ENV_ZENDESK = "PMSYNC_DEMO_ZENDESK_API_TOKEN"
 ENV_JIRA = "PMSYNC_DEMO_JIRA_API_TOKEN"
 ENV_PENDO = "PMSYNC_DEMO_PENDO_INTEGRATION_KEY"
-# Fields the copied mappings also read, so write-back sees the value a person may have changed.
-EXTRA_FIELDS: Mapping[str, tuple[str, Mapping[str, str]]] = {
-    "jira.toml": (
-        "streams.issues.extra_fields",
-        {
-            "customer_arr": '"Customer ARR"',
-            "customer_accounts": '"Customer accounts"',
-            "customer_requests": '"Customer requests"',
-            "customer_demand": '"Customer demand"',
-        },
-    ),
-    "salesforce.toml": ("streams.Account.extra_fields", {"open_requests": "Open_Requests__c"}),
-}
 
 
 # ---- where things are -------------------------------------------------------------------------
@@ -253,7 +239,7 @@ def write_files(demo: Demo, *, reset_mappings: bool = False) -> None:
 
 
 def copy_mappings(target: Path, *, overwrite: bool = False) -> None:
-    """The shipped mappings (without examples/), extended for the demo, plus its own files."""
+    """The shipped mappings (without examples/) plus the demo's own files."""
     source = shipped_mappings_dir()
     files = [*source.glob("*.toml"), *(source / "overrides").glob("*.toml")]
     for path in files:
@@ -261,26 +247,11 @@ def copy_mappings(target: Path, *, overwrite: bool = False) -> None:
         if destination.exists() and not overwrite:
             continue
         destination.parent.mkdir(parents=True, exist_ok=True)
-        text = path.read_text(encoding="utf-8")
-        if path.name in EXTRA_FIELDS and path.parent == source:
-            table, fields = EXTRA_FIELDS[path.name]
-            text = with_extra_fields(text, table, fields)
-        destination.write_text(text, encoding="utf-8")
+        shutil.copyfile(path, destination)
     for path in demo_mappings_dir().glob("*.toml"):
         destination = target / path.name
         if overwrite or not destination.exists():
             shutil.copyfile(path, destination)
-
-
-def with_extra_fields(text: str, table: str, fields: Mapping[str, str]) -> str:
-    """Add `name = 'source'` lines to a TOML table, creating the table when it is missing."""
-    lines = [f"{name} = '{source}'" for name, source in fields.items()]
-    header = f"[{table}]"
-    note = "# Added by the demo: write-back targets, read so a person's edit of them is seen."
-    if header in text.splitlines():
-        head, _, rest = text.partition(header + "\n")
-        return head + header + "\n" + note + "\n" + "\n".join(lines) + "\n" + rest
-    return text.rstrip("\n") + "\n\n" + header + "\n" + note + "\n" + "\n".join(lines) + "\n"
 
 
 def _toml(value: str) -> str:
