@@ -214,6 +214,14 @@ def launch(
     return demo
 
 
+SECRETS_DIR = "secrets"
+
+
+def secret_file(env_name: str) -> str:
+    """Where the demo keeps one credential, relative to its pmsync.toml."""
+    return f"{SECRETS_DIR}/{env_name.lower()}"
+
+
 def credentials(sims: Simulators) -> dict[str, str]:
     """Environment variables holding the simulators' secrets."""
     env = {
@@ -236,6 +244,12 @@ def write_files(demo: Demo, *, reset_mappings: bool = False) -> None:
     lines = [f"{name}={value}" for name, value in sorted(demo.env.items())]
     demo.env_path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     demo.env_path.chmod(0o600)
+    secrets = demo.directory / SECRETS_DIR
+    secrets.mkdir(mode=0o700, exist_ok=True)
+    for name, value in demo.env.items():
+        path = demo.directory / secret_file(name)
+        path.write_text(value + "\n", encoding="utf-8")
+        path.chmod(0o600)
 
 
 def copy_mappings(target: Path, *, overwrite: bool = False) -> None:
@@ -263,7 +277,7 @@ def config_text(sims: Simulators) -> str:
     rates = ", ".join(f"{code} = {rate}" for code, rate in RATES.items() if code != "USD")
     parts = [
         f"""# pmsync demo configuration, written by `pmsync demo` (simulators/demo.py).
-# The simulators run inside the demo process; their credentials are in {ENV_NAME}.
+# The simulators run inside the demo process; their credentials are files in {SECRETS_DIR}/.
 
 [store]
 url = "sqlite:///{STORE_NAME}"   # next to this file
@@ -290,7 +304,7 @@ my_domain = "{MY_DOMAIN}"
 [connectors.salesforce.credentials]
 method = "client_credentials"
 client_id = {_toml(sims.salesforce.client_id)}
-client_secret = {{ env = "{ENV_SALESFORCE}" }}
+client_secret = {{ file = "{secret_file(ENV_SALESFORCE)}" }}
 
 [connectors.zendesk]
 type = "zendesk"
@@ -300,7 +314,7 @@ requests_per_minute = {sims.zendesk.plan_per_minute}
 
 [connectors.zendesk.credentials]
 email = {_toml(sims.zendesk.email)}
-api_token = {{ env = "{ENV_ZENDESK}" }}
+api_token = {{ file = "{secret_file(ENV_ZENDESK)}" }}
 
 [connectors.jira]
 type = "jira"
@@ -310,7 +324,7 @@ requests_per_second = 200
 
 [connectors.jira.credentials]
 email = {_toml(sims.jira.email)}
-api_token = {{ env = "{ENV_JIRA}" }}
+api_token = {{ file = "{secret_file(ENV_JIRA)}" }}
 """
     ]
     if sims.pendo is not None:
@@ -319,7 +333,7 @@ api_token = {{ env = "{ENV_JIRA}" }}
 [connectors.pendo]
 type = "pendo"
 base_url = {_toml(sims.pendo.base_url)}
-integration_key = {{ env = "{ENV_PENDO}" }}
+integration_key = {{ file = "{secret_file(ENV_PENDO)}" }}
 backfill_days = {USAGE_DAYS}
 slice_days = {USAGE_DAYS}
 requests_per_minute = 600

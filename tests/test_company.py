@@ -304,7 +304,7 @@ def test_rollups_match_an_independent_calculation(
 # ---- the launcher's files ---------------------------------------------------------------------
 
 
-def test_launch_writes_a_config_with_env_references_only(demo: Demo) -> None:
+def test_launch_writes_a_config_with_secret_file_references_only(demo: Demo) -> None:
     config = tomllib.loads(demo.config_path.read_text())
     secrets = [
         config["connectors"]["salesforce"]["credentials"]["client_secret"],
@@ -312,7 +312,11 @@ def test_launch_writes_a_config_with_env_references_only(demo: Demo) -> None:
         config["connectors"]["jira"]["credentials"]["api_token"],
         config["connectors"]["pendo"]["integration_key"],
     ]
-    assert all(set(s) == {"env"} and s["env"] in demo.env for s in secrets)
+    assert all(set(s) == {"file"} for s in secrets)
+    files = {(demo.directory / s["file"]).read_text().strip() for s in secrets}
+    assert files == set(demo.env.values())
+    for s in secrets:
+        assert stat.S_IMODE((demo.directory / s["file"]).stat().st_mode) == 0o600
     assert all(value not in demo.config_path.read_text() for value in demo.env.values())
     lines = dict(line.split("=", 1) for line in demo.env_path.read_text().splitlines())
     assert lines == demo.env

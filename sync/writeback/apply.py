@@ -61,12 +61,6 @@ def apply_plan(
     if plan.blocked(confirm):
         raise GuardTripped(plan.guard)
     result = ApplyResult()
-    loops = {
-        (w.connector, w.target_key): marker
-        for (_i, ticket, marker) in plan.loops
-        for w in plan.writes
-        if w.action == "note" and f"{w.connector}:{w.target_key}" == ticket
-    }
     _record_loops(store, plan)
     grouped: dict[tuple[str, str, str], list[PlannedWrite]] = {}
     for write in plan.writes:
@@ -101,9 +95,8 @@ def apply_plan(
                 ledger_field=f"property:{write.field}",
                 ledger_value=dumps(write.new),
             )
-        elif write.action == "note":
-            marker = loops[(write.connector, write.target_key)]
-            _post_note(store, plan, write, marker, connectors[write.connector], result)
+        elif write.action == "note":  # a note's field is its loop marker
+            _post_note(store, plan, write, write.field, connectors[write.connector], result)
     log.info(
         "applied", plan_id=plan.plan_id, applied=len(result.applied), failed=len(result.failed)
     )

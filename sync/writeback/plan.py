@@ -465,7 +465,7 @@ def _plan_loops(
                     ticket.key,
                     f"#{ticket.key}",
                     "note",
-                    "comment",
+                    marker,  # a note is identified by its loop marker
                     "internal note",
                     MISSING,
                     note,
