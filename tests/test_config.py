@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -154,3 +155,28 @@ def test_default_store_lives_in_state_directory(
     monkeypatch.setenv("STATE_DIRECTORY", str(tmp_path / "state"))
     config = load_config(write(tmp_path, GOOD.replace('url = "sqlite:///state/pmsync.db"', "")))
     assert config.store_url() == f"sqlite:///{(tmp_path / 'state' / 'pmsync.db').resolve()}"
+
+
+def test_the_shipped_example_configuration_is_valid(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    repo = Path(__file__).resolve().parent.parent
+    text = (repo / "config.example.toml").read_text()
+    credentials = tmp_path / "credentials"
+    credentials.mkdir()
+    for name in re.findall(r'^[^#\n]*\{ credential = "([^"]+)" \}', text, flags=re.M):
+        (credentials / name).write_text("example-secret\n")
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(credentials))
+    path = tmp_path / "pmsync.toml"
+    path.write_text(text.replace('paths = ["mappings"]', f'paths = ["{repo / "mappings"}"]'))
+    from sync.runtime import Runtime
+
+    runtime = Runtime.load(str(path))
+    assert set(runtime.config.connectors) >= {"zendesk", "salesforce", "jira", "pendo"}
+    assert {job.qualified for job in runtime.jobs()} >= {
+        "zendesk.tickets",
+        "salesforce.Account",
+        "jira.issues",
+        "pendo.usage",
+    }
+    runtime.close()
