@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import orjson
 import requests
 from requests.adapters import HTTPAdapter
 
@@ -200,3 +201,52 @@ def error_for_exception(
 def monotonic() -> float:
     """Indirection so budgets and tests share one clock."""
     return time.monotonic()
+
+
+_DETAIL_KEYS = ("error", "description", "message", "detail", "error_message")
+
+
+def error_detail(response: requests.Response) -> str:
+    """A short reason from an error body; never echoes request headers or parameters."""
+    try:
+        body = orjson.loads(response.content)
+    except orjson.JSONDecodeError:
+        text = response.text.strip() if response.text else ""
+        return text[:200] if text and not text.startswith("<") else ""
+    if isinstance(body, dict):
+        parts = [str(body[k]) for k in _DETAIL_KEYS if isinstance(body.get(k), str) and body[k]]
+        return " - ".join(parts)[:200]
+    return ""
+
+
+def send(
+    session: requests.Session, method: str, url: str, *, connector: str, what: str, **kwargs: Any
+) -> requests.Response:
+    """Send one request expecting 200; every failure becomes an error of the taxonomy.
+
+    `what` names the request in messages (method and path, never a secret).
+    """
+    try:
+        response = session.request(method, url, **kwargs)
+    except requests.RequestException as exc:
+        raise error_for_exception(exc, connector=connector, what=what) from None
+    if response.status_code != 200:
+        raise error_for_status(
+            response.status_code,
+            connector=connector,
+            what=what,
+            headers=response.headers,
+            detail=error_detail(response),
+        )
+    return response
+
+
+def request_json(
+    session: requests.Session, method: str, url: str, *, connector: str, what: str, **kwargs: Any
+) -> tuple[requests.Response, Any]:
+    """`send`, then parse the JSON answer (an unparsable answer is retriable)."""
+    response = send(session, method, url, connector=connector, what=what, **kwargs)
+    try:
+        return response, orjson.loads(response.content)
+    except orjson.JSONDecodeError:
+        raise RetriableError(f"{what}: the answer was not JSON", connector=connector) from None

@@ -25,10 +25,10 @@ from pydantic import BaseModel
 
 from connectors.base import Connector, FieldInfo, Page, Record, StreamSpec, SweepPage
 from connectors.budget import BudgetRule, RequestBudget
-from connectors.http import error_for_exception, error_for_status, make_session
+from connectors.http import make_session, request_json
 from connectors.pendo import aggregation as agg
 from connectors.pendo.settings import PendoSettings
-from pmsync.errors import FatalError, RetriableError
+from pmsync.errors import FatalError
 from pmsync.validation import did_you_mean
 
 log = structlog.get_logger("pmsync.connectors.pendo")
@@ -97,24 +97,11 @@ class PendoConnector(Connector):
 
     def _call(self, method: str, path: str, *, payload: Any = None) -> Any:
         """One request; every failure becomes an error of the taxonomy, never with the key."""
-        what = f"{method} {path}"
         url = f"{self.settings.api_root()}{path}"
-        try:
-            response = self.session().request(method, url, json=payload)
-        except requests.RequestException as exc:
-            raise error_for_exception(exc, connector=self.name, what=what) from None
-        if response.status_code != 200:
-            raise error_for_status(
-                response.status_code,
-                connector=self.name,
-                what=what,
-                headers=response.headers,
-                detail=_error_detail(response),
-            )
-        try:
-            return response.json()
-        except ValueError:
-            raise RetriableError(f"{what}: the answer was not JSON", connector=self.name) from None
+        _response, body = request_json(
+            self.session(), method, url, json=payload, connector=self.name, what=f"{method} {path}"
+        )
+        return body
 
     def _aggregate(self, name: str, pipeline: list[agg.Stage]) -> list[Any]:
         answer = self._call("POST", "/api/v1/aggregation", payload=agg.body(name, pipeline))
@@ -404,14 +391,3 @@ def _add_feature_slots(record: Record, features: dict[str, str]) -> None:
         empty = {"featureId": feature_id, "numEvents": 0, "numMinutes": 0, "visitors": 0}
         record[f"{FEATURE_PREFIX}{label}"] = empty
         record["features"][label] = dict(empty)
-
-
-def _error_detail(response: requests.Response) -> str:
-    """A short reason from an error body; never echoes request headers."""
-    try:
-        body = response.json()
-    except ValueError:
-        return response.text[:200] if response.text else ""
-    if isinstance(body, dict):
-        return str(body.get("message") or body.get("error") or "")[:200]
-    return ""

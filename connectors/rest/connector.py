@@ -19,12 +19,12 @@ from pydantic import BaseModel
 
 from connectors.base import Connector, FieldInfo, Page, Record, StreamSpec, SweepPage
 from connectors.budget import BudgetRule, RequestBudget
-from connectors.http import error_for_exception, error_for_status, make_session
+from connectors.http import make_session, request_json, send
 from connectors.rest.cursor import RestCursor, later, step_back
 from connectors.rest.paginators import PaginationLoop, Paginator, make_paginator
 from connectors.rest.settings import EndpointSettings, RestSettings
 from connectors.rest.templates import render
-from pmsync.errors import FatalError, RetriableError
+from pmsync.errors import FatalError
 from pmsync.validation import did_you_mean
 
 log = structlog.get_logger("pmsync.connectors.rest")
@@ -104,25 +104,16 @@ class RestConnector(Connector):
                     params[incremental.param] = since
         if self.settings.auth.type == "query" and self.settings.auth.token is not None:
             params[str(self.settings.auth.name)] = self.settings.auth.token.get_secret_value()
-        what = f"{endpoint.method} {stream}"
-        try:
-            response = self.session().request(
-                endpoint.method, url, params=params or None, json=body, headers=endpoint.headers
-            )
-        except requests.RequestException as exc:
-            raise error_for_exception(exc, connector=self.name, what=what) from None
-        if response.status_code != 200:
-            raise error_for_status(
-                response.status_code,
-                connector=self.name,
-                what=what,
-                headers=response.headers,
-                detail=_error_detail(response),
-            )
-        try:
-            return response, response.json()
-        except ValueError:
-            raise RetriableError(f"{what}: the answer was not JSON", connector=self.name) from None
+        return request_json(
+            self.session(),
+            endpoint.method,
+            url,
+            params=params or None,
+            json=body,
+            headers=endpoint.headers,
+            connector=self.name,
+            what=f"{endpoint.method} {stream}",
+        )
 
     def _url(self, path: str) -> str:
         if path.startswith(("https://", "http://")):
@@ -146,19 +137,13 @@ class RestConnector(Connector):
 
     def check(self) -> None:
         if self.settings.check_path is not None:
-            what = f"GET {self.settings.check_path}"
-            try:
-                response = self.session().get(self._url(self.settings.check_path))
-            except requests.RequestException as exc:
-                raise error_for_exception(exc, connector=self.name, what=what) from None
-            if response.status_code != 200:
-                raise error_for_status(
-                    response.status_code,
-                    connector=self.name,
-                    what=what,
-                    headers=response.headers,
-                    detail=_error_detail(response),
-                )
+            send(
+                self.session(),
+                "GET",
+                self._url(self.settings.check_path),
+                connector=self.name,
+                what=f"GET {self.settings.check_path}",
+            )
             return
         name = next(iter(self.settings.endpoints))
         next(iter(self.read(self.stream(name), None)), None)
@@ -263,16 +248,3 @@ class RestConnector(Connector):
             else {"_malformed": row}
             for row in found
         ]
-
-
-def _error_detail(response: requests.Response) -> str:
-    """A short reason from an error body; never echoes request headers or parameters."""
-    try:
-        body = response.json()
-    except ValueError:
-        return ""
-    if isinstance(body, dict):
-        for key in ("detail", "message", "error", "error_message"):
-            if isinstance(body.get(key), str):
-                return str(body[key])[:200]
-    return ""

@@ -14,7 +14,6 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
-import orjson
 import requests
 from pydantic import BaseModel
 from zenpy import Zenpy
@@ -32,7 +31,13 @@ from connectors.base import (
     WriteOutcome,
 )
 from connectors.budget import BudgetRule, RequestBudget
-from connectors.http import error_for_exception, error_for_status, make_session
+from connectors.http import (
+    error_detail,
+    error_for_exception,
+    error_for_status,
+    make_session,
+    request_json,
+)
 from connectors.prefetch import read_ahead
 from connectors.zendesk.settings import ZendeskSettings
 from pmsync.errors import FatalError, RetriableError
@@ -280,22 +285,9 @@ class ZendeskConnector(Connector):
 
     def _get(self, url: str, params: dict[str, Any] | None = None, *, what: str) -> dict[str, Any]:
         """GET a JSON page; every failure becomes an error of the taxonomy."""
-        try:
-            response = self.session().get(url, params=params)
-        except requests.RequestException as exc:
-            raise error_for_exception(exc, connector=self.name, what=what) from None
-        if response.status_code != 200:
-            raise error_for_status(
-                response.status_code,
-                connector=self.name,
-                what=what,
-                headers=response.headers,
-                detail=_error_detail(response),
-            )
-        try:
-            body = orjson.loads(response.content)
-        except orjson.JSONDecodeError:
-            raise RetriableError(f"{what}: the answer was not JSON", connector=self.name) from None
+        _response, body = request_json(
+            self.session(), "GET", url, params=params, connector=self.name, what=what
+        )
         if not isinstance(body, dict):
             raise FatalError(f"{what}: unexpected answer shape", connector=self.name)
         return body
@@ -314,7 +306,7 @@ class ZendeskConnector(Connector):
                 connector=self.name,
                 what=what,
                 headers=response.headers,
-                detail=_error_detail(response),
+                detail=error_detail(response),
             ) from None
         except requests.HTTPError as exc:
             status = exc.response.status_code if exc.response is not None else 0
@@ -454,14 +446,14 @@ class ZendeskConnector(Connector):
         if response.status_code in (200, 201):
             return WriteOutcome(ticket, True)
         if response.status_code in (404, 422):
-            detail = _error_detail(response) or str(response.status_code)
+            detail = error_detail(response) or str(response.status_code)
             return WriteOutcome(ticket, False, f"ticket {ticket}, field(s) {fields}: {detail}")
         raise error_for_status(
             response.status_code,
             connector=self.name,
             what=what,
             headers=response.headers,
-            detail=_error_detail(response),
+            detail=error_detail(response),
         )
 
     # ---- streams ----------------------------------------------------------------------
@@ -590,15 +582,3 @@ def _split_deleted(items: list[Any], name: str) -> tuple[list[Record], list[Reco
         gone = item.get("status") == "deleted" if name == "tickets" else item.get("active") is False
         (deleted if gone else records).append(item)
     return records, deleted
-
-
-def _error_detail(response: requests.Response) -> str:
-    """A short reason from an error body; never echoes request headers."""
-    try:
-        body = response.json()
-    except ValueError:
-        return ""
-    if isinstance(body, dict):
-        parts = [str(body.get(k)) for k in ("error", "description") if body.get(k)]
-        return " - ".join(parts)[:200]
-    return ""
