@@ -301,13 +301,30 @@ def sync_command(
     sweep: bool | None,
     as_json: bool,
 ) -> None:
-    """Read every mapped stream from its stored cursor into the store."""
+    """Read every mapped stream from its stored cursor into the store.
+
+    Connectors a running `pmsync run` daemon owns are skipped (it syncs them).
+    """
+    from pmsync.daemon.leases import cli_ownership
+
     runtime = ctx.runtime()
     try:
         while True:
-            with _progress(enabled=not as_json and err.is_terminal) as on_page:
-                results = runtime.run_once(
-                    streams, full_refresh=full_refresh, sweep=sweep, on_page=on_page
+            selected = [job.qualified for job in runtime.jobs(streams)]
+            owners = sorted({name.split(".", 1)[0] for name in selected})
+            with (
+                cli_ownership(runtime.store.engine, owners) as held,
+                _progress(enabled=not as_json and err.is_terminal) as on_page,
+            ):
+                for skipped in sorted(set(owners) - held):
+                    err.print(f"[yellow]skipped {skipped}:[/] a running pmsync daemon owns it")
+                chosen = [name for name in selected if name.split(".", 1)[0] in held]
+                results = (
+                    runtime.run_once(
+                        chosen, full_refresh=full_refresh, sweep=sweep, on_page=on_page
+                    )
+                    if chosen
+                    else []
                 )
             _print_results(results, as_json)
             failed = [r for r in results if r.status == "failed"]

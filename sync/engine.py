@@ -199,6 +199,7 @@ class SyncEngine:
             cursor = self._parse_cursor(spec, cursor_text, connector.name)
             pages = connector.read(spec, cursor, fields=mapping.source_fields)
             for page in pages:
+                previous = cursor_text
                 cursor_text = self._commit_page(
                     connector.name,
                     spec,
@@ -209,7 +210,9 @@ class SyncEngine:
                     touch=refresh_since is not None,
                     resolve=open_dead_letters,
                 )
-                attempt.progress += 1
+                if cursor_text != previous:
+                    # Progress is a cursor that moved: re-reading an overlap window is not.
+                    attempt.progress += 1
                 if self.on_page is not None:
                     self.on_page(result)
                 self._check_stop()

@@ -15,7 +15,7 @@ import structlog
 from connectors.base import Connector, StreamSpec
 from connectors.registry import Registry, load_registry
 from pmsync.config import Config, load_config
-from pmsync.errors import ConfigError, FatalError, PmsyncError, Problem
+from pmsync.errors import ConfigError, FatalError, PmsyncError, Problem, QuotaExhausted
 from pmsync.validation import did_you_mean
 from sync.engine import PageHook, RetryPolicy, StopCheck, StreamResult, SyncEngine
 from sync.links.derive import Derived, derive
@@ -212,22 +212,31 @@ class Runtime:
                 if result.status != "ok" or sweep is False:
                     continue
                 interval = self.config.connectors[job.connector].sweep_interval
-                if sweep or engine.sweep_due(connector, job.spec, interval):
-                    result.deleted += self._sweep(engine, connector, job, result)
+                due = sweep or engine.sweep_due(connector, job.spec, interval)
+                if due and not self._sweep(engine, connector, job, result):
+                    stopped.add(job.connector)  # quota used up during the sweep
         return results
 
     def _sweep(
         self, engine: SyncEngine, connector: Connector, job: StreamJob, result: StreamResult
-    ) -> int:
+    ) -> bool:
+        """Run the stream's sweep into `result`; False when the API budget ran out."""
         try:
-            count = engine.sweep_stream(connector, job.spec, job.mapping)
+            result.deleted += engine.sweep_stream(connector, job.spec, job.mapping)
+        except QuotaExhausted as exc:  # pause like a read that ran out of quota
+            result.status = "paused"
+            result.error = str(exc)
+            log.warning(
+                "sweep_paused", connector=job.connector, stream=job.spec.name, error=str(exc)
+            )
+            return False
         except (PmsyncError, FatalError) as exc:
             log.warning(
                 "sweep_failed", connector=job.connector, stream=job.spec.name, error=str(exc)
             )
-            return 0
+            return True
         result.swept = True
-        return count
+        return True
 
     def _written_fields(self, connector: str, type_name: str, entity: str) -> frozenset[str]:
         target = ENTITY_TARGETS.get(entity)

@@ -331,7 +331,7 @@ def test_metrics_match_what_was_synced(tmp_path: Path, cleanup: list[Any]) -> No
     cleanup.append(second)
     assert second.process is not None
     assert second.process.wait(30) == 78  # one daemon per SQLite file
-    assert "another pmsync daemon" in (tmp_path / "second.log").read_text()
+    assert "another pmsync process" in (tmp_path / "second.log").read_text()
     assert daemon.terminate()[0] == 0
     store.close()
 

@@ -131,3 +131,36 @@ def test_replicas_in_other_schemas_do_not_collide(pg_url: str, pg_base_url: str)
     assert elsewhere.try_acquire("zendesk", total=1)
     here.close()
     elsewhere.close()
+
+
+def test_pmsync_sync_skips_what_a_daemon_owns_on_sqlite(tmp_path: Path) -> None:
+    from pmsync.daemon.leases import cli_ownership
+
+    database = tmp_path / "store.db"
+    engine = sa.create_engine(f"sqlite:///{database}")
+    daemon = SingleProcessLease(database, "daemon")  # a running daemon holds the store
+    with (
+        pytest.raises(ConfigError, match=r"another pmsync process \(pid \d+\) already syncs"),
+        cli_ownership(engine, ["zendesk"]),
+    ):
+        pass
+    daemon.close()
+    with cli_ownership(engine, ["zendesk", "jira"]) as held:
+        assert held == {"zendesk", "jira"}
+    engine.dispose()
+
+
+@pytest.mark.postgres
+def test_pmsync_sync_skips_connectors_a_replica_owns_on_postgresql(pg_url: str) -> None:
+    from pmsync.daemon.leases import cli_ownership
+    from pmsync.daemon.pg_leases import PostgresLeases
+
+    engine = sa.create_engine(pg_url)
+    replica = PostgresLeases(engine.url, replica="r1", interval=1.0)
+    assert replica.try_acquire("zendesk", total=2)
+    with cli_ownership(engine, ["zendesk", "jira"]) as held:
+        assert held == {"jira"}
+        assert not replica.try_acquire("jira", total=2)  # held by the CLI sync meanwhile
+    assert replica.try_acquire("jira", total=2)  # released when the sync ends
+    replica.close()
+    engine.dispose()

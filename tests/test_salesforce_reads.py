@@ -361,3 +361,22 @@ def test_server_errors_mid_read_resume_from_the_last_committed_page(
     assert store.live_keys("salesforce", "Account") == sim.live_ids("Account")
     store.close()
     connector.close()
+
+
+def test_a_page_that_always_fails_after_the_overlap_ends_the_retries(
+    sim: SalesforceSimulator, tmp_path: Path
+) -> None:
+    """Re-reading the overlap window is not progress: a stuck later page must not loop forever."""
+    insert_accounts(sim, 1000, at=sim.now() - 120)  # all inside the overlap window
+    connector = make_connector(sim)
+    spec = connector.stream("Account")
+    store = Store(f"sqlite:///{tmp_path / 'stuck.db'}")
+    engine = SyncEngine(store, run_id="t", sleep=lambda _s: None)
+    assert engine.sync_stream(connector, spec, mapping("Account")).status == "ok"
+    sim.inject(503, path_prefix="/services/data/v59.0/queryAll/01", times=None)  # queryMore pages
+    result = engine.sync_stream(connector, spec, mapping("Account"))
+    assert result.status == "failed"
+    assert result.retries == 4  # five attempts without progress, then the stream stops
+    assert result.pages >= 5  # each attempt re-read (and committed) the overlap's first page
+    store.close()
+    connector.close()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Protocol
 
@@ -108,8 +109,8 @@ def _lock_file(path: Path, database: Path) -> int:
             Problem(
                 None,
                 "store.url",
-                f"another pmsync daemon (pid {holder}) already runs against {database}; a SQLite "
-                "store takes one daemon - use PostgreSQL to run several replicas",
+                f"another pmsync process (pid {holder}) already syncs into {database}; a SQLite "
+                "store takes one at a time - use PostgreSQL to run several replicas",
             )
         ) from None
     os.ftruncate(handle, 0)
@@ -126,3 +127,43 @@ def make_leases(engine: sa.Engine, replica: str, interval: float) -> Leases:
     database = engine.url.database
     path = Path(database) if database and database != ":memory:" else None
     return SingleProcessLease(path, replica)
+
+
+@contextlib.contextmanager
+def cli_ownership(engine: sa.Engine, connectors: Sequence[str]) -> Iterator[set[str]]:
+    """For `pmsync sync`: the connectors no daemon owns right now, held while the sync runs.
+
+    SQLite: the daemon's lock file (ConfigError naming the holder when a daemon runs).
+    PostgreSQL: each connector's advisory lock, tried without waiting; connectors a daemon
+    replica owns are left out (the daemon syncs them).
+    """
+    if engine.dialect.name != "postgresql":
+        database = engine.url.database
+        handle = None
+        if database and database != ":memory:":
+            path = Path(database)
+            handle = _lock_file(path.with_name(path.name + ".lock"), path)
+        try:
+            yield set(connectors)
+        finally:
+            if handle is not None:
+                os.close(handle)
+        return
+    from pmsync.daemon.pg_leases import lock_key
+
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        namespace = connection.execute(
+            sa.text("SELECT current_database() || '.' || current_schema()")
+        ).scalar_one()
+        held = {
+            name
+            for name in connectors
+            if connection.execute(
+                sa.text("SELECT pg_try_advisory_lock(:key)"),
+                {"key": lock_key(str(namespace), name)},
+            ).scalar_one()
+        }
+        try:
+            yield held
+        finally:
+            connection.execute(sa.text("SELECT pg_advisory_unlock_all()"))
