@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 import click
 import orjson
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -28,8 +29,10 @@ EXIT_CONFIG = 78  # EX_CONFIG: the unit's RestartPreventExitStatus keeps systemd
 
 # Piped output is read by people too (ops save it, paste it): give tables room.
 _WIDTH = None if sys.stdout.isatty() else max(int(os.environ.get("COLUMNS", "0") or 0), 140)
-out = Console(highlight=False, soft_wrap=True, width=_WIDTH)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+# Markup is off: ticket subjects, field names and error texts may contain [brackets]. Styled
+# lines pass markup=True and escape what they interpolate.
+out = Console(highlight=False, soft_wrap=True, width=_WIDTH, markup=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True, markup=False)
 
 
 class Context:
@@ -57,12 +60,12 @@ def handle_errors(fn: F) -> F:
         try:
             return fn(*args, **kwargs)
         except ConfigError as exc:
-            err.print(f"[bold red]configuration problems ({len(exc.problems)}):[/]")
+            err.print(f"[bold red]configuration problems ({len(exc.problems)}):[/]", markup=True)
             for problem in exc.problems:
                 err.print(f"  {redact(str(problem))}", markup=False)
             sys.exit(1)
         except PmsyncError as exc:
-            err.print(f"[bold red]error:[/] {redact(str(exc))}")
+            err.print(f"[bold red]error:[/] {escape(redact(str(exc)))}", markup=True)
             sys.exit(1)
         except KeyboardInterrupt:
             err.print("interrupted")
@@ -242,7 +245,9 @@ def mappings_preview(ctx: Context, stream: str, limit: int, as_json: bool) -> No
             )
         out.print(table)
         if sample["error"]:
-            out.print(f"[red]would go to dead letters:[/] {sample['error']}")
+            out.print(
+                f"[red]would go to dead letters:[/] {escape(str(sample['error']))}", markup=True
+            )
 
 
 def _short(value: Any, width: int = 60) -> str:
@@ -257,8 +262,10 @@ def mappings_reference() -> None:
     from sync.mapping.transforms import TRANSFORMS
 
     for entity, fields in ENTITIES.items():
-        out.print(f"[bold]{entity}[/]: " + ", ".join(f"{n} ({t})" for n, t in fields.items()))
-    out.print("\n[bold]transforms[/]")
+        out.print(
+            f"[bold]{entity}[/]: " + ", ".join(f"{n} ({t})" for n, t in fields.items()), markup=True
+        )
+    out.print("\n[bold]transforms[/]", markup=True)
     for name, definition in TRANSFORMS.items():
         options = (
             f" [options: {', '.join(sorted(definition.options))}]" if definition.options else ""
@@ -317,7 +324,10 @@ def sync_command(
                 _progress(enabled=not as_json and err.is_terminal) as on_page,
             ):
                 for skipped in sorted(set(owners) - held):
-                    err.print(f"[yellow]skipped {skipped}:[/] a running pmsync daemon owns it")
+                    err.print(
+                        f"[yellow]skipped {escape(skipped)}:[/] a running pmsync daemon owns it",
+                        markup=True,
+                    )
                 chosen = [name for name in selected if name.split(".", 1)[0] in held]
                 results = (
                     runtime.run_once(
@@ -417,12 +427,12 @@ def run_command(ctx: Context) -> None:
     try:
         code = Daemon(ctx.config_path, log_level=ctx.log_level, log_format=ctx.log_format).run()
     except ConfigError as exc:
-        err.print(f"[bold red]configuration problems ({len(exc.problems)}):[/]")
+        err.print(f"[bold red]configuration problems ({len(exc.problems)}):[/]", markup=True)
         for problem in exc.problems:
             err.print(f"  {redact(str(problem))}", markup=False)
         sys.exit(EXIT_CONFIG)
     except PmsyncError as exc:
-        err.print(f"[bold red]error:[/] {redact(str(exc))}")
+        err.print(f"[bold red]error:[/] {escape(redact(str(exc)))}", markup=True)
         sys.exit(1)
     sys.exit(code)
 
@@ -615,7 +625,7 @@ def links_review(ctx: Context, as_json: bool) -> None:
         return
     _print_section(section)
     for problem in derived.problems:
-        err.print(f"[yellow]override ignored:[/] {problem}", markup=True)
+        err.print(f"[yellow]override ignored:[/] {escape(str(problem))}", markup=True)
     where = overrides or "the file named by links.overrides in your mappings"
     out.print(f"{len(section.rows)} to review; decide them in {where}", markup=False)
 
@@ -703,7 +713,7 @@ def demo_command(directory: str, seed: int | None, top: int, keep_running: bool)
         run = run_demo(
             Path(directory),
             seed=seed,
-            on_step=lambda step: err.print(f"[dim]...[/] {step}"),
+            on_step=lambda step: err.print(f"[dim]...[/] {step}", markup=True),
             on_page=on_page,
         )
     try:
@@ -721,7 +731,8 @@ def _print_demo(run: Any, top_issues: Any, top: int) -> None:
     out.print(
         f"\n[bold]A generated company[/]: {len(company.accounts)} Salesforce accounts, "
         f"{len(company.tickets)} Zendesk tickets from {len(company.requesters)} people, "
-        f"{len(company.issues)} Jira issues, product usage in Pendo."
+        f"{len(company.issues)} Jira issues, product usage in Pendo.",
+        markup=True,
     )
     out.print(
         f"Synced {records:,} records from {len(run.synced)} streams "
@@ -832,8 +843,10 @@ def _print_plan(plan: Any) -> None:
     )
     for trip in plan.guard:
         out.print(
-            f"[yellow]needs confirmation:[/] {trip.writeback} would change {trip.changed} of "
-            f"{trip.eligible} targets ({trip.share:.0%}); run `pmsync apply --confirm`"
+            f"[yellow]needs confirmation:[/] {escape(trip.writeback)} would change "
+            f"{trip.changed} of {trip.eligible} targets ({trip.share:.0%}); "
+            "run `pmsync apply --confirm`",
+            markup=True,
         )
 
 
@@ -850,8 +863,9 @@ def apply_command(ctx: Context, confirm: bool, as_json: bool) -> None:
     """Perform the write-back plan (exactly what `pmsync plan` shows)."""
     runtime = ctx.runtime()
     try:
-        plan = runtime.plan()
-        result = runtime.apply(plan, confirm=confirm)
+        with runtime.writeback_lock():
+            plan = runtime.plan()
+            result = runtime.apply(plan, confirm=confirm)
     finally:
         runtime.close()
     if as_json:

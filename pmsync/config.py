@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import string
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -16,7 +17,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from connectors.base import ConnectorSettings
 from connectors.registry import Registry, load_registry
@@ -24,8 +25,9 @@ from pmsync.daemon.settings import DaemonSettings
 from pmsync.durations import Duration
 from pmsync.errors import ConfigError, Problem
 from pmsync.secretref import SecretReferenceError, is_reference, resolve_reference
-from pmsync.validation import pydantic_problems
+from pmsync.validation import did_you_mean, pydantic_problems
 
+_CONNECTOR_NAME = re.compile(r"[A-Za-z0-9_-]+")
 DEFAULT_CONFIG_PATHS = (Path("pmsync.toml"), Path("/etc/pmsync/pmsync.toml"))
 CONFIG_ENV = "PMSYNC_CONFIG"
 
@@ -109,6 +111,15 @@ class WritebackSettings(BaseModel):
     )
 
 
+NOTE_FIELDS = (
+    "key",
+    "summary",
+    "status",
+    "fix_versions",
+    "fix_versions_text",
+    "resolution_date",
+    "status_line",
+)
 LoopTrigger = Literal["done", "released"]
 LOOP_TRIGGERS: tuple[LoopTrigger, ...] = ("done", "released")
 
@@ -138,6 +149,27 @@ class CloseLoopSettings(BaseModel):
     ticket_field: str | None = Field(
         default=None, description="A ticket field (id or name) set when the loop closes."
     )
+
+    @field_validator("note")
+    @classmethod
+    def _note_renders(cls, note: str) -> str:
+        try:
+            names = {name for _text, name, _spec, _conv in string.Formatter().parse(note) if name}
+        except ValueError as exc:
+            raise ValueError(f"the note template does not parse: {exc}") from None
+        unknown = sorted(names - set(NOTE_FIELDS))
+        if unknown:
+            hint = did_you_mean(unknown[0], NOTE_FIELDS)
+            raise ValueError(
+                f"unknown placeholder {{{unknown[0]}}}{hint} "
+                f"(placeholders: {', '.join(NOTE_FIELDS)})"
+            )
+        try:
+            note.format_map(dict.fromkeys(NOTE_FIELDS, ""))
+        except (ValueError, IndexError, KeyError) as exc:
+            raise ValueError(f"the note template does not render: {exc}") from None
+        return note
+
     ticket_field_value: str = Field(default="shipped")
 
 
@@ -223,6 +255,19 @@ def read_toml(path: Path) -> dict[str, Any]:
 
 def load_config(path: str | Path | None = None, registry: Registry | None = None) -> Config:
     """Read, resolve and validate the configuration; raise ConfigError with every problem."""
+    config, problems = load_config_leniently(path, registry)
+    ConfigError.collect(problems)
+    return config
+
+
+def load_config_leniently(
+    path: str | Path | None = None, registry: Registry | None = None
+) -> tuple[Config, list[Problem]]:
+    """The configuration built from its valid sections, and every problem of the others.
+
+    Callers that check more (mapping files) report all problems together; a file that is not
+    TOML at all still raises ConfigError.
+    """
     config_path = find_config_path(path).resolve()
     raw = read_toml(config_path)
     file = str(config_path)
@@ -231,17 +276,40 @@ def load_config(path: str | Path | None = None, registry: Registry | None = None
         settings = Settings.model_validate(raw)
     except ValidationError as exc:
         problems.extend(pydantic_problems(exc, file=file, model=Settings))
-        settings = Settings.model_validate(
-            {k: v for k, v in raw.items() if k == "connectors" and isinstance(v, dict)}
-        )
+        settings = Settings.model_validate(_valid_sections(raw))
     registry = registry or load_registry()
     connectors: dict[str, ConnectorSettings] = {}
+    for name in settings.connectors:
+        if not _CONNECTOR_NAME.fullmatch(name):
+            problems.append(
+                Problem(
+                    file,
+                    f"connectors.{name}",
+                    "a connector name uses letters, digits, '-' and '_' only "
+                    "(it prefixes stream names: connector.stream)",
+                )
+            )
     for name, table in settings.connectors.items():
         typed = _load_connector(name, table, registry, file, config_path.parent, problems)
         if typed is not None:
             connectors[name] = typed
-    ConfigError.collect(problems)
-    return Config(path=config_path, settings=settings, connectors=connectors)
+    return Config(path=config_path, settings=settings, connectors=connectors), problems
+
+
+def _valid_sections(raw: Mapping[str, Any]) -> dict[str, Any]:
+    """The top-level sections that validate on their own (connectors are checked one by one)."""
+    valid: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key == "connectors":
+            if isinstance(value, dict):
+                valid[key] = value
+            continue
+        try:
+            Settings.model_validate({key: value})
+        except ValidationError:
+            continue
+        valid[key] = value
+    return valid
 
 
 def _load_connector(

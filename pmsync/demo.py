@@ -66,8 +66,9 @@ def run_demo(
         _timed(run, "link", step)
         on_step("Writing the rollups back into Jira and Salesforce")
         step = time.perf_counter()
-        run.plan = run.runtime.plan(derived=run.derived)
-        run.applied = run.runtime.apply(run.plan)
+        with run.runtime.writeback_lock():
+            run.plan = run.runtime.plan(derived=run.derived)
+            run.applied = run.runtime.apply(run.plan)
         _timed(run, "write-back", step)
     except BaseException:
         run.close()

@@ -51,7 +51,7 @@ def pydantic_problems(
         elif kind == "missing":
             message = "required field is missing"
         else:
-            message = error["msg"]
+            message = error["msg"].removeprefix("Value error, ")
             ctx = error.get("ctx") or {}
             if "expected" in ctx and "literal" in kind:
                 message = f"must be one of {ctx['expected']}"

@@ -88,6 +88,7 @@ class Simulator:
     def __init__(self) -> None:
         self.requests: list[LoggedRequest] = []
         self.faults: list[Fault] = []
+        self.latencies: list[tuple[str, str | None, float]] = []
         self.lock = threading.RLock()
         self.base_url = ""
         self._server: BaseWSGIServer | None = None
@@ -144,7 +145,26 @@ class Simulator:
                     headers={k.lower(): v for k, v in request.headers.items()},
                 )
             )
+            latency = next(
+                (
+                    seconds
+                    for prefix, method, seconds in self.latencies
+                    if request.path.startswith(prefix)
+                    and (method is None or request.method == method)
+                ),
+                0.0,
+            )
+        if latency:
+            time.sleep(latency)  # the request is served; its answer is slow to come back
         return response(environ, start_response)
+
+    def slow_answers(
+        self, seconds: float, path_prefix: str = "", method: str | None = None
+    ) -> None:
+        """Serve matching requests at once but answer them `seconds` later (a client can die
+        after the API acted and before it heard back)."""
+        with self.lock:
+            self.latencies.append((path_prefix, method, seconds))
 
     def _dispatch(self, request: Request) -> Response:
         now = self.clock()

@@ -327,10 +327,12 @@ class SyncEngine:
                     run_id=self.run_id,
                     now=now,
                 )
-            if resolve and rows:
+            if (resolve or result.dead_letters) and rows:
                 st.resolve_dead_letters(
                     connection, connector, spec.name, [r.key for r in rows], now
                 )
+            if touch:  # a full refresh saw these records: they exist, even if they fail to map
+                st.touch(connection, connector, spec.name, [b.key for b in failures if b.key], now)
             if new_cursor != cursor_text:
                 st.save_cursor(connection, connector, spec.name, new_cursor, now)
         for bad in failures:

@@ -8,13 +8,14 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 
 import structlog
 
 from connectors.base import Connector, StreamSpec
 from connectors.registry import Registry, load_registry
-from pmsync.config import Config, load_config
+from pmsync.config import Config, load_config_leniently
 from pmsync.errors import ConfigError, FatalError, PmsyncError, Problem, QuotaExhausted
 from pmsync.validation import did_you_mean
 from sync.engine import PageHook, RetryPolicy, StopCheck, StreamResult, SyncEngine
@@ -22,6 +23,7 @@ from sync.links.derive import Derived, derive
 from sync.links.linker import Overrides
 from sync.mapping.compiler import CompiledStream
 from sync.mapping.loader import MappingSet, check_against_connectors, load_mappings
+from sync.store.locks import store_lock
 from sync.store.store import Store
 from sync.writeback.apply import ApplyResult, apply_plan
 from sync.writeback.plan import Plan, build_plan
@@ -58,8 +60,7 @@ class Runtime:
     def load(cls, config_path: str | None = None) -> Runtime:
         """Load config and mappings and check them against each other; ConfigError lists all."""
         registry = load_registry()
-        config = load_config(config_path, registry)
-        problems: list[Problem] = []
+        config, problems = load_config_leniently(config_path, registry)
         try:
             mappings = load_mappings(config.mapping_paths())
         except ConfigError as exc:
@@ -98,6 +99,10 @@ class Runtime:
                 self.mappings, instances, names, known, installed_types=self.registry.types
             )
         )
+        try:
+            Overrides.load(self.mappings.overrides_path)
+        except ConfigError as exc:
+            problems.extend(exc.problems)
         return problems
 
     def _mapping_dirs(self) -> str:
@@ -235,6 +240,9 @@ class Runtime:
                 "sweep_failed", connector=job.connector, stream=job.spec.name, error=str(exc)
             )
             return True
+        except Exception:  # a malformed answer must not end the whole cycle
+            log.exception("sweep_crashed", connector=job.connector, stream=job.spec.name)
+            return True
         result.swept = True
         return True
 
@@ -268,8 +276,15 @@ class Runtime:
         if only_connector is not None:
             plan.writes = [w for w in plan.writes if w.connector == only_connector]
             plan.kept = [w for w in plan.kept if w.connector == only_connector]
+            # Only this connector's own write-backs can hold its writes back.
+            mine = {w.writeback for w in plan.writes}
+            plan.guard = [trip for trip in plan.guard if trip.writeback in mine]
             plan.loops = [loop for loop in plan.loops if loop[1].startswith(f"{only_connector}:")]
         return plan
+
+    def writeback_lock(self) -> AbstractContextManager[None]:
+        """Plan and apply under this lock: one write-back at a time per store."""
+        return store_lock(self.store, "writeback")
 
     def apply(
         self, plan: Plan, *, confirm: bool = False, should_stop: Callable[[], bool] | None = None

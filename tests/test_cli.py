@@ -181,3 +181,51 @@ def test_check_fails_with_exit_1_on_a_refused_credential(
     assert "FAIL zendesk" in result.stdout
     assert "credentials" in result.stdout
     assert "refused-token-123" not in result.stdout
+
+
+def test_broken_overrides_file_and_note_template_are_configuration_problems(
+    tmp_path: Path,
+) -> None:
+    mappings = tmp_path / "mappings"
+    (mappings / "overrides").mkdir(parents=True)
+    (mappings / "links.toml").write_text('[links]\noverrides = "overrides/links.toml"\n')
+    (mappings / "overrides" / "links.toml").write_text(
+        '[ticket_account]\n"12" = ["not", "an", "account"]\n[ticket_issu]\n"1" = "APP-1"\n'
+    )
+    config = write_config(
+        tmp_path,
+        mappings=[str(mappings)],
+        extra='[close_loop]\nenabled = true\nnote = "Shipped {ky} {"\n',
+    )
+    result = run("-c", str(config), "check-config")
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert 'links.toml: ticket_account."12": must be an account id or name' in result.stderr
+    assert "links.toml: ticket_issu: unknown section" in result.stderr
+    assert "close_loop.note" in result.stderr
+    (mappings / "overrides" / "links.toml").write_text("[ticket_account\n")
+    result = run("-c", str(config), "links", "review")
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert "links.toml: invalid TOML" in result.stderr
+
+
+def test_note_template_placeholders_are_checked(tmp_path: Path) -> None:
+    config = write_config(
+        tmp_path, mappings=[], extra='[close_loop]\nenabled = true\nnote = "{key} is {stauts}"\n'
+    )
+    result = run("-c", str(config), "check-config")
+    assert result.returncode == 1
+    assert "unknown placeholder {stauts}; did you mean 'status'?" in result.stderr
+
+
+def test_connector_names_cannot_hold_a_dot(tmp_path: Path) -> None:
+    config = write_config(tmp_path, zendesk_url="https://acme.zendesk.com", mappings=[])
+    config.write_text(
+        config.read_text()
+        .replace("[connectors.zendesk", '[connectors."eu.zendesk"')
+        .replace('[connectors."eu.zendesk".credentials]', '[connectors."eu.zendesk".credentials]')
+    )
+    result = run("-c", str(config), "check-config", env={"PMSYNC_TEST_ZENDESK_TOKEN": "x" * 10})
+    assert result.returncode == 1
+    assert "connectors.eu.zendesk: a connector name uses letters, digits" in result.stderr

@@ -309,3 +309,53 @@ def test_the_demo_command_runs_end_to_end_and_says_what_to_try_next(tmp_path: Pa
     assert any(r["reason"] == "ambiguous" and r["candidates"] for r in rows)
     at_stake = [r["arr_at_stake"] for r in rows]
     assert at_stake == sorted(at_stake, reverse=True)  # by revenue at stake
+
+
+def test_a_crash_between_the_api_write_and_the_ledger_is_not_taken_for_a_human_edit(
+    demo: DemoRun,
+) -> None:
+    jira = demo.demo.simulators.jira
+    salesforce = demo.demo.simulators.salesforce
+    truth = expected(demo)
+    account = max(truth[max(truth, key=lambda i: truth[i].arr)].accounts)
+    asked = {i for i, d in truth.items() if account in d.accounts}
+
+    def bump(amount: float) -> None:
+        row = salesforce.table("Account").rows[account]
+        salesforce.update("Account", account, {"ARR__c": float(row["ARR__c"]) + amount})
+
+    bump(100_000)
+    demo.runtime.close()
+    config = str(demo.demo.config_path)
+    jira.slow_answers(30.0, "/rest/api/2/issue/", "PUT")  # the write lands; the answer is late
+    command = [sys.executable, "-m", "pmsync.cli", "--log-level", "error", "-c", config]
+    subprocess.run(
+        [*command, "sync", "--once", "--stream", "salesforce"],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    jira.reset_log()
+    apply = subprocess.Popen(
+        [*command, "apply"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    deadline = time.monotonic() + 60
+    while not jira.requests_to("/rest/api/2/issue/", "PUT") and time.monotonic() < deadline:
+        time.sleep(0.01)
+    apply.send_signal(signal.SIGKILL)  # dies after Jira acted, before it recorded the write
+    apply.communicate(timeout=30)
+    jira.latencies.clear()
+    [landed] = jira.requests_to("/rest/api/2/issue/", "PUT")
+    crashed_issue = landed.path.rsplit("/", 1)[-1]
+    assert crashed_issue in asked
+
+    runtime = reload(demo)
+    runtime.connector("jira").clock = lambda: time.time() + 120  # Jira's edit has settled
+    runtime.run_once()
+    with runtime.writeback_lock():
+        runtime.apply(runtime.plan())
+    bump(50_000)
+    runtime.run_once()
+    plan = runtime.plan()
+    assert plan.kept == []  # pmsync's own unrecorded write is not "a person's edit"
+    assert crashed_issue in {w.target_key for w in plan.writes}

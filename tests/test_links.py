@@ -287,3 +287,47 @@ def test_only_rollups_of_affected_issues_change(store: Store) -> None:
     assert after_delete.changed_rollups["customer_demand"] == ["jira:9001"]
     assert after_delete.links_removed == 2  # ticket 3's account and issue links
     assert after_delete.rollups["customer_demand"]["jira:9001"].accounts == 1
+
+
+def test_active_users_join_usage_directly_or_through_the_analytics_account(store: Store) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    today = datetime.now(UTC).date()
+    put(
+        store,
+        "pendo",
+        "accounts",
+        "organization",
+        [
+            {"id": "P-ACME", "account_id": "001A"},  # Pendo's account names the CRM account
+        ],
+    )
+    put(
+        store,
+        "pendo",
+        "usage",
+        "usage",
+        [
+            {
+                "id": "P-ACME:1",
+                "account_id": "P-ACME",
+                "day": today.isoformat(),
+                "active_visitors": 42,
+            },
+            {
+                "id": "P-ACME:2",
+                "account_id": "P-ACME",
+                "day": (today - timedelta(days=2)).isoformat(),
+                "active_visitors": 40,
+            },
+            {"id": "001B:1", "account_id": "001B", "day": today.isoformat(), "active_visitors": 7},
+            {
+                "id": "001B:old",
+                "account_id": "001B",
+                "day": (today - timedelta(days=90)).isoformat(),
+                "active_visitors": 900,
+            },
+        ],
+    )
+    derived = derive(store, SETTINGS, Overrides(), {"demand": RollupSpec(usage_days=30)}, CURRENCY)
+    assert derived.rollups["demand"]["jira:9001"].active_users == 42 + 7  # peak in the window

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -154,4 +155,27 @@ def test_stream_state_round_trip_keeps_utc(store_url: str) -> None:
     with store.engine.connect() as c:
         assert c.execute(sa.select(sa.func.count()).select_from(stream_state)).scalar() == 1
         assert c.execute(sa.select(sa.func.count()).select_from(records)).scalar() == 0
+    store.close()
+
+
+def test_sqlite_readers_do_not_hold_back_writers(tmp_path: Path) -> None:
+    import threading
+
+    store = Store(f"sqlite:///{tmp_path / 'wal.db'}")
+    with store.transaction() as c:
+        st.write_records(c, "zd", "tickets", [row("1", {"a": 1})], utcnow())
+    done = threading.Event()
+
+    def write() -> None:
+        with store.transaction() as c:
+            st.write_records(c, "zd", "tickets", [row("2", {"a": 2})], utcnow())
+        done.set()
+
+    with store.engine.connect() as reader:
+        assert reader.execute(sa.select(sa.func.count()).select_from(records)).scalar() == 1
+        writer = threading.Thread(target=write)
+        writer.start()
+        assert done.wait(timeout=10), "a read transaction blocked the writer"
+        writer.join()
+    assert store.live_keys("zd", "tickets") == {"1", "2"}
     store.close()

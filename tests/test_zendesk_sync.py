@@ -229,3 +229,45 @@ def test_bad_credentials_stop_the_stream_with_a_configuration_message(
     assert state.last_error == result.error
     assert len(small_zendesk.requests_to("/api/v2/incremental/tickets")) == 1  # not retried
     runtime.close()
+
+
+def test_full_refresh_keeps_a_record_whose_new_version_fails_its_mapping(
+    tmp_path: Path, small_zendesk: ZendeskSimulator, zendesk_token: str
+) -> None:
+    sim = small_zendesk
+    runtime = Runtime.load(str(write_config(tmp_path, zendesk_url=sim.base_url, page_size=50)))
+    runtime.run_once(["zendesk.tickets"])
+    ticket = sim._public(sim.tickets.items[10])
+    sim.put_ticket({**ticket, "status": "open", "created_at": "not a date"}, at=sim.now() - 61)
+    [result] = runtime.run_once(["zendesk.tickets"], full_refresh=True)
+    assert result.status == "ok"
+    assert result.dead_letters == 1
+    assert "10" in runtime.store.live_keys("zendesk", "tickets")  # it exists; only its map fails
+    runtime.close()
+
+
+def test_a_start_time_without_a_zone_is_utc_whatever_the_host_zone(
+    tmp_path: Path,
+    small_zendesk: ZendeskSimulator,
+    zendesk_token: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import time as clock
+
+    monkeypatch.setenv("TZ", "America/New_York")
+    clock.tzset()
+    try:
+        extra = "start_time = 2024-01-01T00:00:00\n"
+        config = write_config(tmp_path, zendesk_url=small_zendesk.base_url)
+        text = config.read_text().replace(
+            "[connectors.zendesk.credentials]", extra + "[connectors.zendesk.credentials]"
+        )
+        config.write_text(text)
+        runtime = Runtime.load(str(config))
+        runtime.run_once(["zendesk.tickets"])
+        [first] = small_zendesk.requests_to("/api/v2/incremental/tickets")[:1]
+        assert first.query["start_time"] == "1704067200"  # 2024-01-01T00:00:00Z
+        runtime.close()
+    finally:
+        monkeypatch.delenv("TZ")
+        clock.tzset()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from datetime import UTC
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -460,7 +461,11 @@ class ZendeskConnector(Connector):
 
     def _initial_start(self) -> int:
         start = self.settings.start_time
-        return int(start.timestamp()) if start else 0
+        if start is None:
+            return 0
+        if start.tzinfo is None:  # a TOML local date-time: read it as UTC, not the host's zone
+            start = start.replace(tzinfo=UTC)
+        return int(start.timestamp())
 
     def _latest_allowed_start(self) -> int:
         return int(self.clock()) - RECENT_WINDOW - 1
@@ -545,7 +550,15 @@ class ZendeskConnector(Connector):
                 if since == cursor.since_id:
                     yield Page(records=[], cursor=SinceIdCursor(since_id=since))
                 return
-            since = max(int(link["id"]) for link in links)
+            try:
+                newest = max(int(link["id"]) for link in links)
+            except (KeyError, TypeError, ValueError):
+                raise FatalError(
+                    "jira/links: a link without a numeric id", connector=self.name
+                ) from None
+            if newest <= since:
+                raise FatalError("jira/links: since_id did not advance", connector=self.name)
+            since = newest
             yield Page(records=links, cursor=SinceIdCursor(since_id=since))
 
     def _sweep_deleted_users(self) -> Iterator[SweepPage]:

@@ -55,17 +55,18 @@ def auto_write_back(
     """
     if not runtime.config.settings.writeback.auto_apply:
         return WriteBackReport()
-    plan = runtime.plan(only_connector=connector.name)
-    planned = len(plan.writes)
-    if plan.guard:
-        log.warning(
-            "write_back_needs_confirmation",
-            connector=connector.name,
-            trips=[t.writeback for t in plan.guard],
-            planned=planned,
-        )
-        return WriteBackReport(planned=planned)
-    if not plan.writes:
-        return WriteBackReport()
-    result = runtime.apply(plan, should_stop=should_stop)
+    with runtime.writeback_lock():
+        plan = runtime.plan(only_connector=connector.name)
+        planned = len(plan.writes)
+        if plan.guard:
+            log.warning(
+                "write_back_needs_confirmation",
+                connector=connector.name,
+                trips=[t.writeback for t in plan.guard],
+                planned=planned,
+            )
+            return WriteBackReport(planned=planned)
+        if not plan.writes:
+            return WriteBackReport()
+        result = runtime.apply(plan, should_stop=should_stop)
     return WriteBackReport(planned=planned, applied=len(result.applied), failed=len(result.failed))

@@ -19,12 +19,12 @@ from sync.links.linker import Link, Linker, LinkResult, Overrides
 from sync.links.models import LinkSettings, RollupSpec
 from sync.links.rollups import Currencies, Rollup, compute_rollups
 from sync.links.world import World
+from sync.store.locks import store_lock
 from sync.store.schema import links as links_table
 from sync.store.schema import rollups as rollups_table
 from sync.store.store import Store, content_hash, dumps, utcnow
 
 log = structlog.get_logger("pmsync.links")
-_LOCK_ID = 0x706D6C696E6B  # "pmlink"
 
 
 @dataclass
@@ -65,6 +65,21 @@ def derive(
     persist: bool = True,
 ) -> Derived:
     """Link, roll up, and (when `persist`) store the changes."""
+    if not persist:
+        return _derive(store, link_settings, overrides, rollup_specs, currency, persist=False)
+    with store_lock(store, "derive"):
+        return _derive(store, link_settings, overrides, rollup_specs, currency, persist=True)
+
+
+def _derive(
+    store: Store,
+    link_settings: LinkSettings,
+    overrides: Overrides,
+    rollup_specs: Mapping[str, RollupSpec],
+    currency: CurrencySettings,
+    *,
+    persist: bool,
+) -> Derived:
     world = World.load(store)
     world.rates = _crm_rates(store)
     result = Linker(link_settings, overrides).link(world)
@@ -77,8 +92,6 @@ def derive(
     derived = Derived(world, result, rollups, currencies)
     if persist:
         with store.transaction() as connection:
-            if store.dialect == "postgresql":  # workers of several replicas derive in turn
-                connection.execute(sa.text("SELECT pg_advisory_xact_lock(:id)"), {"id": _LOCK_ID})
             derived.links_added, derived.links_removed = _store_links(connection, result.links())
             for name, per_issue in rollups.items():
                 derived.changed_rollups[name] = _store_rollups(connection, name, per_issue)

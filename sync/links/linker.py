@@ -8,13 +8,13 @@ override file). ticket -> issue: every enabled rule adds links; each link record
 from __future__ import annotations
 
 import re
-import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from pmsync.errors import Problem
+from pmsync.config import read_toml
+from pmsync.errors import ConfigError, Problem
 from sync.links.models import LinkSettings
 from sync.links.world import Entity, World
 
@@ -53,16 +53,48 @@ class Overrides:
 
     @classmethod
     def load(cls, path: Path | None) -> Overrides:
+        """Read the overrides file; ConfigError names each entry that is not a decision."""
         if path is None or not path.exists():
             return cls(file=str(path) if path else None)
-        with path.open("rb") as handle:
-            data = tomllib.load(handle)
-        accounts = {str(k): str(v) for k, v in data.get("ticket_account", {}).items()}
-        issues = {
-            str(k): [str(i) for i in (v if isinstance(v, list) else [v])]
-            for k, v in data.get("ticket_issue", {}).items()
-        }
-        return cls(file=str(path), account=accounts, issues=issues)
+        file = str(path)
+        data = read_toml(path)
+        problems: list[Problem] = []
+        for section in set(data) - {"ticket_account", "ticket_issue"}:
+            problems.append(
+                Problem(
+                    file,
+                    section,
+                    "unknown section; did you mean [ticket_account] or [ticket_issue]?",
+                )
+            )
+        accounts: dict[str, str] = {}
+        issues: dict[str, list[str]] = {}
+        for section in ("ticket_account", "ticket_issue"):
+            table = data.get(section, {})
+            if not isinstance(table, dict):
+                problems.append(Problem(file, section, "must be a table of ticket = decision"))
+                continue
+            for ticket, decision in table.items():
+                where = f'{section}."{ticket}"'
+                if section == "ticket_account" and isinstance(decision, str):
+                    accounts[str(ticket)] = decision
+                elif (
+                    section == "ticket_issue"
+                    and isinstance(decision, str | list)
+                    and all(
+                        isinstance(k, str) for k in (decision if isinstance(decision, list) else [])
+                    )
+                ):
+                    issues[str(ticket)] = decision if isinstance(decision, list) else [decision]
+                else:
+                    expected = (
+                        'an account id or name, or "none"'
+                        if section == "ticket_account"
+                        else "a list of issue keys"
+                    )
+                    problems.append(Problem(file, where, f"must be {expected}"))
+        ConfigError.collect(problems)
+        return cls(file=file, account=accounts, issues=issues)
 
     def for_ticket(self, table: dict[str, Any], ticket: Entity) -> Any:
         return table.get(ticket.ref, table.get(ticket.key))

@@ -136,12 +136,4 @@ class WritebackSpec(BaseModel):
     property: str | None = Field(
         default=None, description="Issue property that receives the rollup's provenance (JSON)."
     )
-    remote_links: bool = Field(
-        default=False, description="Issue targets: a remote link to each asking account."
-    )
-    account_url: str | None = Field(
-        default=None,
-        description="URL template of an account for remote links, e.g. "
-        "'https://acme.lightning.force.com/lightning/r/Account/{id}/view'.",
-    )
     description: str = ""

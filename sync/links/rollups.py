@@ -14,7 +14,7 @@ from typing import Any
 
 from sync.links.linker import LinkResult
 from sync.links.models import RollupSpec
-from sync.links.world import Entity, World
+from sync.links.world import Entity, World, ref
 
 
 @dataclass(frozen=True)
@@ -197,7 +197,26 @@ def _usage_by_account(world: World, days: int, today: date) -> dict[str, int] | 
     peak: dict[str, int] = defaultdict(int)
     for record in world.usage.values():
         day = str(record.get("day", ""))
-        account = record.get("account_id")
+        account = _usage_account(world, record)
         if account and day >= since:
-            peak[str(account)] = max(peak[str(account)], int(record.get("active_visitors", 0) or 0))
+            peak[account] = max(peak[account], int(record.get("active_visitors", 0) or 0))
     return dict(peak)
+
+
+def _usage_account(world: World, record: Entity) -> str | None:
+    """The CRM account key a usage record belongs to.
+
+    Its account_id is the CRM account id itself, or the analytics tool's own account, synced
+    as an organization (same connector) whose account_id names the CRM account.
+    """
+    account_id = record.get("account_id")
+    if not account_id:
+        return None
+    direct = world.account(account_id)
+    if direct is not None:
+        return direct.key
+    organization = world.organizations.get(ref(record.connector, str(account_id)))
+    if organization is not None:
+        linked = world.account(organization.get("account_id"))
+        return linked.key if linked is not None else None
+    return None

@@ -5,6 +5,7 @@ Records are referred to as `connector:key`, which is unique across connector ins
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
@@ -12,6 +13,7 @@ from typing import Any
 from sync.store.store import Store
 
 Unified = dict[str, Any]
+_SALESFORCE_ID = re.compile(r"[a-zA-Z0-9]{15}(?:[a-zA-Z0-9]{3})?")
 
 
 def ref(connector: str, key: str) -> str:
@@ -79,8 +81,8 @@ class World:
     def index(self) -> None:
         for account in self.accounts.values():
             self.by_account_id[account.key] = account
-            if account.key[:15] not in self.by_account_id:  # Salesforce 15/18-char ids
-                self.by_account_id[account.key[:15]] = account
+            if _SALESFORCE_ID.fullmatch(account.key):  # an 18-char id is also known by 15
+                self.by_account_id.setdefault(account.key[:15], account)
             for domain in account.get("domains", []):
                 self.accounts_by_domain[str(domain).lower()].append(account)
         for person in self.people.values():
@@ -98,7 +100,10 @@ class World:
         if not account_id:
             return None
         text = str(account_id)
-        return self.by_account_id.get(text) or self.by_account_id.get(text[:15])
+        found = self.by_account_id.get(text)
+        if found is None and _SALESFORCE_ID.fullmatch(text):
+            found = self.by_account_id.get(text[:15])
+        return found
 
     def requester(self, ticket: Entity) -> Entity | None:
         requester = ticket.get("requester_id")

@@ -113,8 +113,10 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 def _sqlite_begin(connection: Connection) -> None:
-    # IMMEDIATE takes the write lock up front, so two writers queue instead of deadlocking.
-    connection.exec_driver_sql("BEGIN IMMEDIATE")
+    # A write transaction takes the lock up front (IMMEDIATE), so two writers queue instead of
+    # deadlocking; reads stay deferred, so WAL lets them run beside a writer.
+    writes = connection.get_execution_options().get("pmsync_write", False)
+    connection.exec_driver_sql("BEGIN IMMEDIATE" if writes else "BEGIN")
 
 
 def create_store_engine(url: str) -> Engine:
@@ -156,7 +158,10 @@ class Store:
         config.set_main_option("script_location", str(MIGRATIONS))
         try:
             backup_before_upgrade(self.engine, config)
-            with self.engine.begin() as connection:
+            with (
+                self.engine.connect().execution_options(pmsync_write=True) as connection,
+                connection.begin(),
+            ):
                 if self.dialect == "postgresql":
                     connection.execute(
                         sa.text("SELECT pg_advisory_xact_lock(:id)"), {"id": _MIGRATION_LOCK_ID}
@@ -178,8 +183,11 @@ class Store:
 
     @contextmanager
     def transaction(self) -> Iterator[Connection]:
-        """One atomic unit of work."""
-        with self.engine.begin() as connection:
+        """One atomic unit of work that writes."""
+        with (
+            self.engine.connect().execution_options(pmsync_write=True) as connection,
+            connection.begin(),
+        ):
             yield connection
 
     def close(self) -> None:
@@ -448,6 +456,22 @@ def tombstone(
         )
         total += result.rowcount or 0
     return total
+
+
+def touch(
+    connection: Connection, connector: str, stream: str, keys: Sequence[str], now: datetime
+) -> None:
+    """Mark stored records as seen now without changing them."""
+    for chunk in _chunks(list(keys), 900):
+        connection.execute(
+            sa.update(records)
+            .where(
+                records.c.connector == connector,
+                records.c.stream == stream,
+                records.c.key.in_(chunk),
+            )
+            .values(last_seen_at=now)
+        )
 
 
 def tombstone_records(

@@ -221,6 +221,18 @@ def _settle(
             name = ledger_field or write.field
             value = ledger_value if ledger_value is not None else dumps(_plain(write.new))
             _upsert_ledger(connection, write, name, value, now)
+            # Writes an earlier, crashed apply sent for this field are settled by this one.
+            connection.execute(
+                sa.update(writeback_intents)
+                .where(
+                    writeback_intents.c.state == "pending",
+                    writeback_intents.c.connector == write.connector,
+                    writeback_intents.c.object_name == write.object_name,
+                    writeback_intents.c.target_key == write.target_key,
+                    writeback_intents.c.field == write.field,
+                )
+                .values(state="superseded", done_at=now)
+            )
 
 
 def _upsert_ledger(

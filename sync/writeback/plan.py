@@ -9,6 +9,8 @@ follows the declared policy (overwrite, or keep and report).
 from __future__ import annotations
 
 import difflib
+import math
+import re
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -24,7 +26,8 @@ from pmsync.errors import ConfigError, PmsyncError, Problem
 from sync.links.derive import Derived
 from sync.links.models import WritebackSpec
 from sync.links.world import Entity
-from sync.store.schema import loop_closures, records, writeback_ledger
+from sync.mapping.transforms import format_datetime
+from sync.store.schema import loop_closures, records, writeback_intents, writeback_ledger
 from sync.store.store import Store, dumps
 from sync.writeback.figures import FIGURES, figures_for, issue_status_text, targets_of
 
@@ -117,21 +120,47 @@ def _jsonable(value: Any) -> Any:
     return None if value is MISSING else value
 
 
+_DATETIME = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}")
+
+
 def normalize(value: Any) -> Any:
-    """Compare values as a tool would show them: 1240000.0 == 1240000, None == ''."""
+    """Compare values as a tool would show them: 1240000.0 == 1240000, None == '',
+    "2026-01-05T00:00:00Z" == "2026-01-05T00:00:00.000+0000"."""
     if value is MISSING or value in (None, ""):
         return None
     if isinstance(value, bool):
         return value
     if isinstance(value, int | float):
-        rounded = round(float(value), 2)
-        return int(rounded) if rounded.is_integer() else rounded
+        return _normal_number(value)
     if isinstance(value, str):
-        try:
-            return normalize(float(value.replace(",", ""))) if value.strip() else None
-        except ValueError:
-            return value
+        return _normal_text(value)
     return value
+
+
+def _normal_number(value: float) -> Any:
+    if not math.isfinite(value):
+        return str(value)
+    rounded = round(float(value), 2)
+    return int(rounded) if rounded.is_integer() else rounded
+
+
+def _normal_text(value: str) -> Any:
+    text = value.strip()
+    if not text:
+        return None
+    converted: Any = value
+    if _DATETIME.match(text):
+        try:
+            converted = format_datetime(text)
+        except ValueError:
+            converted = value
+    else:
+        try:
+            number = float(text.replace(",", ""))
+            converted = _normal_number(number) if math.isfinite(number) else value
+        except ValueError:
+            converted = value
+    return converted
 
 
 def matches(connector: str, connector_type: str, wanted: str) -> bool:
@@ -195,16 +224,16 @@ def build_plan(
 ) -> Plan:
     """Every write the declared write-backs would make now; ConfigError on unknown fields."""
     plan = Plan(plan_id or uuid.uuid4().hex[:16])
-    ledger = _load_ledger(store)
+    memory = _Memory.load(store)
     resolver = FieldResolver()
     problems: list[Problem] = []
     for name, (file, spec) in writebacks.items():
         _plan_writeback(
-            plan, store, derived, name, file, spec, connectors, ledger, resolver, problems, settings
+            plan, store, derived, name, file, spec, connectors, memory, resolver, problems, settings
         )
     ConfigError.collect(problems)
     if close_loop.enabled:
-        _plan_loops(plan, store, derived, connectors, close_loop, resolver)
+        _plan_loops(plan, store, derived, connectors, close_loop, resolver, memory)
     return plan
 
 
@@ -216,7 +245,7 @@ def _plan_writeback(  # noqa: PLR0912 - one pass over targets, fields and the pr
     file: str,
     spec: WritebackSpec,
     connectors: Mapping[str, Connector],
-    ledger: dict[tuple[str, str, str, str], _Ledger],
+    memory: _Memory,
     resolver: FieldResolver,
     problems: list[Problem],
     settings: WritebackSettings,
@@ -259,7 +288,7 @@ def _plan_writeback(  # noqa: PLR0912 - one pass over targets, fields and the pr
         raws = _raw_payloads(store, connector_name, stream, [t.key for t in group])
         for target in group:
             values, empty = figures.get(target.ref, ({}, True))
-            written_before = any(k[:3] == (connector_name, stream, target.key) for k in ledger)
+            written_before = (connector_name, stream, target.key) in memory.targets
             if empty and not written_before:
                 continue
             eligible += 1
@@ -267,9 +296,12 @@ def _plan_writeback(  # noqa: PLR0912 - one pass over targets, fields and the pr
             label = _label(target)
             for declared, figure in spec.fields.items():
                 field_id = resolved[declared]
-                entry = ledger.get((connector_name, stream, target.key, field_id))
+                slot = (connector_name, stream, target.key, field_id)
+                entry = memory.ledger.get(slot)
                 remote = connector.field_value(raw, field_id)
-                write = _decide(values.get(figure), remote, entry, seen_at)
+                write = _decide(
+                    values.get(figure), remote, entry, seen_at, memory.in_flight.get(slot, ())
+                )
                 if write is None:
                     continue
                 old, human = write
@@ -298,7 +330,7 @@ def _plan_writeback(  # noqa: PLR0912 - one pass over targets, fields and the pr
             ):
                 document = _provenance(derived, spec.rollup, target.ref)
                 key = f"property:{spec.property}"
-                entry = ledger.get((connector_name, stream, target.key, key))
+                entry = memory.ledger.get((connector_name, stream, target.key, key))
                 digest = dumps(document)
                 if entry is None or entry.value != digest:
                     plan.writes.append(
@@ -331,9 +363,17 @@ class _Ledger:
 
 
 def _decide(
-    new: Any, remote: Any, entry: _Ledger | None, seen_at: datetime | None
+    new: Any,
+    remote: Any,
+    entry: _Ledger | None,
+    seen_at: datetime | None,
+    in_flight: Sequence[Any] = (),
 ) -> tuple[Any, bool] | None:
-    """None: nothing to write. Else (old value to show, whether a person changed it)."""
+    """None: nothing to write. Else (old value to show, whether a person changed it).
+
+    `in_flight` holds values of writes sent but never recorded (the process died between the
+    API call and the ledger): finding one of them at the target is our write, not a person's.
+    """
     target = normalize(new)
     ours = normalize(orjson.loads(entry.value)) if entry else None
     fresh = remote is not MISSING and (
@@ -343,7 +383,7 @@ def _decide(
         current = normalize(remote)
         if current == target:
             return None
-        human = entry is not None and current != ours
+        human = entry is not None and current != ours and current not in in_flight
         return remote, human
     if entry is not None and ours == target:
         return None
@@ -374,6 +414,35 @@ def _provenance(derived: Derived, rollup: str, issue_ref: str) -> dict[str, Any]
         document["accounts"] = document["accounts"][:-1]
         document["truncated"] = True
     return document
+
+
+@dataclass
+class _Memory:
+    """What pmsync wrote (the ledger) and what it sent without recording (in flight)."""
+
+    ledger: dict[tuple[str, str, str, str], _Ledger]
+    in_flight: dict[tuple[str, str, str, str], list[Any]]
+    targets: set[tuple[str, str, str]]
+
+    @classmethod
+    def load(cls, store: Store) -> _Memory:
+        ledger = _load_ledger(store)
+        return cls(ledger, _load_in_flight(store), {slot[:3] for slot in ledger})
+
+
+def _load_in_flight(store: Store) -> dict[tuple[str, str, str, str], list[Any]]:
+    """Values of field writes sent by an apply that died before recording them."""
+    found: dict[tuple[str, str, str, str], list[Any]] = {}
+    with store.engine.connect() as connection:
+        rows = connection.execute(
+            sa.select(writeback_intents).where(
+                writeback_intents.c.state == "pending", writeback_intents.c.action == "field"
+            )
+        )
+        for r in rows:
+            slot = (r.connector, r.object_name, r.target_key, r.field)
+            found.setdefault(slot, []).append(normalize(orjson.loads(r.value)))
+    return found
 
 
 def _load_ledger(store: Store) -> dict[tuple[str, str, str, str], _Ledger]:
@@ -425,6 +494,7 @@ def _plan_loops(
     connectors: Mapping[str, Connector],
     settings: CloseLoopSettings,
     resolver: FieldResolver,
+    memory: _Memory,
 ) -> None:
     with store.engine.connect() as connection:
         done = {
@@ -445,37 +515,17 @@ def _plan_loops(
             continue
         for ticket_ref in sorted(ticket_refs):
             ticket = derived.world.tickets.get(ticket_ref)
-            if ticket is None or (issue_ref, ticket_ref) in done:
-                continue
-            connector = connectors.get(ticket.connector)
-            if connector is None or not matches(
-                ticket.connector, connector.type_name, settings.connector
+            connector = connectors.get(ticket.connector) if ticket else None
+            if (
+                ticket is None
+                or connector is None
+                or not matches(ticket.connector, connector.type_name, settings.connector)
             ):
                 continue
-            if str(ticket.get("status")) not in settings.open_statuses:
-                continue
-            marker = loop_marker(issue_ref, ticket_ref)
-            note = render_note(settings.note, issue) + f"\n\n{marker}"
-            plan.loops.append((issue_ref, ticket_ref, marker))
-            plan.writes.append(
-                PlannedWrite(
-                    "close_loop",
-                    ticket.connector,
-                    ticket.stream,
-                    ticket.key,
-                    f"#{ticket.key}",
-                    "note",
-                    marker,  # a note is identified by its loop marker
-                    "internal note",
-                    MISSING,
-                    note,
-                )
-            )
-            if settings.ticket_field:
-                resolved, problems = resolver.resolve(
-                    connector, ticket.stream, [settings.ticket_field], "<config>", "close_loop"
-                )
-                ConfigError.collect(problems)
+            closed = (issue_ref, ticket_ref) in done
+            if not closed and str(ticket.get("status")) in settings.open_statuses:
+                marker = loop_marker(issue_ref, ticket_ref)
+                plan.loops.append((issue_ref, ticket_ref, marker))
                 plan.writes.append(
                     PlannedWrite(
                         "close_loop",
@@ -483,13 +533,52 @@ def _plan_loops(
                         ticket.stream,
                         ticket.key,
                         f"#{ticket.key}",
-                        "field",
-                        resolved[settings.ticket_field],
-                        settings.ticket_field,
+                        "note",
+                        marker,  # a note is identified by its loop marker
+                        "internal note",
                         MISSING,
-                        settings.ticket_field_value,
+                        render_note(settings.note, issue) + f"\n\n{marker}",
                     )
                 )
+            elif not closed:
+                continue
+            if settings.ticket_field:  # also retried when an earlier field write failed
+                _plan_loop_field(plan, ticket, connector, settings, resolver, memory)
+
+
+def _plan_loop_field(
+    plan: Plan,
+    ticket: Entity,
+    connector: Connector,
+    settings: CloseLoopSettings,
+    resolver: FieldResolver,
+    memory: _Memory,
+) -> None:
+    assert settings.ticket_field is not None
+    resolved, problems = resolver.resolve(
+        connector, ticket.stream, [settings.ticket_field], "<config>", "close_loop"
+    )
+    ConfigError.collect(problems)
+    field_id = resolved[settings.ticket_field]
+    entry = memory.ledger.get((ticket.connector, ticket.stream, ticket.key, field_id))
+    if entry is not None and normalize(orjson.loads(entry.value)) == normalize(
+        settings.ticket_field_value
+    ):
+        return
+    plan.writes.append(
+        PlannedWrite(
+            "close_loop",
+            ticket.connector,
+            ticket.stream,
+            ticket.key,
+            f"#{ticket.key}",
+            "field",
+            field_id,
+            settings.ticket_field,
+            MISSING,
+            settings.ticket_field_value,
+        )
+    )
 
 
 class _SafeFormat(dict[str, Any]):
