@@ -14,12 +14,12 @@ import tempfile
 import time
 from pathlib import Path
 
+from pmsync.app.runtime import Runtime
 from pmsync.logs import configure_logging
-from simulators.pendo import PendoSimulator
-from simulators.pendo import generate as generate_pendo
-from simulators.posthog import PostHogSimulator
-from simulators.posthog import generate as generate_posthog
-from sync.runtime import Runtime
+from pmsync.simulators.pendo import PendoSimulator
+from pmsync.simulators.pendo import generate as generate_pendo
+from pmsync.simulators.posthog import PostHogSimulator
+from pmsync.simulators.posthog import generate as generate_posthog
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -36,9 +36,9 @@ from daemon_helpers import (  # noqa: E402 - after the path set-up
     write_daemon_config,
 )
 
-from simulators.zendesk import generate  # noqa: E402
-from sync.store.schema import records  # noqa: E402
-from sync.store.store import Store, utcnow  # noqa: E402
+from pmsync.simulators.zendesk import generate  # noqa: E402
+from pmsync.sync.store.schema import records  # noqa: E402
+from pmsync.sync.store.store import Store, utcnow  # noqa: E402
 
 PG_DEFAULT = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 

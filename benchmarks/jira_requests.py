@@ -25,13 +25,13 @@ from pathlib import Path
 
 from pydantic import SecretStr
 
-from connectors.jira import JiraConnector
-from connectors.jira.settings import JiraCredentials, JiraSettings
+from pmsync.connectors.jira import JiraConnector
+from pmsync.connectors.jira.settings import JiraCredentials, JiraSettings
 from pmsync.logs import configure_logging
-from simulators.jira import JiraSimulator, generate
-from sync.engine import SyncEngine
-from sync.mapping.loader import load_mappings
-from sync.store.store import Store
+from pmsync.simulators.jira import JiraSimulator, generate
+from pmsync.sync.engine import SyncEngine
+from pmsync.sync.mapping.loader import load_mappings
+from pmsync.sync.store.store import Store
 
 REPO = Path(__file__).resolve().parent.parent
 START = datetime(2026, 1, 15, 18, 0, tzinfo=UTC).timestamp()

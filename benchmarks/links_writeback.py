@@ -16,10 +16,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from pmsync.app.runtime import Runtime
 from pmsync.logs import configure_logging
-from simulators.company import CompanySize
-from simulators.demo import launch
-from sync.runtime import Runtime
+from pmsync.simulators.company import CompanySize
+from pmsync.simulators.demo import launch
 
 
 def measure(scale: int) -> dict[str, float | int]:

@@ -26,9 +26,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from pmsync.app.runtime import Runtime  # noqa: E402
 from pmsync.logs import configure_logging  # noqa: E402
-from simulators.salesforce import SalesforceSimulator, generate  # noqa: E402
-from sync.runtime import Runtime  # noqa: E402
+from pmsync.simulators.salesforce import SalesforceSimulator, generate  # noqa: E402
 
 KEY_VARIABLE = "BENCH_SALESFORCE_SECRET"
 

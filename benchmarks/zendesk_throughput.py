@@ -40,7 +40,7 @@ def peak_rss_mb() -> float:
 
 
 def serve(size: int) -> None:
-    from simulators.zendesk import ZendeskSimulator, generate
+    from pmsync.simulators.zendesk import ZendeskSimulator, generate
 
     sim = ZendeskSimulator(
         email=EMAIL, token=TOKEN, incremental_per_minute=None, plan_per_minute=None
@@ -52,7 +52,7 @@ def serve(size: int) -> None:
 
 
 def run_pmsync(url: str, workdir: Path) -> dict[str, Any]:
-    from sync.runtime import Runtime
+    from pmsync.app.runtime import Runtime
 
     config = workdir / "pmsync.toml"
     config.write_text(

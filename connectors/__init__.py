@@ -5,7 +5,7 @@ plus the cursor that covers them. Third parties ship connectors as packages that
 entry point in the `pmsync.connectors` group.
 """
 
-from connectors.base import (
+from pmsync.connectors.base import (
     Connector,
     ConnectorSettings,
     FieldInfo,

@@ -25,8 +25,8 @@ import orjson
 import requests
 from requests.adapters import HTTPAdapter
 
-from connectors.budget import RequestBudget
 from pmsync import __version__
+from pmsync.connectors.budget import RequestBudget
 from pmsync.errors import AuthError, ConnectorError, FatalError, RetriableError
 
 USER_AGENT = f"pmsync/{__version__}"

@@ -11,7 +11,7 @@ import functools
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 
-from connectors.base import Connector
+from pmsync.connectors.base import Connector
 
 ENTRY_POINT_GROUP = "pmsync.connectors"
 

@@ -25,11 +25,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from simulators.jira.data import COMPONENTS, ISSUE_TYPES, PRIORITIES, VERSIONS
-from simulators.jira.data import STATUSES as JIRA_STATUSES
-from simulators.pendo.data import FEATURES
-from simulators.salesforce.model import salesforce_id
-from simulators.zendesk.data import (
+from pmsync.simulators.jira.data import COMPONENTS, ISSUE_TYPES, PRIORITIES, VERSIONS
+from pmsync.simulators.jira.data import STATUSES as JIRA_STATUSES
+from pmsync.simulators.pendo.data import FEATURES
+from pmsync.simulators.salesforce.model import salesforce_id
+from pmsync.simulators.zendesk.data import (
     PRODUCT_TAGS,
 )
 

@@ -24,8 +24,8 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
-from simulators.base import Simulator
-from simulators.company import (
+from pmsync.simulators.base import Simulator
+from pmsync.simulators.company import (
     DAY,
     DEFAULT_SEED,
     DEMO_JIRA_FIELDS,
@@ -43,17 +43,17 @@ from simulators.company import (
     Ticket,
     build_company,
 )
-from simulators.jira.app import JiraSimulator
-from simulators.jira.data import COMPONENTS, VERSIONS
-from simulators.jira.data import STATUSES as JIRA_STATUSES
-from simulators.jira.data import status as jira_status
-from simulators.jira.fields import STORY_POINTS, custom_field
-from simulators.pendo.app import PendoSimulator
-from simulators.pendo.data import FEATURES
-from simulators.salesforce.app import SalesforceSimulator
-from simulators.salesforce.data import install_schema
-from simulators.zendesk.app import ZendeskSimulator, iso_timestamp
-from simulators.zendesk.data import (
+from pmsync.simulators.jira.app import JiraSimulator
+from pmsync.simulators.jira.data import COMPONENTS, VERSIONS
+from pmsync.simulators.jira.data import STATUSES as JIRA_STATUSES
+from pmsync.simulators.jira.data import status as jira_status
+from pmsync.simulators.jira.fields import STORY_POINTS, custom_field
+from pmsync.simulators.pendo.app import PendoSimulator
+from pmsync.simulators.pendo.data import FEATURES
+from pmsync.simulators.salesforce.app import SalesforceSimulator
+from pmsync.simulators.salesforce.data import install_schema
+from pmsync.simulators.zendesk.app import ZendeskSimulator, iso_timestamp
+from pmsync.simulators.zendesk.data import (
     JIRA_KEY_FIELD,
     PRODUCT_AREA_FIELD,
     SALESFORCE_ID_ORG_FIELD,

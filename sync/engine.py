@@ -19,7 +19,7 @@ import structlog
 from pydantic import BaseModel, ValidationError
 from tenacity import RetryCallState, Retrying, retry_if_exception_type
 
-from connectors.base import Connector, Page, StreamSpec
+from pmsync.connectors.base import Connector, Page, StreamSpec
 from pmsync.errors import (
     AuthError,
     FatalError,
@@ -30,10 +30,10 @@ from pmsync.errors import (
     RetriableError,
 )
 from pmsync.redact import redact
-from sync.mapping.compiler import CompiledStream
-from sync.store import store as st
-from sync.store.schema import records
-from sync.store.store import RecordRow, Store, content_hash, dumps, utcnow
+from pmsync.sync.mapping.compiler import CompiledStream
+from pmsync.sync.store import store as st
+from pmsync.sync.store.schema import records
+from pmsync.sync.store.store import RecordRow, Store, content_hash, dumps, utcnow
 
 log = structlog.get_logger("pmsync.engine")
 
@@ -84,7 +84,7 @@ class _Attempt:
 
 
 class SyncEngine:
-    """Moves data from connectors into the store, one stream at a time."""
+    """Moves data from pmsync.connectors into the store, one stream at a time."""
 
     def __init__(
         self,

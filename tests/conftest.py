@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from simulators.zendesk import ZendeskSimulator, generate
+from pmsync.simulators.zendesk import ZendeskSimulator, generate
 
 REPO = Path(__file__).resolve().parent.parent
 PG_URL = os.environ.get("PMSYNC_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")

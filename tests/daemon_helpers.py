@@ -22,7 +22,7 @@ from typing import Any
 import orjson
 from werkzeug.wrappers import Request, Response
 
-from simulators.zendesk import ZendeskSimulator
+from pmsync.simulators.zendesk import ZendeskSimulator
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -154,7 +154,7 @@ class DaemonProcess:
         self._port = None
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "pmsync.cli", "-c", str(self.config), "run"],
+                [sys.executable, "-m", "pmsync.app.cli", "-c", str(self.config), "run"],
                 env=self.env,
                 stdout=log,
                 stderr=log,
@@ -247,7 +247,7 @@ class DaemonProcess:
 
 def run_cli(config: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "pmsync.cli", "-c", str(config), *args],
+        [sys.executable, "-m", "pmsync.app.cli", "-c", str(config), *args],
         env=env,
         capture_output=True,
         text=True,

@@ -8,13 +8,13 @@ from typing import Any
 
 from pydantic import SecretStr
 
-from connectors.jira import JiraConnector
-from connectors.jira.settings import JiraCredentials, JiraSettings
-from simulators.jira import JiraSimulator
-from sync.engine import SyncEngine
-from sync.mapping.compiler import CompiledStream
-from sync.mapping.loader import load_mappings
-from sync.store.store import Store
+from pmsync.connectors.jira import JiraConnector
+from pmsync.connectors.jira.settings import JiraCredentials, JiraSettings
+from pmsync.simulators.jira import JiraSimulator
+from pmsync.sync.engine import SyncEngine
+from pmsync.sync.mapping.compiler import CompiledStream
+from pmsync.sync.mapping.loader import load_mappings
+from pmsync.sync.store.store import Store
 
 REPO = Path(__file__).resolve().parent.parent
 # 15 January: America/Los_Angeles is UTC-8 then (no daylight saving time).

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from simulators.posthog import PostHogSimulator
+from pmsync.simulators.posthog import PostHogSimulator
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE_START = "# [connectors.posthog]"

@@ -8,10 +8,10 @@ from typing import Any
 
 from pydantic import BaseModel, SecretStr
 
-from connectors.base import Page, StreamSpec
-from connectors.salesforce import SalesforceConnector
-from connectors.salesforce.settings import SalesforceCredentials, SalesforceSettings
-from simulators.salesforce import SalesforceSimulator
+from pmsync.connectors.base import Page, StreamSpec
+from pmsync.connectors.salesforce import SalesforceConnector
+from pmsync.connectors.salesforce.settings import SalesforceCredentials, SalesforceSettings
+from pmsync.simulators.salesforce import SalesforceSimulator
 
 REPO = Path(__file__).resolve().parent.parent
 MY_DOMAIN = "acme.my.salesforce.com"

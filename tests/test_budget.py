@@ -6,10 +6,10 @@ import time
 
 import pytest
 
-from connectors.budget import BudgetRule, RequestBudget, kind_of, request_kind, waiting_with
-from connectors.http import make_session, retry_after_seconds
+from pmsync.connectors.budget import BudgetRule, RequestBudget, kind_of, request_kind, waiting_with
+from pmsync.connectors.http import make_session, retry_after_seconds
 from pmsync.errors import Interrupted
-from simulators.zendesk import ZendeskSimulator
+from pmsync.simulators.zendesk import ZendeskSimulator
 
 URL = "https://acme.example/api/items"
 

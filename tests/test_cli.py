@@ -12,8 +12,8 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from pmsync.cli import cli
-from simulators.zendesk import ZendeskSimulator
+from pmsync.app.cli import cli
+from pmsync.simulators.zendesk import ZendeskSimulator
 from tests.conftest import REPO, write_config
 
 
@@ -29,7 +29,7 @@ def all_commands(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple
 
 def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "pmsync.cli", *args],
+        [sys.executable, "-m", "pmsync.app.cli", *args],
         capture_output=True,
         text=True,
         env={**os.environ, **(env or {})},

@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 import requests
 
-from simulators.company import (
+from pmsync.app.runtime import Runtime
+from pmsync.simulators.company import (
     ACCOUNT_RULES,
     FREE_MAIL,
     RATES,
@@ -26,7 +27,7 @@ from simulators.company import (
     build_company,
     shared_domain_pairs,
 )
-from simulators.demo import (
+from pmsync.simulators.demo import (
     ENV_JIRA,
     Demo,
     copy_mappings,
@@ -35,12 +36,11 @@ from simulators.demo import (
     shipped_mappings_dir,
     start_simulators,
 )
-from simulators.jira.app import JiraSimulator
-from simulators.salesforce.app import SalesforceSimulator
-from simulators.zendesk.app import ZendeskSimulator
-from sync.links.models import FREE_MAIL as PMSYNC_FREE_MAIL
-from sync.mapping.loader import load_mappings
-from sync.runtime import Runtime
+from pmsync.simulators.jira.app import JiraSimulator
+from pmsync.simulators.salesforce.app import SalesforceSimulator
+from pmsync.simulators.zendesk.app import ZendeskSimulator
+from pmsync.sync.links.models import FREE_MAIL as PMSYNC_FREE_MAIL
+from pmsync.sync.mapping.loader import load_mappings
 
 REPO = Path(__file__).resolve().parent.parent
 SMALL = CompanySize(accounts=60, contacts=150, users=240, tickets=600, issues=60)
@@ -365,16 +365,3 @@ def test_simulators_start_on_distinct_free_ports() -> None:
         assert all(u.startswith("http://127.0.0.1:") for u in urls)
     finally:
         sims.stop()
-
-
-def test_the_shipped_mappings_are_package_data() -> None:
-    """A wheel install finds mappings/ beside the packages only if pyproject ships every file."""
-    config = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]
-    assert "mappings*" in config["packages"]["find"]["include"]
-    data = config["package-data"]
-    for path in (REPO / "mappings").rglob("*.toml"):
-        package = ".".join(path.parent.relative_to(REPO).parts)
-        assert any(path.match(pattern) for pattern in data.get(package, [])), path
-    for path in (REPO / "simulators" / "demo_mappings").glob("*.toml"):
-        assert any(path.match(p) for p in data.get("simulators.demo_mappings", [])), path
-    assert shipped_mappings_dir() == REPO / "mappings"

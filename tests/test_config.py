@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pmsync.config import load_config
+from pmsync.app.config import load_config
 from pmsync.errors import ConfigError
 from pmsync.redact import redact
 
@@ -169,7 +169,7 @@ def test_the_shipped_example_configuration_is_valid(
     monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(credentials))
     path = tmp_path / "pmsync.toml"
     path.write_text(text.replace('paths = ["mappings"]', f'paths = ["{repo / "mappings"}"]'))
-    from sync.runtime import Runtime
+    from pmsync.app.runtime import Runtime
 
     runtime = Runtime.load(str(path))
     assert set(runtime.config.connectors) >= {"zendesk", "salesforce", "jira", "pendo"}

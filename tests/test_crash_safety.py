@@ -13,9 +13,9 @@ from pathlib import Path
 import orjson
 import pytest
 
-from simulators.zendesk import ZendeskSimulator, generate
-from simulators.zendesk.app import _decode_cursor
-from sync.runtime import Runtime
+from pmsync.app.runtime import Runtime
+from pmsync.simulators.zendesk import ZendeskSimulator, generate
+from pmsync.simulators.zendesk.app import _decode_cursor
 from tests.conftest import write_config
 
 KILLS = 22
@@ -79,7 +79,7 @@ def test_kill_9_at_random_moments_loses_and_duplicates_nothing(
     command = [
         sys.executable,
         "-m",
-        "pmsync.cli",
+        "pmsync.app.cli",
         "--log-level",
         "error",
         "-c",

@@ -19,8 +19,8 @@ import orjson
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from simulators.zendesk import generate
-from sync.store.store import Store
+from pmsync.simulators.zendesk import generate
+from pmsync.sync.store.store import Store
 from tests.daemon_helpers import (
     DaemonProcess,
     SlowZendesk,

@@ -10,11 +10,11 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
-from pmsync.daemon.leases import LeaseLost, SingleProcessLease, make_leases
-from pmsync.daemon.pg_leases import PostgresLeases, lock_key, split_key
+from pmsync.app.daemon.leases import LeaseLost, SingleProcessLease, make_leases
+from pmsync.app.daemon.pg_leases import PostgresLeases, lock_key, split_key
 from pmsync.errors import ConfigError
-from sync.store import store as st
-from sync.store.store import Store, utcnow
+from pmsync.sync.store import store as st
+from pmsync.sync.store.store import Store, utcnow
 
 
 def test_a_second_daemon_on_one_sqlite_file_is_refused(tmp_path: Path) -> None:
@@ -134,7 +134,7 @@ def test_replicas_in_other_schemas_do_not_collide(pg_url: str, pg_base_url: str)
 
 
 def test_pmsync_sync_skips_what_a_daemon_owns_on_sqlite(tmp_path: Path) -> None:
-    from pmsync.daemon.leases import cli_ownership
+    from pmsync.app.daemon.leases import cli_ownership
 
     database = tmp_path / "store.db"
     engine = sa.create_engine(f"sqlite:///{database}")
@@ -152,8 +152,8 @@ def test_pmsync_sync_skips_what_a_daemon_owns_on_sqlite(tmp_path: Path) -> None:
 
 @pytest.mark.postgres
 def test_pmsync_sync_skips_connectors_a_replica_owns_on_postgresql(pg_url: str) -> None:
-    from pmsync.daemon.leases import cli_ownership
-    from pmsync.daemon.pg_leases import PostgresLeases
+    from pmsync.app.daemon.leases import cli_ownership
+    from pmsync.app.daemon.pg_leases import PostgresLeases
 
     engine = sa.create_engine(pg_url)
     replica = PostgresLeases(engine.url, replica="r1", interval=1.0)

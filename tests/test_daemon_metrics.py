@@ -12,13 +12,13 @@ import pytest
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from connectors.http import set_replica_tag
-from pmsync.daemon.health import HealthApp, HealthServer
-from pmsync.daemon.metrics import CURRENT_CONNECTOR, Metrics, ProgressSnapshot
-from simulators.zendesk import ZendeskSimulator
-from sync.engine import StreamResult
-from sync.store import store as st
-from sync.store.store import Store, utcnow
+from pmsync.app.daemon.health import HealthApp, HealthServer
+from pmsync.app.daemon.metrics import CURRENT_CONNECTOR, Metrics, ProgressSnapshot
+from pmsync.connectors.http import set_replica_tag
+from pmsync.simulators.zendesk import ZendeskSimulator
+from pmsync.sync.engine import StreamResult
+from pmsync.sync.store import store as st
+from pmsync.sync.store.store import Store, utcnow
 from tests.test_zendesk_contract import make_connector
 
 

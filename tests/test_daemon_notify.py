@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from pmsync.daemon.notify import Notifier
+from pmsync.app.daemon.notify import Notifier
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from pmsync.daemon.schedule import Schedule, failure_delay, jittered
+from pmsync.app.daemon.schedule import Schedule, failure_delay, jittered
 
 
 class FakeClock:

@@ -7,15 +7,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from connectors.base import Connector
-from pmsync.daemon.leases import SingleProcessLease
-from pmsync.daemon.metrics import Metrics
-from pmsync.daemon.schedule import Schedule
-from pmsync.daemon.settings import DaemonSettings
-from pmsync.daemon.worker import ConnectorWorker, WorkerContext
-from pmsync.daemon.writeback import WriteBackReport
-from simulators.zendesk import ZendeskSimulator
-from sync.runtime import Runtime
+from pmsync.app.daemon.leases import SingleProcessLease
+from pmsync.app.daemon.metrics import Metrics
+from pmsync.app.daemon.schedule import Schedule
+from pmsync.app.daemon.settings import DaemonSettings
+from pmsync.app.daemon.worker import ConnectorWorker, WorkerContext
+from pmsync.app.daemon.writeback import WriteBackReport
+from pmsync.app.runtime import Runtime
+from pmsync.connectors.base import Connector
+from pmsync.simulators.zendesk import ZendeskSimulator
 from tests.conftest import write_config
 from tests.daemon_helpers import wait_until
 

@@ -16,11 +16,11 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from pmsync.cli import cli
-from pmsync.demo import DemoRun, run_demo
-from simulators.company import RATES, REPORTING_CURRENCY, IssueDemand
-from simulators.jira import JiraSimulator
-from sync.runtime import Runtime
+from pmsync.app.cli import cli
+from pmsync.app.demo import DemoRun, run_demo
+from pmsync.app.runtime import Runtime
+from pmsync.simulators.company import RATES, REPORTING_CURRENCY, IssueDemand
+from pmsync.simulators.jira import JiraSimulator
 
 
 @pytest.fixture
@@ -225,7 +225,7 @@ def _kill_during_apply(run: DemoRun) -> None:
     command = [
         sys.executable,
         "-m",
-        "pmsync.cli",
+        "pmsync.app.cli",
         "--log-level",
         "error",
         "-c",
@@ -328,7 +328,7 @@ def test_a_crash_between_the_api_write_and_the_ledger_is_not_taken_for_a_human_e
     demo.runtime.close()
     config = str(demo.demo.config_path)
     jira.slow_answers(30.0, "/rest/api/2/issue/", "PUT")  # the write lands; the answer is late
-    command = [sys.executable, "-m", "pmsync.cli", "--log-level", "error", "-c", config]
+    command = [sys.executable, "-m", "pmsync.app.cli", "--log-level", "error", "-c", config]
     subprocess.run(
         [*command, "sync", "--once", "--stream", "salesforce"],
         check=True,

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from connectors.testing import key_mapping
 from pmsync.errors import Interrupted
-from simulators.zendesk import ZendeskSimulator
-from sync.engine import StreamResult, SyncEngine
-from sync.store.store import Store
+from pmsync.simulators.zendesk import ZendeskSimulator
+from pmsync.sync.engine import StreamResult, SyncEngine
+from pmsync.sync.store.store import Store
+from pmsync.testing.contract import key_mapping
 from tests.test_zendesk_contract import make_connector
 
 

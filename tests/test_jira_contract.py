@@ -8,10 +8,10 @@ from typing import Any, ClassVar
 import pytest
 from pydantic import BaseModel
 
-from connectors.base import Connector, StreamSpec
-from connectors.jira import IssueCursor
-from connectors.testing import ConnectorContract
-from simulators.jira import JiraSimulator, generate
+from pmsync.connectors.base import Connector, StreamSpec
+from pmsync.connectors.jira import IssueCursor
+from pmsync.simulators.jira import JiraSimulator, generate
+from pmsync.testing.contract import ConnectorContract
 from tests.jira_support import FakeClock, make_connector, start_sim
 
 FAR_FUTURE_MS = 4_102_444_800_000  # 2100-01-01

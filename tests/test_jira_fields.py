@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from connectors.jira import JiraConnector
-from connectors.jira.connector import KNOWN_FIELDS
-from connectors.jira.fields import FieldCatalog, FieldNameError
+from pmsync.connectors.jira import JiraConnector
+from pmsync.connectors.jira.connector import KNOWN_FIELDS
+from pmsync.connectors.jira.fields import FieldCatalog, FieldNameError
 from pmsync.errors import FatalError
-from simulators.jira import JiraSimulator, generate
-from simulators.jira.fields import STORY_POINTS, custom_field, default_fields
-from sync.mapping.loader import check_against_connectors, load_mappings
+from pmsync.simulators.jira import JiraSimulator, generate
+from pmsync.simulators.jira.fields import STORY_POINTS, custom_field, default_fields
+from pmsync.sync.mapping.loader import check_against_connectors, load_mappings
 from tests.jira_support import (
     FakeClock,
     default_mapping,

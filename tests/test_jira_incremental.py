@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 from structlog.testing import capture_logs
 
-from connectors.jira import IssueCursor
-from connectors.jira.errors import rate_limit_reset_seconds
+from pmsync.connectors.jira import IssueCursor
+from pmsync.connectors.jira.errors import rate_limit_reset_seconds
 from pmsync.errors import AuthError, RetriableError
-from simulators.jira import JiraSimulator, generate
-from sync.engine import StreamResult, SyncEngine
-from sync.store.store import Store
+from pmsync.simulators.jira import JiraSimulator, generate
+from pmsync.sync.engine import StreamResult, SyncEngine
+from pmsync.sync.store.store import Store
 from tests.jira_support import (
     START,
     FakeClock,

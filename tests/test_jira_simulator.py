@@ -10,7 +10,7 @@ import requests
 from jira import JIRA
 from jira.exceptions import JIRAError
 
-from simulators.jira import JiraSimulator, generate
+from pmsync.simulators.jira import JiraSimulator, generate
 from tests.jira_support import FakeClock, start_sim
 
 

@@ -7,12 +7,12 @@ from collections.abc import Iterator
 import pytest
 from structlog.testing import capture_logs
 
-from connectors.base import FieldWrite
-from connectors.jira import JiraConnector, RemoteLink
-from connectors.jira.writes import IssueWritePacer
+from pmsync.connectors.base import FieldWrite
+from pmsync.connectors.jira import JiraConnector, RemoteLink
+from pmsync.connectors.jira.writes import IssueWritePacer
 from pmsync.errors import AuthError
-from simulators.jira import JiraSimulator, generate
-from simulators.jira.fields import CUSTOMER_ARR, CUSTOMER_REQUESTS, LEGACY_ESTIMATE
+from pmsync.simulators.jira import JiraSimulator, generate
+from pmsync.simulators.jira.fields import CUSTOMER_ARR, CUSTOMER_REQUESTS, LEGACY_ESTIMATE
 from tests.jira_support import FakeClock, make_connector, start_sim
 
 

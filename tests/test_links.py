@@ -7,12 +7,12 @@ from typing import Any
 
 import pytest
 
-from pmsync.config import CurrencySettings
-from sync.links.derive import derive
-from sync.links.linker import Overrides
-from sync.links.models import LinkSettings, RollupSpec, TicketAccountLinks, TicketIssueLinks
-from sync.store import store as st
-from sync.store.store import RecordRow, Store, content_hash, dumps, utcnow
+from pmsync.sync.links.derive import derive
+from pmsync.sync.links.linker import Overrides
+from pmsync.sync.links.models import LinkSettings, RollupSpec, TicketAccountLinks, TicketIssueLinks
+from pmsync.sync.links.settings import CurrencySettings
+from pmsync.sync.store import store as st
+from pmsync.sync.store.store import RecordRow, Store, content_hash, dumps, utcnow
 
 
 def put(store: Store, connector: str, stream: str, entity: str, rows: list[dict[str, Any]]) -> None:

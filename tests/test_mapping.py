@@ -10,9 +10,14 @@ import jmespath
 import pytest
 
 from pmsync.errors import ConfigError, MappingFailure
-from sync.mapping import load_mappings
-from sync.mapping.compiler import compile_path
-from sync.mapping.transforms import TRANSFORMS, TransformContext, TransformError, build_transform
+from pmsync.sync.mapping import load_mappings
+from pmsync.sync.mapping.compiler import compile_path
+from pmsync.sync.mapping.transforms import (
+    TRANSFORMS,
+    TransformContext,
+    TransformError,
+    build_transform,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 

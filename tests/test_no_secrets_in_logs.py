@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from simulators.zendesk import ZendeskSimulator, generate
+from pmsync.simulators.zendesk import ZendeskSimulator, generate
 from tests.conftest import write_config
 
 CANARY = "canary-Zk9q-SECRET-7731"
@@ -37,7 +37,7 @@ def test_canary_secret_never_reaches_logs(tmp_path: Path) -> None:
         base = [
             sys.executable,
             "-m",
-            "pmsync.cli",
+            "pmsync.app.cli",
             "--log-level",
             "debug",
             "--log-format",

@@ -9,14 +9,14 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
-from connectors.pendo import PendoConnector
-from connectors.pendo.connector import UsageCursor
-from connectors.pendo.settings import PendoSettings
-from connectors.testing import key_mapping
+from pmsync.connectors.pendo import PendoConnector
+from pmsync.connectors.pendo.connector import UsageCursor
+from pmsync.connectors.pendo.settings import PendoSettings
 from pmsync.errors import FatalError, RetriableError
-from simulators.pendo import FEATURES, PendoSimulator, generate
-from sync.engine import SyncEngine
-from sync.store.store import Store
+from pmsync.simulators.pendo import FEATURES, PendoSimulator, generate
+from pmsync.sync.engine import SyncEngine
+from pmsync.sync.store.store import Store
+from pmsync.testing.contract import key_mapping
 
 NOW = 1_790_000_000 // 86_400 * 86_400 + 43_200
 FEATURE_ID = {name: fid for fid, name in FEATURES}

@@ -19,8 +19,8 @@ from pathlib import Path
 import orjson
 import pytest
 
-from simulators.pendo import FEATURES, PendoSimulator, generate
-from sync.store.store import Store
+from pmsync.simulators.pendo import FEATURES, PendoSimulator, generate
+from pmsync.sync.store.store import Store
 
 REPO = Path(__file__).resolve().parent.parent
 KEY_ENV = "PMSYNC_TEST_PENDO_KEY"
@@ -63,7 +63,16 @@ requests_per_minute = 100000
 
 
 def sync_command(config: Path) -> list[str]:
-    return [sys.executable, "-m", "pmsync.cli", "--config", str(config), "sync", "--once", "--json"]
+    return [
+        sys.executable,
+        "-m",
+        "pmsync.app.cli",
+        "--config",
+        str(config),
+        "sync",
+        "--once",
+        "--json",
+    ]
 
 
 def usage_slices_requested(sim: PendoSimulator) -> list[str]:

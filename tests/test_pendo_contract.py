@@ -9,12 +9,12 @@ from typing import ClassVar
 import pytest
 from pydantic import BaseModel, SecretStr
 
-from connectors.base import Connector, StreamSpec
-from connectors.pendo import PendoConnector
-from connectors.pendo.connector import AccountsCursor, UsageCursor
-from connectors.pendo.settings import PendoSettings
-from connectors.testing import ConnectorContract
-from simulators.pendo import PendoSimulator, generate
+from pmsync.connectors.base import Connector, StreamSpec
+from pmsync.connectors.pendo import PendoConnector
+from pmsync.connectors.pendo.connector import AccountsCursor, UsageCursor
+from pmsync.connectors.pendo.settings import PendoSettings
+from pmsync.simulators.pendo import PendoSimulator, generate
+from pmsync.testing.contract import ConnectorContract
 
 # A fixed moment (midday UTC) shared by simulator and connector: no test straddles midnight.
 NOW = 1_790_000_000 // 86_400 * 86_400 + 43_200

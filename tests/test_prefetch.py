@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from connectors.prefetch import read_ahead
+from pmsync.connectors.prefetch import read_ahead
 
 
 def test_reads_ahead_one_page_after_the_first() -> None:

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from pmsync.cli import cli
-from simulators.posthog import PostHogSimulator
+from pmsync.app.cli import cli
+from pmsync.simulators.posthog import PostHogSimulator
 from tests.rest_example import TOKEN_ENV, example_config
 
 

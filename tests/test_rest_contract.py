@@ -11,13 +11,13 @@ from typing import ClassVar
 import pytest
 from pydantic import BaseModel
 
-from connectors.base import Connector, StreamSpec
-from connectors.rest import RestConnector
-from connectors.rest.cursor import RestCursor
-from connectors.rest.settings import RestSettings
-from connectors.testing import ConnectorContract
-from pmsync.config import load_config
-from simulators.posthog import PostHogSimulator, generate
+from pmsync.app.config import load_config
+from pmsync.connectors.base import Connector, StreamSpec
+from pmsync.connectors.rest import RestConnector
+from pmsync.connectors.rest.cursor import RestCursor
+from pmsync.connectors.rest.settings import RestSettings
+from pmsync.simulators.posthog import PostHogSimulator, generate
+from pmsync.testing.contract import ConnectorContract
 from tests.rest_example import TOKEN_ENV, example_config
 
 NOW = 1_790_000_000 // 86_400 * 86_400 + 43_200  # a fixed midday, shared with the simulator

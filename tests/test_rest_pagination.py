@@ -10,10 +10,10 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import responses
 
-from connectors.base import Page
-from connectors.rest import RestConnector
-from connectors.rest.cursor import RestCursor, later, step_back
-from connectors.rest.settings import RestSettings
+from pmsync.connectors.base import Page
+from pmsync.connectors.rest import RestConnector
+from pmsync.connectors.rest.cursor import RestCursor, later, step_back
+from pmsync.connectors.rest.settings import RestSettings
 from pmsync.errors import AuthError, FatalError, RetriableError
 
 API = "https://api.example.com"

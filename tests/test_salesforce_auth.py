@@ -16,12 +16,12 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from pydantic import SecretStr
 
-from connectors.base import FieldWrite
-from connectors.salesforce.settings import SalesforceCredentials, SalesforceSettings
-from pmsync.cli import cli
+from pmsync.app.cli import cli
+from pmsync.connectors.base import FieldWrite
+from pmsync.connectors.salesforce.settings import SalesforceCredentials, SalesforceSettings
 from pmsync.errors import AuthError
 from pmsync.logs import configure_logging
-from simulators.salesforce import SalesforceSimulator, generate
+from pmsync.simulators.salesforce import SalesforceSimulator, generate
 from tests.salesforce_support import ids, make_connector, read_pages, running, write_config
 
 
@@ -142,7 +142,7 @@ def test_production_hosts_are_https_and_the_ca_bundle_goes_with_each_request(
         ca_bundle=bundle,
         credentials=SalesforceCredentials(client_id="x", client_secret=SecretStr("y")),
     )
-    from connectors.salesforce import SalesforceConnector
+    from pmsync.connectors.salesforce import SalesforceConnector
 
     connector = SalesforceConnector("salesforce", settings)
     connector.check()

@@ -9,10 +9,10 @@ from typing import ClassVar
 import pytest
 from pydantic import BaseModel
 
-from connectors.base import Connector, StreamSpec
-from connectors.salesforce.cursor import SObjectCursor
-from connectors.testing import ConnectorContract
-from simulators.salesforce import SalesforceSimulator, generate
+from pmsync.connectors.base import Connector, StreamSpec
+from pmsync.connectors.salesforce.cursor import SObjectCursor
+from pmsync.simulators.salesforce import SalesforceSimulator, generate
+from pmsync.testing.contract import ConnectorContract
 from tests.salesforce_support import make_connector, running
 
 FAR_FUTURE = datetime(2100, 1, 1, tzinfo=UTC)

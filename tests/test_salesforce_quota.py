@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from connectors.salesforce.quota import QuotaGuard, parse_limit_info
-from pmsync.cli import cli
+from pmsync.app.cli import cli
+from pmsync.app.runtime import Runtime
+from pmsync.connectors.salesforce.quota import QuotaGuard, parse_limit_info
 from pmsync.errors import QuotaExhausted
-from simulators.salesforce import SalesforceSimulator, generate
-from sync.runtime import Runtime
+from pmsync.simulators.salesforce import SalesforceSimulator, generate
 from tests.salesforce_support import make_connector, read_pages, running, write_config
 
 

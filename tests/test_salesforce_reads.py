@@ -8,13 +8,13 @@ from pathlib import Path
 import pytest
 from structlog.testing import capture_logs
 
-from connectors.salesforce.cursor import SObjectCursor, parse_stamp
+from pmsync.connectors.salesforce.cursor import SObjectCursor, parse_stamp
 from pmsync.errors import FatalError, RetriableError
-from simulators.salesforce import SalesforceSimulator, generate, install_schema
-from sync.engine import SyncEngine
-from sync.mapping.compiler import CompiledStream
-from sync.mapping.loader import load_mappings
-from sync.store.store import Store
+from pmsync.simulators.salesforce import SalesforceSimulator, generate, install_schema
+from pmsync.sync.engine import SyncEngine
+from pmsync.sync.mapping.compiler import CompiledStream
+from pmsync.sync.mapping.loader import load_mappings
+from pmsync.sync.store.store import Store
 from tests.salesforce_support import REPO, ids, make_connector, read_pages, running
 
 ACCOUNT_FIELDS = ("Id", "Name", "ARR__c", "AnnualRevenue", "Owner", "Website", "CurrencyIsoCode")

@@ -15,10 +15,10 @@ from simple_salesforce.exceptions import (
     SalesforceRefusedRequest,
 )
 
-from connectors.http import make_session
-from simulators.salesforce import SalesforceSimulator, generate
-from simulators.salesforce import soql as parser
-from simulators.salesforce.model import salesforce_id
+from pmsync.connectors.http import make_session
+from pmsync.simulators.salesforce import SalesforceSimulator, generate
+from pmsync.simulators.salesforce import soql as parser
+from pmsync.simulators.salesforce.model import salesforce_id
 from tests.salesforce_support import MY_DOMAIN, make_connector, running
 
 

@@ -6,9 +6,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from connectors.base import FieldWrite
+from pmsync.connectors.base import FieldWrite
 from pmsync.errors import QuotaExhausted
-from simulators.salesforce import SalesforceSimulator, generate
+from pmsync.simulators.salesforce import SalesforceSimulator, generate
 from tests.salesforce_support import make_connector, running
 
 

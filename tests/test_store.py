@@ -10,9 +10,9 @@ import sqlalchemy as sa
 from alembic.config import Config
 from alembic.script import ScriptDirectory
 
-from sync.store import store as st
-from sync.store.schema import records, stream_state
-from sync.store.store import MIGRATIONS, RecordRow, Store, content_hash, dumps, utcnow
+from pmsync.sync.store import store as st
+from pmsync.sync.store.schema import records, stream_state
+from pmsync.sync.store.store import MIGRATIONS, RecordRow, Store, content_hash, dumps, utcnow
 
 
 def _alembic_config() -> Config:

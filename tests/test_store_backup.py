@@ -12,8 +12,8 @@ from alembic.config import Config as AlembicConfig
 from alembic.script import ScriptDirectory
 
 from pmsync.errors import ConfigError
-from sync.store import store as st
-from sync.store.store import MIGRATIONS, Store, utcnow
+from pmsync.sync.store import store as st
+from pmsync.sync.store.store import MIGRATIONS, Store, utcnow
 
 
 def _alembic() -> AlembicConfig:

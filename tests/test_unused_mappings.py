@@ -6,7 +6,7 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from pmsync.cli import cli
+from pmsync.app.cli import cli
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -8,12 +8,12 @@ from typing import Any, ClassVar
 import pytest
 from pydantic import BaseModel, SecretStr
 
-from connectors.base import Connector, StreamSpec
-from connectors.testing import ConnectorContract
-from connectors.zendesk import ZendeskConnector
-from connectors.zendesk.connector import ExportCursor, SinceIdCursor, TimeCursor
-from connectors.zendesk.settings import ZendeskCredentials, ZendeskSettings
-from simulators.zendesk import ZendeskSimulator, generate
+from pmsync.connectors.base import Connector, StreamSpec
+from pmsync.connectors.zendesk import ZendeskConnector
+from pmsync.connectors.zendesk.connector import ExportCursor, SinceIdCursor, TimeCursor
+from pmsync.connectors.zendesk.settings import ZendeskCredentials, ZendeskSettings
+from pmsync.simulators.zendesk import ZendeskSimulator, generate
+from pmsync.testing.contract import ConnectorContract
 
 FAR_FUTURE = 4_102_444_800  # 2100-01-01
 

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from simulators.zendesk import ZendeskSimulator, generate
-from sync.runtime import Runtime
-from sync.store.schema import records, stream_state
+from pmsync.app.runtime import Runtime
+from pmsync.simulators.zendesk import ZendeskSimulator, generate
+from pmsync.sync.store.schema import records, stream_state
 from tests.conftest import write_config
 
 STREAMS = ("tickets", "users", "organizations", "jira_links")

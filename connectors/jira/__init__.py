@@ -1,7 +1,7 @@
 """Jira Cloud and Data Center connector."""
 
-from connectors.jira.connector import JiraConnector
-from connectors.jira.search import IssueCursor
-from connectors.jira.writes import RemoteLink
+from pmsync.connectors.jira.connector import JiraConnector
+from pmsync.connectors.jira.search import IssueCursor
+from pmsync.connectors.jira.writes import RemoteLink
 
 __all__ = ["IssueCursor", "JiraConnector", "RemoteLink"]

@@ -23,7 +23,7 @@ from jira import JIRA
 from jira.exceptions import JIRAError
 from pydantic import BaseModel
 
-from connectors.base import (
+from pmsync.connectors.base import (
     Connector,
     FieldInfo,
     FieldWrite,
@@ -32,11 +32,11 @@ from connectors.base import (
     SweepPage,
     WriteOutcome,
 )
-from connectors.budget import BudgetRule, RequestBudget
-from connectors.http import USER_AGENT, ConnectorAdapter
-from connectors.jira.errors import map_exception
-from connectors.jira.fields import ISSUE_KEYS, FieldCatalog, FieldNameError, requested_fields
-from connectors.jira.search import (
+from pmsync.connectors.budget import BudgetRule, RequestBudget
+from pmsync.connectors.http import USER_AGENT, ConnectorAdapter
+from pmsync.connectors.jira.errors import map_exception
+from pmsync.connectors.jira.fields import ISSUE_KEYS, FieldCatalog, FieldNameError, requested_fields
+from pmsync.connectors.jira.search import (
     CENSUS_ORDER,
     IssueCursor,
     Position,
@@ -50,8 +50,8 @@ from connectors.jira.search import (
     scope_jql,
     window_jql,
 )
-from connectors.jira.settings import JiraSettings
-from connectors.jira.writes import IssueWritePacer, IssueWriter, RemoteLink
+from pmsync.connectors.jira.settings import JiraSettings
+from pmsync.connectors.jira.writes import IssueWritePacer, IssueWriter, RemoteLink
 from pmsync.errors import ConnectorError, FatalError
 
 log = structlog.get_logger("pmsync.connectors.jira")

@@ -13,7 +13,7 @@ from typing import Any
 import requests
 from jira.exceptions import JIRAError
 
-from connectors.http import error_for_exception, error_for_status
+from pmsync.connectors.http import error_for_exception, error_for_status
 from pmsync.errors import ConnectorError, FatalError, RetriableError
 
 

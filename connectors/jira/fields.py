@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from connectors.base import FieldInfo
+from pmsync.connectors.base import FieldInfo
 
 # Keys an issue has beside its fields; the connector puts them at the top of each record.
 ISSUE_KEYS = frozenset({"id", "key", "self"})

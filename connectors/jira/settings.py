@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
-from connectors.base import ConnectorSettings
+from pmsync.connectors.base import ConnectorSettings
 from pmsync.durations import Duration
 
 _ORDER_BY = re.compile(r"\border\s+by\b", re.IGNORECASE)

@@ -28,9 +28,9 @@ from limits import RateLimitItemPerSecond
 from limits.storage import MemoryStorage
 from limits.strategies import MovingWindowRateLimiter
 
-from connectors.base import FieldWrite, WriteOutcome
-from connectors.jira.errors import field_errors, jira_messages, map_exception
-from connectors.jira.fields import FieldCatalog, FieldNameError
+from pmsync.connectors.base import FieldWrite, WriteOutcome
+from pmsync.connectors.jira.errors import field_errors, jira_messages, map_exception
+from pmsync.connectors.jira.fields import FieldCatalog, FieldNameError
 from pmsync.errors import AuthError, RetriableError
 
 log = structlog.get_logger("pmsync.connectors.jira")

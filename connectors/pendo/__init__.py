@@ -1,5 +1,5 @@
 """Pendo connector."""
 
-from connectors.pendo.connector import PendoConnector
+from pmsync.connectors.pendo.connector import PendoConnector
 
 __all__ = ["PendoConnector"]

@@ -23,11 +23,11 @@ import requests
 import structlog
 from pydantic import BaseModel
 
-from connectors.base import Connector, FieldInfo, Page, Record, StreamSpec, SweepPage
-from connectors.budget import BudgetRule, RequestBudget
-from connectors.http import make_session, request_json
-from connectors.pendo import aggregation as agg
-from connectors.pendo.settings import PendoSettings
+from pmsync.connectors.base import Connector, FieldInfo, Page, Record, StreamSpec, SweepPage
+from pmsync.connectors.budget import BudgetRule, RequestBudget
+from pmsync.connectors.http import make_session, request_json
+from pmsync.connectors.pendo import aggregation as agg
+from pmsync.connectors.pendo.settings import PendoSettings
 from pmsync.errors import FatalError
 from pmsync.validation import did_you_mean
 

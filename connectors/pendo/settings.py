@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, field_validator
 
-from connectors.base import ConnectorSettings
+from pmsync.connectors.base import ConnectorSettings
 
 REGION_HOSTS = {
     "us": "https://app.pendo.io",

@@ -1,5 +1,5 @@
 """The declarative `rest` connector: any JSON API, described in configuration."""
 
-from connectors.rest.connector import RestConnector
+from pmsync.connectors.rest.connector import RestConnector
 
 __all__ = ["RestConnector"]

@@ -17,13 +17,13 @@ import requests
 import structlog
 from pydantic import BaseModel
 
-from connectors.base import Connector, FieldInfo, Page, Record, StreamSpec, SweepPage
-from connectors.budget import BudgetRule, RequestBudget
-from connectors.http import make_session, request_json, send
-from connectors.rest.cursor import RestCursor, later, step_back
-from connectors.rest.paginators import PaginationLoop, Paginator, make_paginator
-from connectors.rest.settings import EndpointSettings, RestSettings
-from connectors.rest.templates import render
+from pmsync.connectors.base import Connector, FieldInfo, Page, Record, StreamSpec, SweepPage
+from pmsync.connectors.budget import BudgetRule, RequestBudget
+from pmsync.connectors.http import make_session, request_json, send
+from pmsync.connectors.rest.cursor import RestCursor, later, step_back
+from pmsync.connectors.rest.paginators import PaginationLoop, Paginator, make_paginator
+from pmsync.connectors.rest.settings import EndpointSettings, RestSettings
+from pmsync.connectors.rest.templates import render
 from pmsync.errors import FatalError
 from pmsync.validation import did_you_mean
 

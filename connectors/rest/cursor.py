@@ -17,7 +17,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from connectors.rest.settings import CursorType
+from pmsync.connectors.rest.settings import CursorType
 
 JsonScalar = str | int | float
 

@@ -15,7 +15,7 @@ from typing import Any
 import jmespath
 import requests
 
-from connectors.rest.settings import PaginationSettings
+from pmsync.connectors.rest.settings import PaginationSettings
 
 
 class PaginationLoop(Exception):

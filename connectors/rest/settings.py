@@ -23,8 +23,8 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from connectors.base import ConnectorSettings
-from connectors.rest.templates import VARIABLES, placeholders
+from pmsync.connectors.base import ConnectorSettings
+from pmsync.connectors.rest.templates import VARIABLES, placeholders
 from pmsync.durations import Duration
 from pmsync.validation import did_you_mean
 

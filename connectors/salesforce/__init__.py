@@ -1,5 +1,5 @@
 """Salesforce connector."""
 
-from connectors.salesforce.connector import SalesforceConnector
+from pmsync.connectors.salesforce.connector import SalesforceConnector
 
 __all__ = ["SalesforceConnector"]

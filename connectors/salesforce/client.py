@@ -31,9 +31,9 @@ from simple_salesforce.exceptions import (
 )
 from simple_salesforce.util import call_salesforce
 
-from connectors.http import RETRIABLE_STATUS, error_for_exception, make_session
-from connectors.salesforce.quota import QuotaGuard, parse_limit_info
-from connectors.salesforce.settings import SalesforceSettings
+from pmsync.connectors.http import RETRIABLE_STATUS, error_for_exception, make_session
+from pmsync.connectors.salesforce.quota import QuotaGuard, parse_limit_info
+from pmsync.connectors.salesforce.settings import SalesforceSettings
 from pmsync.errors import (
     AuthError,
     ConnectorError,

@@ -22,7 +22,7 @@ import structlog
 from pydantic import BaseModel
 from simple_salesforce.api import Salesforce
 
-from connectors.base import (
+from pmsync.connectors.base import (
     Connector,
     FieldInfo,
     FieldWrite,
@@ -32,12 +32,12 @@ from connectors.base import (
     SweepPage,
     WriteOutcome,
 )
-from connectors.salesforce import records as rec
-from connectors.salesforce import soql
-from connectors.salesforce.client import SalesforceClient, SchemaChanged
-from connectors.salesforce.cursor import SObjectCursor
-from connectors.salesforce.quota import QuotaGuard
-from connectors.salesforce.settings import SalesforceSettings
+from pmsync.connectors.salesforce import records as rec
+from pmsync.connectors.salesforce import soql
+from pmsync.connectors.salesforce.client import SalesforceClient, SchemaChanged
+from pmsync.connectors.salesforce.cursor import SObjectCursor
+from pmsync.connectors.salesforce.quota import QuotaGuard
+from pmsync.connectors.salesforce.settings import SalesforceSettings
 from pmsync.errors import FatalError, RetriableError
 from pmsync.redact import register_secret
 

@@ -29,7 +29,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from connectors.salesforce import soql
+from pmsync.connectors.salesforce import soql
 
 
 class SObjectCursor(BaseModel):

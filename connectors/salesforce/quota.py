@@ -19,7 +19,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from connectors.budget import RequestBudget
+from pmsync.connectors.budget import RequestBudget
 from pmsync.errors import QuotaExhausted
 
 _USAGE = re.compile(r"api-usage=(\d+)/(\d+)")

@@ -12,7 +12,7 @@ import io
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from connectors.base import Record
+from pmsync.connectors.base import Record
 
 NUMBER_TYPES = frozenset({"currency", "double", "percent"})
 INTEGER_TYPES = frozenset({"int", "long"})

@@ -1,5 +1,5 @@
 """Zendesk Support connector."""
 
-from connectors.zendesk.connector import ZendeskConnector
+from pmsync.connectors.zendesk.connector import ZendeskConnector
 
 __all__ = ["ZendeskConnector"]

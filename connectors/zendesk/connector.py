@@ -20,7 +20,7 @@ from pydantic import BaseModel
 from zenpy import Zenpy
 from zenpy.lib.exception import APIException, RatelimitBudgetExceeded, ZenpyException
 
-from connectors.base import (
+from pmsync.connectors.base import (
     MISSING,
     Connector,
     FieldInfo,
@@ -31,16 +31,16 @@ from connectors.base import (
     SweepPage,
     WriteOutcome,
 )
-from connectors.budget import BudgetRule, RequestBudget
-from connectors.http import (
+from pmsync.connectors.budget import BudgetRule, RequestBudget
+from pmsync.connectors.http import (
     error_detail,
     error_for_exception,
     error_for_status,
     make_session,
     request_json,
 )
-from connectors.prefetch import read_ahead
-from connectors.zendesk.settings import ZendeskSettings
+from pmsync.connectors.prefetch import read_ahead
+from pmsync.connectors.zendesk.settings import ZendeskSettings
 from pmsync.errors import FatalError, RetriableError
 from pmsync.redact import register_secret
 

@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
-from connectors.base import ConnectorSettings
+from pmsync.connectors.base import ConnectorSettings
 from pmsync.durations import Duration
 
 

@@ -67,10 +67,10 @@ import orjson
 from werkzeug.routing import Rule
 from werkzeug.wrappers import Request, Response
 
-from simulators.base import Simulator, json_response
-from simulators.jira import jql
-from simulators.jira.edits import check_value, link_problem, operate, property_problem
-from simulators.jira.fields import SYSTEM_DATE_FIELDS, default_fields, editable_field_ids
+from pmsync.simulators.base import Simulator, json_response
+from pmsync.simulators.jira import jql
+from pmsync.simulators.jira.edits import check_value, link_problem, operate, property_problem
+from pmsync.simulators.jira.fields import SYSTEM_DATE_FIELDS, default_fields, editable_field_ids
 
 Deployment = Literal["cloud", "datacenter"]
 TOKEN_LIFETIME_MS = 7 * 86_400_000

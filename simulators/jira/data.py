@@ -11,8 +11,8 @@ import random
 from collections.abc import Sequence
 from typing import Any
 
-from simulators.jira.app import JiraSimulator
-from simulators.jira.fields import STORY_POINTS
+from pmsync.simulators.jira.app import JiraSimulator
+from pmsync.simulators.jira.fields import STORY_POINTS
 
 CATEGORIES = {
     "new": {"id": 2, "key": "new", "colorName": "blue-gray", "name": "To Do"},

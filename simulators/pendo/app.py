@@ -44,8 +44,8 @@ from zoneinfo import ZoneInfo
 from werkzeug.routing import Rule
 from werkzeug.wrappers import Request, Response
 
-from simulators.base import Simulator, json_response
-from simulators.pendo.pipeline import PipelineError, Row, run_operators
+from pmsync.simulators.base import Simulator, json_response
+from pmsync.simulators.pendo.pipeline import PipelineError, Row, run_operators
 
 DAY_MS = 86_400_000
 DEFAULT_APP_ID = -323232

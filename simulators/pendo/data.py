@@ -11,7 +11,7 @@ import random
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from simulators.pendo.app import PendoSimulator
+from pmsync.simulators.pendo.app import PendoSimulator
 
 FEATURES = (
     ("feat-export-csv", "Export CSV"),

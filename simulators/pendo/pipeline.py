@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from simulators.pendo.expressions import ExpressionError, compile_filter, field_value
+from pmsync.simulators.pendo.expressions import ExpressionError, compile_filter, field_value
 
 Row = dict[str, Any]
 ANONYMOUS_PREFIX = "_PENDO_T_"

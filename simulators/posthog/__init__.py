@@ -1,6 +1,6 @@
 """PostHog query API simulator."""
 
-from simulators.posthog.app import PostHogSimulator
-from simulators.posthog.data import generate
+from pmsync.simulators.posthog.app import PostHogSimulator
+from pmsync.simulators.posthog.data import generate
 
 __all__ = ["PostHogSimulator", "generate"]

@@ -31,8 +31,8 @@ from typing import Any
 from werkzeug.routing import Rule
 from werkzeug.wrappers import Request, Response
 
-from simulators.base import Simulator, json_response
-from simulators.posthog.hogql import EventTable, HogQLError
+from pmsync.simulators.base import Simulator, json_response
+from pmsync.simulators.posthog.hogql import EventTable, HogQLError
 
 
 class PostHogSimulator(Simulator):

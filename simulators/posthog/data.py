@@ -10,7 +10,7 @@ from __future__ import annotations
 import random
 from datetime import timedelta
 
-from simulators.posthog.app import PostHogSimulator, day_start
+from pmsync.simulators.posthog.app import PostHogSimulator, day_start
 
 EVENTS = ("$pageview", "dashboard_viewed", "export_csv", "report_created")
 

@@ -77,9 +77,9 @@ import orjson
 from werkzeug.routing import Rule
 from werkzeug.wrappers import Request, Response
 
-from simulators.base import Simulator, json_response
-from simulators.salesforce import soql
-from simulators.salesforce.model import (
+from pmsync.simulators.base import Simulator, json_response
+from pmsync.simulators.salesforce import soql
+from pmsync.simulators.salesforce.model import (
     NUMERIC_TYPES,
     FieldDef,
     SObjectTable,

@@ -11,8 +11,8 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from simulators.salesforce.app import SalesforceSimulator
-from simulators.salesforce.model import FieldDef, SObjectTable
+from pmsync.simulators.salesforce.app import SalesforceSimulator
+from pmsync.simulators.salesforce.model import FieldDef, SObjectTable
 
 REGIONS = ["AMER", "EMEA", "APAC"]
 SEGMENTS = ["Enterprise", "Mid-Market", "SMB"]

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from simulators.salesforce.app import SalesforceSimulator
+    from pmsync.simulators.salesforce.app import SalesforceSimulator
 
 Formula = Callable[["SalesforceSimulator", dict[str, Any]], Any]
 

@@ -1,6 +1,6 @@
 """Zendesk Support simulator."""
 
-from simulators.zendesk.app import ZendeskSimulator
-from simulators.zendesk.data import generate
+from pmsync.simulators.zendesk.app import ZendeskSimulator
+from pmsync.simulators.zendesk.data import generate
 
 __all__ = ["ZendeskSimulator", "generate"]

@@ -43,7 +43,7 @@ import orjson
 from werkzeug.routing import Rule
 from werkzeug.wrappers import Request, Response
 
-from simulators.base import Simulator, json_response
+from pmsync.simulators.base import Simulator, json_response
 
 MAX_PAGE = 1000
 RECENT_WINDOW = 60  # seconds: the newest minute is left out of incremental exports

@@ -10,7 +10,7 @@ import random
 from dataclasses import dataclass, field
 from typing import Any
 
-from simulators.zendesk.app import ZendeskSimulator, iso_timestamp
+from pmsync.simulators.zendesk.app import ZendeskSimulator, iso_timestamp
 
 JIRA_KEY_FIELD = 360001
 PRODUCT_AREA_FIELD = 360002

@@ -13,16 +13,16 @@ from dataclasses import dataclass, field
 import sqlalchemy as sa
 import structlog
 
-from pmsync.config import CurrencySettings
 from pmsync.errors import Problem
-from sync.links.linker import Link, Linker, LinkResult, Overrides
-from sync.links.models import LinkSettings, RollupSpec
-from sync.links.rollups import Currencies, Rollup, compute_rollups
-from sync.links.world import World
-from sync.store.locks import store_lock
-from sync.store.schema import links as links_table
-from sync.store.schema import rollups as rollups_table
-from sync.store.store import Store, content_hash, dumps, utcnow
+from pmsync.sync.links.linker import Link, Linker, LinkResult, Overrides
+from pmsync.sync.links.models import LinkSettings, RollupSpec
+from pmsync.sync.links.rollups import Currencies, Rollup, compute_rollups
+from pmsync.sync.links.settings import CurrencySettings
+from pmsync.sync.links.world import World
+from pmsync.sync.store.locks import store_lock
+from pmsync.sync.store.schema import links as links_table
+from pmsync.sync.store.schema import rollups as rollups_table
+from pmsync.sync.store.store import Store, content_hash, dumps, utcnow
 
 log = structlog.get_logger("pmsync.links")
 

@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from pmsync.config import read_toml
 from pmsync.errors import ConfigError, Problem
-from sync.links.models import LinkSettings
-from sync.links.world import Entity, World
+from pmsync.sync.links.models import LinkSettings
+from pmsync.sync.links.world import Entity, World
+from pmsync.tomlfile import read_toml
 
 Kind = Literal["ticket_account", "ticket_issue"]
 NO_ACCOUNT = "none"

@@ -7,8 +7,8 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
-from sync.links.derive import Derived
-from sync.links.world import Entity
+from pmsync.sync.links.derive import Derived
+from pmsync.sync.links.world import Entity
 
 
 @dataclass(frozen=True)

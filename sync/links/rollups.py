@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from sync.links.linker import LinkResult
-from sync.links.models import RollupSpec
-from sync.links.world import Entity, World, ref
+from pmsync.sync.links.linker import LinkResult
+from pmsync.sync.links.models import RollupSpec
+from pmsync.sync.links.world import Entity, World, ref
 
 
 @dataclass(frozen=True)

@@ -15,8 +15,8 @@ import jmespath
 from jmespath.exceptions import JMESPathError
 
 from pmsync.errors import MappingFailure
-from sync.entities import FieldType
-from sync.mapping.transforms import COERCE, Fn
+from pmsync.sync.entities import FieldType
+from pmsync.sync.mapping.transforms import COERCE, Fn
 
 Getter = Callable[[Mapping[str, Any]], Any]
 

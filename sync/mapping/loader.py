@@ -9,20 +9,26 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from pmsync.config import read_toml
 from pmsync.errors import ConfigError, Problem
-from pmsync.validation import did_you_mean, pydantic_problems
-from sync.entities import ENTITIES, FieldType
-from sync.links.models import DEFAULT_ROLLUPS, LinkSettings, RollupSpec, WritebackSpec
-from sync.mapping.compiler import (
+from pmsync.sync.entities import ENTITIES, FieldType
+from pmsync.sync.links.models import DEFAULT_ROLLUPS, LinkSettings, RollupSpec, WritebackSpec
+from pmsync.sync.mapping.compiler import (
     CompiledField,
     CompiledStream,
     PathError,
     compile_path,
     make_field,
 )
-from sync.mapping.models import FieldSpec, MappingFile, StreamMapping, TaxonomySpec
-from sync.mapping.transforms import Fn, Taxonomy, TransformContext, TransformError, build_transform
+from pmsync.sync.mapping.models import FieldSpec, MappingFile, StreamMapping, TaxonomySpec
+from pmsync.sync.mapping.transforms import (
+    Fn,
+    Taxonomy,
+    TransformContext,
+    TransformError,
+    build_transform,
+)
+from pmsync.tomlfile import read_toml
+from pmsync.validation import did_you_mean, pydantic_problems
 
 
 @dataclass

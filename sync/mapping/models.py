@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from sync.links.models import LinkSettings, RollupSpec, WritebackSpec
+from pmsync.sync.links.models import LinkSettings, RollupSpec, WritebackSpec
 
 TransformSpec = str | dict[str, Any]
 

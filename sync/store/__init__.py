@@ -1,5 +1,5 @@
 """The store: raw payloads, unified fields, hashes, tombstones, cursors and dead letters."""
 
-from sync.store.store import RecordRow, Store, StoredRecord, StreamCounts, StreamState
+from pmsync.sync.store.store import RecordRow, Store, StoredRecord, StreamCounts, StreamState
 
 __all__ = ["RecordRow", "Store", "StoredRecord", "StreamCounts", "StreamState"]

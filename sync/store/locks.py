@@ -17,7 +17,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from sync.store.store import Store
+from pmsync.sync.store.store import Store
 
 _LOCK_IDS = {"writeback": 0x706D77726974, "derive": 0x706D64657269}  # "pmwrit", "pmderi"
 

@@ -21,8 +21,8 @@ from alembic.config import Config as AlembicConfig
 from sqlalchemy.engine import Connection, Engine
 
 from pmsync.errors import ConfigError, Problem
-from sync.store.backup import backup_before_upgrade
-from sync.store.schema import dead_letters, records, stream_state
+from pmsync.sync.store.backup import backup_before_upgrade
+from pmsync.sync.store.schema import dead_letters, records, stream_state
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 _MIGRATION_LOCK_ID = 0x706D73796E63  # "pmsync": serialises migrations between replicas

@@ -16,11 +16,11 @@ import orjson
 import sqlalchemy as sa
 import structlog
 
-from connectors.base import MISSING, Connector, FieldWrite, WriteOutcome
+from pmsync.connectors.base import MISSING, Connector, FieldWrite, WriteOutcome
 from pmsync.errors import PmsyncError
-from sync.store.schema import loop_closures, writeback_intents, writeback_ledger
-from sync.store.store import Store, dumps, utcnow
-from sync.writeback.plan import GuardTripped, Plan, PlannedWrite
+from pmsync.sync.store.schema import loop_closures, writeback_intents, writeback_ledger
+from pmsync.sync.store.store import Store, dumps, utcnow
+from pmsync.sync.writeback.plan import GuardTripped, Plan, PlannedWrite
 
 log = structlog.get_logger("pmsync.writeback")
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
-from sync.links.derive import Derived
-from sync.links.world import Entity
+from pmsync.sync.links.derive import Derived
+from pmsync.sync.links.world import Entity
 
 OPEN_TICKET_STATUSES = frozenset({"new", "open", "pending", "hold"})
 

@@ -20,16 +20,16 @@ from typing import Any, Literal
 import orjson
 import sqlalchemy as sa
 
-from connectors.base import MISSING, Connector, FieldInfo
-from pmsync.config import CloseLoopSettings, WritebackSettings
+from pmsync.connectors.base import MISSING, Connector, FieldInfo
 from pmsync.errors import ConfigError, PmsyncError, Problem
-from sync.links.derive import Derived
-from sync.links.models import WritebackSpec
-from sync.links.world import Entity
-from sync.mapping.transforms import format_datetime
-from sync.store.schema import loop_closures, records, writeback_intents, writeback_ledger
-from sync.store.store import Store, dumps
-from sync.writeback.figures import FIGURES, figures_for, issue_status_text, targets_of
+from pmsync.sync.links.derive import Derived
+from pmsync.sync.links.models import WritebackSpec
+from pmsync.sync.links.world import Entity
+from pmsync.sync.mapping.transforms import format_datetime
+from pmsync.sync.store.schema import loop_closures, records, writeback_intents, writeback_ledger
+from pmsync.sync.store.store import Store, dumps
+from pmsync.sync.writeback.figures import FIGURES, figures_for, issue_status_text, targets_of
+from pmsync.sync.writeback.settings import CloseLoopSettings, WritebackSettings
 
 Action = Literal["field", "property", "note"]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from alembic import context
 
-from sync.store.schema import metadata
+from pmsync.sync.store.schema import metadata
 
 connection = context.config.attributes.get("connection")
 if connection is None:  # pragma: no cover - `alembic` CLI use by developers

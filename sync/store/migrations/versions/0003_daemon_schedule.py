@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-from sync.store.schema import UtcDateTime
+from pmsync.sync.store.schema import UtcDateTime
 
 revision = "0003"
 down_revision = "0002"

@@ -21,18 +21,18 @@ from datetime import datetime, timedelta
 
 import structlog
 
-from connectors.base import Connector
-from connectors.budget import waiting_with
-from pmsync.daemon.leases import Leases
-from pmsync.daemon.metrics import CURRENT_CONNECTOR, Metrics, ProgressSnapshot
-from pmsync.daemon.schedule import Schedule, StreamKey
-from pmsync.daemon.settings import DaemonSettings
-from pmsync.daemon.writeback import WriteBack
+from pmsync.app.daemon.leases import Leases
+from pmsync.app.daemon.metrics import CURRENT_CONNECTOR, Metrics, ProgressSnapshot
+from pmsync.app.daemon.schedule import Schedule, StreamKey
+from pmsync.app.daemon.settings import DaemonSettings
+from pmsync.app.daemon.writeback import WriteBack
+from pmsync.app.runtime import Runtime, StreamJob, new_run_id
+from pmsync.connectors.base import Connector
+from pmsync.connectors.budget import waiting_with
 from pmsync.errors import Interrupted, PmsyncError
-from sync.engine import StreamResult, SyncEngine
-from sync.runtime import Runtime, StreamJob, new_run_id
-from sync.store import store as st
-from sync.store.store import utcnow
+from pmsync.sync.engine import StreamResult, SyncEngine
+from pmsync.sync.store import store as st
+from pmsync.sync.store.store import utcnow
 
 log = structlog.get_logger("pmsync.daemon")
 

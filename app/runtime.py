@@ -13,20 +13,20 @@ from dataclasses import dataclass, field
 
 import structlog
 
-from connectors.base import Connector, StreamSpec
-from connectors.registry import Registry, load_registry
-from pmsync.config import Config, load_config_leniently
+from pmsync.app.config import Config, load_config_leniently
+from pmsync.connectors.base import Connector, StreamSpec
+from pmsync.connectors.registry import Registry, load_registry
 from pmsync.errors import ConfigError, FatalError, PmsyncError, Problem, QuotaExhausted
+from pmsync.sync.engine import PageHook, RetryPolicy, StopCheck, StreamResult, SyncEngine
+from pmsync.sync.links.derive import Derived, derive
+from pmsync.sync.links.linker import Overrides
+from pmsync.sync.mapping.compiler import CompiledStream
+from pmsync.sync.mapping.loader import MappingSet, check_against_connectors, load_mappings
+from pmsync.sync.store.locks import store_lock
+from pmsync.sync.store.store import Store
+from pmsync.sync.writeback.apply import ApplyResult, apply_plan
+from pmsync.sync.writeback.plan import Plan, build_plan
 from pmsync.validation import did_you_mean
-from sync.engine import PageHook, RetryPolicy, StopCheck, StreamResult, SyncEngine
-from sync.links.derive import Derived, derive
-from sync.links.linker import Overrides
-from sync.mapping.compiler import CompiledStream
-from sync.mapping.loader import MappingSet, check_against_connectors, load_mappings
-from sync.store.locks import store_lock
-from sync.store.store import Store
-from sync.writeback.apply import ApplyResult, apply_plan
-from sync.writeback.plan import Plan, build_plan
 
 ENTITY_TARGETS = {"issue": "issue", "feedback": "ticket", "account": "account"}
 

@@ -26,11 +26,11 @@ import structlog
 from prometheus_client import CollectorRegistry, Counter, Gauge, Info
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
-from connectors.http import ConnectorAdapter, add_request_observer
 from pmsync import __version__
-from sync.engine import StreamResult
-from sync.store.schema import dead_letters, stream_state
-from sync.store.store import Store
+from pmsync.connectors.http import ConnectorAdapter, add_request_observer
+from pmsync.sync.engine import StreamResult
+from pmsync.sync.store.schema import dead_letters, stream_state
+from pmsync.sync.store.store import Store
 
 log = structlog.get_logger("pmsync.metrics")
 

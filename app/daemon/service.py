@@ -26,21 +26,22 @@ from typing import Any
 import sqlalchemy as sa
 import structlog
 
-from connectors.http import set_replica_tag
 from pmsync import __version__
-from pmsync.daemon.health import HealthApp, HealthServer
-from pmsync.daemon.leases import Leases, make_leases
-from pmsync.daemon.metrics import Metrics
-from pmsync.daemon.notify import Notifier
-from pmsync.daemon.schedule import Schedule
-from pmsync.daemon.settings import DaemonSettings
-from pmsync.daemon.signals import SignalRequests
-from pmsync.daemon.worker import ConnectorWorker, WorkerContext, owner_name
-from pmsync.daemon.writeback import WriteBack, auto_write_back
+from pmsync.app.daemon.health import HealthApp, HealthServer
+from pmsync.app.daemon.leases import Leases, make_leases
+from pmsync.app.daemon.metrics import Metrics
+from pmsync.app.daemon.notify import Notifier
+from pmsync.app.daemon.schedule import Schedule
+from pmsync.app.daemon.settings import DaemonSettings
+from pmsync.app.daemon.signals import SignalRequests
+from pmsync.app.daemon.worker import ConnectorWorker, WorkerContext, owner_name
+from pmsync.app.daemon.writeback import WriteBack, auto_write_back
+from pmsync.app.runtime import Runtime, StreamJob
+from pmsync.app.status import stream_statuses
+from pmsync.connectors.http import set_replica_tag
 from pmsync.errors import ConfigError, PmsyncError
 from pmsync.logs import configure_logging
 from pmsync.redact import redact
-from sync.runtime import Runtime, StreamJob
 
 log = structlog.get_logger("pmsync.daemon")
 
@@ -360,9 +361,11 @@ class Daemon:
                 store_ok = True
             except sa.exc.SQLAlchemyError:
                 store_ok = False
-        workers = self._current.workers.values() if self._current else []
+        workers = list(self._current.workers.values()) if self._current else []
         owned = sorted(w.connector_name for w in workers if self.leases.holds(w.connector_name))
         ok = self._started and not self._stopping and store_ok
+        slots = [(job.connector, job.spec.name) for w in workers for job in w.jobs.values()]
+        streams = stream_statuses(store, slots) if store_ok and store is not None else []
         return ok, {
             "started": self._started,
             "stopping": self._stopping,
@@ -370,4 +373,5 @@ class Daemon:
             "replica": self.replica,
             "live_replicas": self.leases.live_replicas(),
             "owned_connectors": owned,
+            "streams": [stream.as_dict() for stream in streams],
         }

@@ -13,12 +13,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from simulators.demo import Demo, launch
-from sync.engine import StreamResult
-from sync.links.derive import Derived
-from sync.runtime import Runtime
-from sync.writeback.apply import ApplyResult
-from sync.writeback.plan import Plan
+from pmsync.app.runtime import Runtime
+from pmsync.simulators.demo import Demo, launch
+from pmsync.sync.engine import StreamResult
+from pmsync.sync.links.derive import Derived
+from pmsync.sync.writeback.apply import ApplyResult
+from pmsync.sync.writeback.plan import Plan
 
 
 @dataclass

@@ -9,23 +9,24 @@ from __future__ import annotations
 
 import os
 import re
-import string
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
-from connectors.base import ConnectorSettings
-from connectors.registry import Registry, load_registry
-from pmsync.daemon.settings import DaemonSettings
+from pmsync.app.daemon.settings import DaemonSettings
+from pmsync.connectors.base import ConnectorSettings
+from pmsync.connectors.registry import Registry, load_registry
 from pmsync.durations import Duration
 from pmsync.errors import ConfigError, Problem
 from pmsync.secretref import SecretReferenceError, is_reference, resolve_reference
-from pmsync.validation import did_you_mean, pydantic_problems
+from pmsync.sync.links.settings import CurrencySettings
+from pmsync.sync.writeback.settings import CloseLoopSettings, WritebackSettings
+from pmsync.tomlfile import read_toml
+from pmsync.validation import pydantic_problems
 
 _CONNECTOR_NAME = re.compile(r"[A-Za-z0-9_-]+")
 DEFAULT_CONFIG_PATHS = (Path("pmsync.toml"), Path("/etc/pmsync/pmsync.toml"))
@@ -72,105 +73,6 @@ class SyncSettings(BaseModel):
         default=timedelta(minutes=5), description="Longest wait between retries."
     )
     initial_backoff: Duration = Field(default=timedelta(seconds=1))
-
-
-class CurrencySettings(BaseModel):
-    """Rollups sum ARR in one reporting currency."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    reporting: str = Field(default="USD", min_length=3, max_length=3)
-    rates: dict[str, float] = Field(
-        default_factory=dict,
-        description="Value of one unit of each currency in reporting units, e.g. EUR = 1.08.",
-    )
-    from_store: bool = Field(
-        default=True,
-        description="Also use currency_rate records synced from the CRM (e.g. Salesforce "
-        "CurrencyType); rates written here win.",
-    )
-
-
-class WritebackSettings(BaseModel):
-    """When and how boldly write-back runs."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    auto_apply: bool = Field(
-        default=False, description="The daemon applies the plan after each read cycle."
-    )
-    max_change_share: float = Field(
-        default=0.5,
-        gt=0,
-        le=1,
-        description="A plan changing more than this share of a write-back's targets waits for "
-        "`pmsync apply --confirm` (a mapping mistake would change everything at once).",
-    )
-    guard_min_targets: int = Field(
-        default=10, ge=0, description="Plans touching fewer targets than this never trip the guard."
-    )
-
-
-NOTE_FIELDS = (
-    "key",
-    "summary",
-    "status",
-    "fix_versions",
-    "fix_versions_text",
-    "resolution_date",
-    "status_line",
-)
-LoopTrigger = Literal["done", "released"]
-LOOP_TRIGGERS: tuple[LoopTrigger, ...] = ("done", "released")
-
-
-class CloseLoopSettings(BaseModel):
-    """Tell the customers' tickets when the issue they wait on ships."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    enabled: bool = False
-    connector: str = Field(default="zendesk", description="Connector (or type) of the tickets.")
-    when: list[LoopTrigger] = Field(
-        default_factory=lambda: list(LOOP_TRIGGERS),
-        description="done: the issue's status category is Done; released: all its fix versions "
-        "are released.",
-    )
-    open_statuses: list[str] = Field(
-        default_factory=lambda: ["new", "open", "pending", "hold"],
-        description="Only tickets in these statuses get the note.",
-    )
-    note: str = Field(
-        default="The issue {key} ({summary}) that this ticket is waiting on is now {status}"
-        "{fix_versions_text}. (Added by pmsync.)",
-        description="Internal note template: {key} {summary} {status} {fix_versions_text} "
-        "{fix_versions} {resolution_date}.",
-    )
-    ticket_field: str | None = Field(
-        default=None, description="A ticket field (id or name) set when the loop closes."
-    )
-
-    @field_validator("note")
-    @classmethod
-    def _note_renders(cls, note: str) -> str:
-        try:
-            names = {name for _text, name, _spec, _conv in string.Formatter().parse(note) if name}
-        except ValueError as exc:
-            raise ValueError(f"the note template does not parse: {exc}") from None
-        unknown = sorted(names - set(NOTE_FIELDS))
-        if unknown:
-            hint = did_you_mean(unknown[0], NOTE_FIELDS)
-            raise ValueError(
-                f"unknown placeholder {{{unknown[0]}}}{hint} "
-                f"(placeholders: {', '.join(NOTE_FIELDS)})"
-            )
-        try:
-            note.format_map(dict.fromkeys(NOTE_FIELDS, ""))
-        except (ValueError, IndexError, KeyError) as exc:
-            raise ValueError(f"the note template does not render: {exc}") from None
-        return note
-
-    ticket_field_value: str = Field(default="shipped")
 
 
 class Settings(BaseModel):
@@ -238,19 +140,6 @@ def find_config_path(explicit: str | Path | None = None) -> Path:
         if candidate.exists():
             return candidate
     return DEFAULT_CONFIG_PATHS[0]
-
-
-def read_toml(path: Path) -> dict[str, Any]:
-    """Parse a TOML file, turning a syntax error into a Problem with line and column."""
-    try:
-        with path.open("rb") as handle:
-            return tomllib.load(handle)
-    except FileNotFoundError:
-        raise ConfigError(Problem(str(path), "", "file not found")) from None
-    except OSError as exc:
-        raise ConfigError(Problem(str(path), "", f"cannot be read ({exc.strerror})")) from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(Problem(str(path), "", f"invalid TOML: {exc}")) from None
 
 
 def load_config(path: str | Path | None = None, registry: Registry | None = None) -> Config:

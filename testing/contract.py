@@ -17,12 +17,12 @@ from typing import Any, ClassVar
 import pytest
 from pydantic import BaseModel
 
-from connectors.base import Connector, Page, StreamSpec
+from pmsync.connectors.base import Connector, Page, StreamSpec
 from pmsync.errors import AuthError
-from sync.engine import SyncEngine
-from sync.entities import ENTITIES
-from sync.mapping.compiler import CompiledStream
-from sync.store.store import Store
+from pmsync.sync.engine import SyncEngine
+from pmsync.sync.entities import ENTITIES
+from pmsync.sync.mapping.compiler import CompiledStream
+from pmsync.sync.store.store import Store
 
 
 def read_all(connector: Connector, spec: StreamSpec, cursor: BaseModel | None = None) -> list[Page]:

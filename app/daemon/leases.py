@@ -121,7 +121,7 @@ def _lock_file(path: Path, database: Path) -> int:
 def make_leases(engine: sa.Engine, replica: str, interval: float) -> Leases:
     """The lease kind the store's database supports."""
     if engine.dialect.name == "postgresql":
-        from pmsync.daemon.pg_leases import PostgresLeases
+        from pmsync.app.daemon.pg_leases import PostgresLeases
 
         return PostgresLeases(engine.url, replica=replica, interval=interval)
     database = engine.url.database
@@ -149,7 +149,7 @@ def cli_ownership(engine: sa.Engine, connectors: Sequence[str]) -> Iterator[set[
             if handle is not None:
                 os.close(handle)
         return
-    from pmsync.daemon.pg_leases import lock_key
+    from pmsync.app.daemon.pg_leases import lock_key
 
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
         namespace = connection.execute(

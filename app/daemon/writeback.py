@@ -15,8 +15,8 @@ from typing import Protocol
 
 import structlog
 
-from connectors.base import Connector
-from sync.runtime import Runtime
+from pmsync.app.runtime import Runtime
+from pmsync.connectors.base import Connector
 
 log = structlog.get_logger("pmsync.daemon.writeback")
 

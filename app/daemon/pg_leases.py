@@ -31,7 +31,7 @@ import structlog
 from sqlalchemy.engine import URL
 from sqlalchemy.pool import NullPool
 
-from pmsync.daemon.leases import LeaseLost
+from pmsync.app.daemon.leases import LeaseLost
 
 log = structlog.get_logger("pmsync.leases")
 

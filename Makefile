@@ -1,0 +1,52 @@
+# Two commands from a fresh clone: `make demo` shows pmsync working, `make test` proves it.
+# Both create .venv if there is none and reuse it afterwards; run either as often as you like.
+
+VENV ?= .venv
+PYTHON ?= python3
+DEMO_DIR ?= pmsync-demo
+BIN := $(VENV)/bin
+
+# The development install is a link tree of the source files (setuptools' strict editable
+# mode), which mypy and import-linter can read. It is redone when the list of files changes
+# (a new module needs a new link), not when a file is edited.
+SOURCE_LIST := $(VENV)/.pmsync-sources
+SOURCES_NOW := $(shell git ls-files --cached --others --exclude-standard \
+	foundation connectors sync app testing simulators mappings pyproject.toml 2>/dev/null | sort | cksum)
+
+.PHONY: demo test lint check-sources
+
+demo: $(VENV)/.installed
+	$(BIN)/pmsync demo --dir $(DEMO_DIR)
+
+test: $(VENV)/.installed-dev lint
+	$(BIN)/python -m pytest
+
+lint: $(VENV)/.installed-dev
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/mypy tests benchmarks
+	$(BIN)/lint-imports
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+check-sources: $(BIN)/python
+	@if [ "$$(cat $(SOURCE_LIST) 2>/dev/null)" != "$(SOURCES_NOW)" ]; then \
+		rm -f $(VENV)/.installed $(VENV)/.installed-dev; \
+	fi
+
+$(VENV)/.installed: check-sources
+	@if [ ! -f $@ ]; then \
+		echo "installing pmsync into $(VENV)"; \
+		$(BIN)/python -m pip install --quiet -e . --config-settings editable_mode=strict && \
+		echo "$(SOURCES_NOW)" > $(SOURCE_LIST) && touch $@; \
+	fi
+
+$(VENV)/.installed-dev: check-sources
+	@if [ ! -f $@ ]; then \
+		echo "installing pmsync and its development tools into $(VENV)"; \
+		$(BIN)/python -m pip install --quiet -e '.[dev]' --config-settings editable_mode=strict && \
+		echo "$(SOURCES_NOW)" > $(SOURCE_LIST) && touch $(VENV)/.installed $@; \
+	fi

@@ -1,0 +1,78 @@
+"""What every command shares: the global options, the runtime, and errors turned into messages.
+
+The CLI stays at the boundary: domain errors become one-screen messages here, never tracebacks.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar, cast
+
+import click
+from rich.markup import escape
+
+from pmsync.errors import ConfigError, PmsyncError
+from pmsync.logs import LogFormat, configure_logging
+from pmsync.redact import redact
+
+from .output import err
+
+if TYPE_CHECKING:
+    from pmsync.app.runtime import Runtime
+
+F = TypeVar("F", bound=Callable[..., Any])
+EXIT_CONFIG = 78  # EX_CONFIG: the unit's RestartPreventExitStatus keeps systemd from looping
+
+
+class Context:
+    """Options every command shares."""
+
+    def __init__(self, config: str | None, log_level: str | None, log_format: str | None) -> None:
+        self.config_path = config
+        self.log_level = log_level
+        self.log_format = log_format
+
+    def runtime(self) -> Runtime:
+        """The configuration, mappings and connectors, loaded and checked against each other."""
+        from pmsync.app.runtime import Runtime
+
+        runtime = Runtime.load(self.config_path)
+        log = runtime.config.settings.log
+        fmt = cast(LogFormat, self.log_format or log.format)
+        configure_logging(self.log_level or log.level, fmt)
+        return runtime
+
+
+pass_context = click.make_pass_decorator(Context)
+
+
+def print_config_problems(exc: ConfigError) -> None:
+    err.print(f"[bold red]configuration problems ({len(exc.problems)}):[/]", markup=True)
+    for problem in exc.problems:
+        err.print(f"  {redact(str(problem))}", markup=False)
+
+
+def print_error(exc: PmsyncError) -> None:
+    err.print(f"[bold red]error:[/] {escape(redact(str(exc)))}", markup=True)
+
+
+def handle_errors(fn: F) -> F:
+    """Turn pmsync errors into a short message and exit code 1; never a traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except ConfigError as exc:
+            print_config_problems(exc)
+            sys.exit(1)
+        except PmsyncError as exc:
+            print_error(exc)
+            sys.exit(1)
+        except KeyboardInterrupt:
+            err.print("interrupted")
+            sys.exit(130)
+
+    return wrapper  # type: ignore[return-value]

@@ -1,0 +1,244 @@
+"""Commands that check a configuration before anything is synced: config, connectors, mappings."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+from rich.markup import escape
+from rich.table import Table
+
+from pmsync.connectors.registry import load_registry
+from pmsync.errors import AuthError, ConnectorError
+from pmsync.redact import redact
+
+from .context import Context, handle_errors, pass_context
+from .output import emit_json, out, short
+
+# ---- configuration ------------------------------------------------------------------------
+
+
+@click.command("check-config")
+@pass_context
+@handle_errors
+def check_config(ctx: Context) -> None:
+    """Validate the configuration and every mapping file; list every problem at once."""
+    runtime = ctx.runtime()
+    streams = len(runtime.jobs())
+    out.print(
+        f"ok: {runtime.config.path} - {len(runtime.config.connectors)} connector(s), "
+        f"{len(runtime.mappings.files)} mapping file(s), {streams} stream(s) to sync",
+        markup=False,
+    )
+
+
+@click.group("connectors")
+def connectors_group() -> None:
+    """Installed connector types (plugins in the `pmsync.connectors` entry-point group)."""
+
+
+@connectors_group.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@handle_errors
+def connectors_list(as_json: bool) -> None:
+    """List installed connector types, their streams, and plugins that failed to load."""
+    registry = load_registry()
+    rows = [
+        {
+            "type": name,
+            "origin": registry.origins.get(name, ""),
+            "description": cls.description,
+            "status": "ok",
+        }
+        for name, cls in sorted(registry.types.items())
+    ]
+    rows += [
+        {"type": name, "origin": "", "description": reason, "status": "broken"}
+        for name, reason in sorted(registry.broken.items())
+    ]
+    if as_json:
+        emit_json(rows)
+        return
+    table = Table("type", "status", "description", "origin")
+    for row in rows:
+        table.add_row(row["type"], row["status"], row["description"], row["origin"])
+    out.print(table)
+
+
+# ---- mappings -----------------------------------------------------------------------------
+
+
+@click.group("mappings")
+def mappings_group() -> None:
+    """Validate and preview the mapping files."""
+
+
+@mappings_group.command("validate")
+@pass_context
+@handle_errors
+def mappings_validate(ctx: Context) -> None:
+    """Check every mapping file against its schema, the entities and the configured connectors."""
+    runtime = ctx.runtime()
+    for (ref, stream), compiled in sorted(runtime.mappings.streams.items()):
+        out.print(
+            f"ok  {ref}.{stream} -> {compiled.entity} ({len(compiled.fields)} fields) "
+            f"[{compiled.file}]",
+            markup=False,
+        )
+    out.print(
+        f"{len(runtime.mappings.streams)} stream mapping(s), "
+        f"{len(runtime.mappings.taxonomies)} taxonomy table(s): valid",
+        markup=False,
+    )
+
+
+@mappings_group.command("preview")
+@click.argument("stream")
+@click.option("-n", "--limit", default=3, show_default=True, help="Records to show.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_context
+@handle_errors
+def mappings_preview(ctx: Context, stream: str, limit: int, as_json: bool) -> None:
+    """Fetch a few live records of STREAM and show source -> unified, writing nothing.
+
+    STREAM is `connector.stream`, or a stream name that only one connector has.
+    """
+    from pmsync.errors import MappingFailure
+
+    runtime = ctx.runtime()
+    job = runtime.jobs([stream])[0]
+    connector = runtime.connector(job.connector)
+    samples: list[dict[str, Any]] = []
+    for page in connector.read(job.spec, None, fields=job.mapping.source_fields):
+        for raw in page.records:
+            entry: dict[str, Any] = {"raw": raw, "fields": [], "error": None}
+            try:
+                key, unified = job.mapping.map_record(raw)
+                entry["key"] = key
+            except MappingFailure as exc:
+                entry["error"] = str(exc)
+                unified = {}
+            for spec in job.mapping.fields:
+                entry["fields"].append(
+                    {
+                        "field": spec.name,
+                        "source": spec.source,
+                        "source_value": spec.getter(raw),
+                        "value": unified.get(spec.name),
+                    }
+                )
+            samples.append(entry)
+            if len(samples) >= limit:
+                break
+        if len(samples) >= limit:
+            break
+    connector.close()
+    if as_json:
+        emit_json([{k: v for k, v in s.items() if k != "raw"} for s in samples])
+        return
+    if not samples:
+        out.print(f"{job.qualified}: the source returned no records", markup=False)
+    for sample in samples:
+        title = f"{job.qualified} key={sample.get('key', '?')} -> {job.mapping.entity}"
+        table = Table("unified field", "value", "source", "source value", title=title)
+        for row in sample["fields"]:
+            table.add_row(
+                row["field"], short(row["value"]), row["source"], short(row["source_value"])
+            )
+        out.print(table)
+        if sample["error"]:
+            out.print(
+                f"[red]would go to dead letters:[/] {escape(str(sample['error']))}", markup=True
+            )
+
+
+@mappings_group.command("reference")
+def mappings_reference() -> None:
+    """Print the entities, their fields, and the transforms a mapping can use."""
+    from pmsync.sync.entities import ENTITIES
+    from pmsync.sync.mapping.transforms import TRANSFORMS
+
+    for entity, fields in ENTITIES.items():
+        out.print(
+            f"[bold]{entity}[/]: " + ", ".join(f"{n} ({t})" for n, t in fields.items()), markup=True
+        )
+    out.print("\n[bold]transforms[/]", markup=True)
+    for name, definition in TRANSFORMS.items():
+        options = (
+            f" [options: {', '.join(sorted(definition.options))}]" if definition.options else ""
+        )
+        usage = f"{{ {name} = ... }}" if definition.takes_argument else f'"{name}"'
+        out.print(f"  {usage:28} {definition.summary}{options}", markup=False)
+
+
+@click.command("check")
+@click.argument("connectors", nargs=-1)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_context
+@handle_errors
+def check_command(ctx: Context, connectors: tuple[str, ...], as_json: bool) -> None:
+    """Test each connector's credentials and reachability (all, or those named)."""
+    runtime = ctx.runtime()
+    names = list(connectors) or list(runtime.config.connectors)
+    rows = []
+    for name in names:
+        connector = runtime.connector(name)
+        try:
+            connector.check()
+            rows.append({"connector": name, "ok": True, "error": None})
+        except ConnectorError as exc:
+            kind = "credentials" if isinstance(exc, AuthError) else type(exc).__name__
+            rows.append({"connector": name, "ok": False, "error": f"{kind}: {redact(str(exc))}"})
+    runtime.close()
+    if as_json:
+        emit_json(rows)
+    else:
+        for row in rows:
+            mark = "ok  " if row["ok"] else "FAIL"
+            out.print(
+                f"{mark} {row['connector']}" + (f"  {row['error']}" if row["error"] else ""),
+                markup=False,
+            )
+    if not all(row["ok"] for row in rows):
+        sys.exit(1)
+
+
+@click.command("discover")
+@click.argument("connector")
+@click.argument("object_name", required=False)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_context
+@handle_errors
+def discover_command(ctx: Context, connector: str, object_name: str | None, as_json: bool) -> None:
+    """List the objects CONNECTOR can read, or the fields OBJECT has (custom fields included)."""
+    runtime = ctx.runtime()
+    instance = runtime.connector(connector)
+    try:
+        if object_name is None:
+            objects = list(instance.objects())
+            if as_json:
+                emit_json(objects)
+            else:
+                for name in objects:
+                    out.print(name, markup=False)
+            return
+        fields = instance.discover(object_name)
+    finally:
+        runtime.close()
+    if as_json:
+        emit_json([f.__dict__ for f in fields])
+        return
+    table = Table("field", "type", "label", "custom", title=f"{connector} {object_name}")
+    for f in fields:
+        table.add_row(f.name, f.type, f.label, "yes" if f.custom else "")
+    out.print(table)
+
+
+COMMANDS: tuple[click.Command, ...] = (
+    check_config,
+    connectors_group,
+    mappings_group,
+    check_command,
+    discover_command,
+)
