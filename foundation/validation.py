@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import re
 import types
 import typing
 from collections.abc import Iterable, Sequence
@@ -38,25 +39,34 @@ def pydantic_problems(
     prefix: str = "",
 ) -> list[Problem]:
     """One Problem per pydantic error, never echoing the input (it may be a secret)."""
+    # Inputs are read only to suggest an allowed value; no message repeats them.
     problems: list[Problem] = []
-    for error in exc.errors(include_input=False, include_url=False):
+    for error in exc.errors(include_url=False):
         loc = [part for part in error["loc"] if not _is_union_tag(part)]
         path = toml_path([*([prefix] if prefix else []), *loc])
         kind = error["type"]
         if kind == "extra_forbidden":
             known = _fields_at(model, loc[:-1]) if model else set()
+            name = str(loc[-1]) if loc else "?"
             known_list = f" (known: {', '.join(sorted(known))})" if known else ""
-            hint = did_you_mean(str(loc[-1]), known)
-            message = f"unknown field '{loc[-1]}'{hint or known_list}"
+            message = f"unknown field '{name}'{did_you_mean(name, known) or known_list}"
         elif kind == "missing":
             message = "required field is missing"
         else:
             message = error["msg"].removeprefix("Value error, ")
             ctx = error.get("ctx") or {}
             if "expected" in ctx and "literal" in kind:
-                message = f"must be one of {ctx['expected']}"
+                message = f"must be one of {ctx['expected']}{_literal_hint(error)}"
         problems.append(Problem(file, path, message))
     return problems
+
+
+def _literal_hint(error: Any) -> str:
+    """A did-you-mean among a literal's allowed values. The input itself is never shown (it
+    may be a secret); it only picks the closest allowed value."""
+    given = error.get("input")
+    allowed = re.findall(r"'([^']*)'", str((error.get("ctx") or {}).get("expected", "")))
+    return did_you_mean(given, allowed) if isinstance(given, str) else ""
 
 
 def _is_union_tag(part: Any) -> bool:

@@ -113,6 +113,28 @@ DEFAULT_ROLLUPS = ("customer_demand",)  # used when no file declares a rollup
 
 WritebackTarget = Literal["issue", "ticket", "account"]
 
+# The figures write-back can put on each kind of target (computed in sync/writeback/figures.py).
+ISSUE_FIGURES = (
+    "arr",
+    "currency",
+    "accounts",
+    "tickets",
+    "segments",
+    "top_accounts",
+    "first_request",
+    "last_request",
+    "active_users",
+    "unlinked_tickets",
+    "summary",
+)
+TICKET_FIGURES = ("issue_status", "issue_keys", "issue_count")
+ACCOUNT_FIGURES = ("tickets", "open_tickets", "issues", "issue_keys")
+FIGURES: dict[str, tuple[str, ...]] = {
+    "issue": ISSUE_FIGURES,
+    "ticket": TICKET_FIGURES,
+    "account": ACCOUNT_FIGURES,
+}
+
 
 class WritebackSpec(BaseModel):
     """What is written where: target fields = figures pmsync computes. Only these are written."""

@@ -112,6 +112,16 @@ def compute_rollups(
     }
 
 
+@dataclass
+class _Asking:
+    """The tickets that count for one issue, and the distinct accounts behind them."""
+
+    accounts: dict[str, Entity] = field(default_factory=dict)
+    tickets_by_account: dict[str, list[Entity]] = field(default_factory=lambda: defaultdict(list))
+    counted: list[Entity] = field(default_factory=list)
+    unlinked: int = 0
+
+
 def _rollup(
     world: World,
     links: LinkResult,
@@ -122,21 +132,51 @@ def _rollup(
     tickets: list[Entity],
     usage: dict[str, int] | None,
 ) -> Rollup:
-    accounts: dict[str, Entity] = {}
-    tickets_by_account: dict[str, list[Entity]] = defaultdict(list)
-    counted: list[Entity] = []
-    unlinked = 0
+    asking = _asking(world, links, spec, tickets)
+    converted, unconverted = _convert(asking.accounts, currencies)
+    ranked = _ranked(asking.accounts, converted)
+    created = sorted(str(t.get("created_at")) for t in asking.counted if t.get("created_at"))
+    return Rollup(
+        name=name,
+        issue=issue.ref,
+        issue_key=str(issue.get("key", issue.key)),
+        arr=round(sum(converted.values()), 2),
+        currency=currencies.reporting,
+        accounts=len(asking.accounts),
+        tickets=len(asking.counted),
+        segments=tuple(
+            sorted({str(a.get("segment")) for a in asking.accounts.values() if a.get("segment")})
+        ),
+        top_accounts=tuple(str(a.get("name", a.key)) for a in ranked[: spec.top_accounts]),
+        first_request=created[0] if created else None,
+        last_request=created[-1] if created else None,
+        active_users=_active_users(asking.accounts, usage),
+        unlinked_tickets=asking.unlinked,
+        provenance=_provenance(issue, links, asking, ranked, converted, unconverted),
+    )
+
+
+def _asking(world: World, links: LinkResult, spec: RollupSpec, tickets: list[Entity]) -> _Asking:
+    """Each ticket once; its account (if linked and in the rollup's segments) once per issue."""
+    asking = _Asking()
     for ticket in sorted(tickets, key=lambda t: t.ref):
         link = links.account_of.get(ticket.ref)
         account = world.accounts.get(link.target) if link else None
         if account is not None and spec.segments and account.get("segment") not in spec.segments:
             continue
-        counted.append(ticket)
+        asking.counted.append(ticket)
         if account is None:
-            unlinked += 1
+            asking.unlinked += 1
             continue
-        accounts[account.ref] = account
-        tickets_by_account[account.ref].append(ticket)
+        asking.accounts[account.ref] = account
+        asking.tickets_by_account[account.ref].append(ticket)
+    return asking
+
+
+def _convert(
+    accounts: dict[str, Entity], currencies: Currencies
+) -> tuple[dict[str, float], list[str]]:
+    """Each account's ARR in the reporting currency; accounts whose currency has no rate."""
     converted: dict[str, float] = {}
     unconverted: list[str] = []
     for account_ref, account in accounts.items():
@@ -146,12 +186,30 @@ def _rollup(
             unconverted.append(account_ref)
         else:
             converted[account_ref] = value
-    ranked = sorted(accounts.values(), key=lambda a: (-converted.get(a.ref, 0.0), a.ref))
-    created = sorted(str(t.get("created_at")) for t in counted if t.get("created_at"))
-    active = None
-    if usage is not None and accounts:
-        active = sum(usage.get(a.key, 0) for a in accounts.values())
-    provenance = {
+    return converted, unconverted
+
+
+def _ranked(accounts: dict[str, Entity], converted: dict[str, float]) -> list[Entity]:
+    return sorted(accounts.values(), key=lambda a: (-converted.get(a.ref, 0.0), a.ref))
+
+
+def _active_users(accounts: dict[str, Entity], usage: dict[str, int] | None) -> int | None:
+    """Active users of the asking accounts; None when no usage is synced or nobody asks."""
+    if usage is None or not accounts:
+        return None
+    return sum(usage.get(a.key, 0) for a in accounts.values())
+
+
+def _provenance(
+    issue: Entity,
+    links: LinkResult,
+    asking: _Asking,
+    ranked: list[Entity],
+    converted: dict[str, float],
+    unconverted: list[str],
+) -> dict[str, Any]:
+    """What the figures were computed from: accounts (ranked), their tickets and link rules."""
+    return {
         "issue": issue.ref,
         "accounts": [
             {
@@ -161,32 +219,16 @@ def _rollup(
                 "currency": a.get("currency"),
                 "arr_reporting": round(converted[a.ref], 2) if a.ref in converted else None,
                 "segment": a.get("segment"),
-                "tickets": [t.ref for t in tickets_by_account[a.ref]],
-                "rules": sorted({links.account_of[t.ref].rule for t in tickets_by_account[a.ref]}),
+                "tickets": [t.ref for t in asking.tickets_by_account[a.ref]],
+                "rules": sorted(
+                    {links.account_of[t.ref].rule for t in asking.tickets_by_account[a.ref]}
+                ),
             }
             for a in ranked
         ],
-        "tickets": [t.ref for t in counted],
+        "tickets": [t.ref for t in asking.counted],
         "unconverted_currency": unconverted,
     }
-    return Rollup(
-        name=name,
-        issue=issue.ref,
-        issue_key=str(issue.get("key", issue.key)),
-        arr=round(sum(converted.values()), 2),
-        currency=currencies.reporting,
-        accounts=len(accounts),
-        tickets=len(counted),
-        segments=tuple(
-            sorted({str(a.get("segment")) for a in accounts.values() if a.get("segment")})
-        ),
-        top_accounts=tuple(str(a.get("name", a.key)) for a in ranked[: spec.top_accounts]),
-        first_request=created[0] if created else None,
-        last_request=created[-1] if created else None,
-        active_users=active,
-        unlinked_tickets=unlinked,
-        provenance=provenance,
-    )
 
 
 def _usage_by_account(world: World, days: int, today: date) -> dict[str, int] | None:

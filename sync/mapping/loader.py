@@ -11,7 +11,13 @@ from pydantic import BaseModel, ValidationError
 
 from pmsync.errors import ConfigError, Problem
 from pmsync.sync.entities import ENTITIES, FieldType
-from pmsync.sync.links.models import DEFAULT_ROLLUPS, LinkSettings, RollupSpec, WritebackSpec
+from pmsync.sync.links.models import (
+    DEFAULT_ROLLUPS,
+    FIGURES,
+    LinkSettings,
+    RollupSpec,
+    WritebackSpec,
+)
 from pmsync.sync.mapping.compiler import (
     CompiledField,
     CompiledStream,
@@ -124,17 +130,35 @@ def _collect_links_and_rollups(
                 problems.append(Problem(str(path), f"writeback.{name}", "defined in two files"))
             result.writebacks[name] = (str(path), writeback)
     for name, (file, writeback) in result.writebacks.items():
-        if writeback.target == "issue" and writeback.rollup not in (
-            result.rollups or DEFAULT_ROLLUPS
-        ):
+        problems.extend(_writeback_problems(name, file, writeback, result.rollups))
+
+
+def _writeback_problems(
+    name: str, file: str, writeback: WritebackSpec, rollups: Mapping[str, RollupSpec]
+) -> list[Problem]:
+    """A write-back's rollup and figures must exist: a typo fails here, not at `plan`."""
+    where = f"writeback.{name}"
+    problems: list[Problem] = []
+    if writeback.target == "issue" and writeback.rollup not in (rollups or DEFAULT_ROLLUPS):
+        problems.append(
+            Problem(
+                file,
+                f"{where}.rollup",
+                f"no rollup '{writeback.rollup}'{did_you_mean(writeback.rollup, rollups)}",
+            )
+        )
+    available = FIGURES[writeback.target]
+    for declared, figure in writeback.fields.items():
+        if figure not in available:
             problems.append(
                 Problem(
                     file,
-                    f"writeback.{name}.rollup",
-                    f"no rollup '{writeback.rollup}'"
-                    f"{did_you_mean(writeback.rollup, result.rollups)}",
+                    f'{where}.fields."{declared}"',
+                    f"no figure '{figure}' for {writeback.target} targets"
+                    f"{did_you_mean(figure, available)} (figures: {', '.join(available)})",
                 )
             )
+    return problems
 
 
 def _validate_file(path: Path, raw: dict[str, Any], problems: list[Problem]) -> MappingFile:
@@ -306,7 +330,7 @@ def check_against_connectors(
     A mapping for an installed connector type that no instance uses is simply unused: the
     shipped mappings/ directory holds one file per connector type.
     """
-    problems: list[Problem] = []
+    problems: list[Problem] = _writeback_connector_problems(mappings, instances)
     types = set(instances.values())
     unused = set(installed_types) - types
     reported: set[tuple[str, str]] = set()
@@ -356,3 +380,20 @@ def check_against_connectors(
                             )
                         )
     return problems
+
+
+def _writeback_connector_problems(
+    mappings: MappingSet, instances: Mapping[str, str]
+) -> list[Problem]:
+    """Each write-back names a configured connector instance or type."""
+    known = [*instances, *sorted(set(instances.values()))]
+    return [
+        Problem(
+            file,
+            f"writeback.{name}.connector",
+            f"no connector instance or type '{spec.connector}' in the configuration"
+            f"{did_you_mean(spec.connector, known)} (connectors: {', '.join(known) or 'none'})",
+        )
+        for name, (file, spec) in mappings.writebacks.items()
+        if spec.connector not in known
+    ]

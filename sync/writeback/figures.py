@@ -11,23 +11,6 @@ from pmsync.sync.links.world import Entity
 
 OPEN_TICKET_STATUSES = frozenset({"new", "open", "pending", "hold"})
 
-ISSUE_FIGURES = (
-    "arr",
-    "currency",
-    "accounts",
-    "tickets",
-    "segments",
-    "top_accounts",
-    "first_request",
-    "last_request",
-    "active_users",
-    "unlinked_tickets",
-    "summary",
-)
-TICKET_FIGURES = ("issue_status", "issue_keys", "issue_count")
-ACCOUNT_FIGURES = ("tickets", "open_tickets", "issues", "issue_keys")
-FIGURES = {"issue": ISSUE_FIGURES, "ticket": TICKET_FIGURES, "account": ACCOUNT_FIGURES}
-
 
 def issue_figures(derived: Derived, rollup: str) -> dict[str, tuple[dict[str, Any], bool]]:
     """issue ref -> (figures, whether nobody asks for it)."""

@@ -28,7 +28,7 @@ from pmsync.sync.links.world import Entity
 from pmsync.sync.mapping.transforms import format_datetime
 from pmsync.sync.store.schema import loop_closures, records, writeback_intents, writeback_ledger
 from pmsync.sync.store.store import Store, dumps
-from pmsync.sync.writeback.figures import FIGURES, figures_for, issue_status_text, targets_of
+from pmsync.sync.writeback.figures import figures_for, issue_status_text, targets_of
 from pmsync.sync.writeback.settings import CloseLoopSettings, WritebackSettings
 
 Action = Literal["field", "property", "note"]
@@ -222,138 +222,170 @@ def build_plan(
     *,
     plan_id: str | None = None,
 ) -> Plan:
-    """Every write the declared write-backs would make now; ConfigError on unknown fields."""
+    """Every write the declared write-backs would make now; ConfigError on unknown fields.
+
+    Write-backs whose connector is not among `connectors` (a disabled one) plan nothing; names
+    that match no configured connector were refused when the mappings were loaded.
+    """
+    planning = _Planning(store, derived, connectors, settings, _Memory.load(store))
     plan = Plan(plan_id or uuid.uuid4().hex[:16])
-    memory = _Memory.load(store)
-    resolver = FieldResolver()
-    problems: list[Problem] = []
     for name, (file, spec) in writebacks.items():
-        _plan_writeback(
-            plan, store, derived, name, file, spec, connectors, memory, resolver, problems, settings
-        )
-    ConfigError.collect(problems)
+        _plan_writeback(plan, planning, name, file, spec)
+    ConfigError.collect(planning.problems)
     if close_loop.enabled:
-        _plan_loops(plan, store, derived, connectors, close_loop, resolver, memory)
+        _plan_loops(
+            plan, store, derived, connectors, close_loop, planning.resolver, planning.memory
+        )
     return plan
 
 
-def _plan_writeback(  # noqa: PLR0912 - one pass over targets, fields and the property
-    plan: Plan,
-    store: Store,
-    derived: Derived,
-    name: str,
-    file: str,
-    spec: WritebackSpec,
-    connectors: Mapping[str, Connector],
-    memory: _Memory,
-    resolver: FieldResolver,
-    problems: list[Problem],
-    settings: WritebackSettings,
+@dataclass
+class _Planning:
+    """What every write-back's planning reads, and the problems it finds."""
+
+    store: Store
+    derived: Derived
+    connectors: Mapping[str, Connector]
+    settings: WritebackSettings
+    memory: _Memory
+    resolver: FieldResolver = field(default_factory=FieldResolver)
+    problems: list[Problem] = field(default_factory=list)
+
+
+@dataclass
+class _Tally:
+    """Targets a write-back may change, and those it does: the mass-change guard's inputs."""
+
+    eligible: int = 0
+    changed: set[str] = field(default_factory=set)
+
+
+def _plan_writeback(
+    plan: Plan, planning: _Planning, name: str, file: str, spec: WritebackSpec
 ) -> None:
-    where = f"writeback.{name}"
-    for figure in set(spec.fields.values()) - set(FIGURES[spec.target]):
-        problems.append(
-            Problem(
-                file,
-                f"{where}.fields",
-                f"no figure '{figure}' for "
-                f"{spec.target} targets (figures: {', '.join(FIGURES[spec.target])})",
-            )
+    """Plan one declared write-back: its fields, its property, then the guard."""
+    figures = figures_for(planning.derived, spec.target, spec.rollup)
+    tally = _Tally()
+    for (connector_name, stream), group in _targets_by_stream(planning, spec).items():
+        connector = planning.connectors[connector_name]
+        where = f"writeback.{name}"
+        resolved, found = planning.resolver.resolve(
+            connector, stream, list(spec.fields), file, where
         )
-    figures = figures_for(derived, spec.target, spec.rollup)
-    targets = [
-        t
-        for t in targets_of(derived, spec.target).values()
-        if t.connector in connectors
-        and matches(t.connector, connectors[t.connector].type_name, spec.connector)
-    ]
-    if not any(matches(n, c.type_name, spec.connector) for n, c in connectors.items()):
-        problems.append(
-            Problem(
-                file, f"{where}.connector", f"no connector '{spec.connector}' in the configuration"
-            )
-        )
-        return
-    by_stream: dict[tuple[str, str], list[Entity]] = {}
-    for target in targets:
-        by_stream.setdefault((target.connector, target.stream), []).append(target)
-    changed_targets: set[str] = set()
-    eligible = 0
-    for (connector_name, stream), group in by_stream.items():
-        connector = connectors[connector_name]
-        resolved, found = resolver.resolve(connector, stream, list(spec.fields), file, where)
-        problems.extend(found)
+        planning.problems.extend(found)
         if found:
             continue
-        raws = _raw_payloads(store, connector_name, stream, [t.key for t in group])
+        raws = _raw_payloads(planning.store, connector_name, stream, [t.key for t in group])
         for target in group:
             values, empty = figures.get(target.ref, ({}, True))
-            written_before = (connector_name, stream, target.key) in memory.targets
-            if empty and not written_before:
-                continue
-            eligible += 1
+            if empty and (connector_name, stream, target.key) not in planning.memory.targets:
+                continue  # nobody asks for it and pmsync never wrote there
+            tally.eligible += 1
             raw, seen_at = raws.get(target.key, ({}, None))
-            label = _label(target)
-            for declared, figure in spec.fields.items():
-                field_id = resolved[declared]
-                slot = (connector_name, stream, target.key, field_id)
-                entry = memory.ledger.get(slot)
-                remote = connector.field_value(raw, field_id)
-                write = _decide(
-                    values.get(figure), remote, entry, seen_at, memory.in_flight.get(slot, ())
-                )
-                if write is None:
-                    continue
-                old, human = write
-                planned = PlannedWrite(
-                    name,
-                    connector_name,
-                    stream,
-                    target.key,
-                    label,
-                    "field",
-                    field_id,
-                    declared,
-                    old,
-                    values.get(figure),
-                    human,
-                )
-                if human and spec.on_human_edit == "keep":
-                    plan.kept.append(planned)
-                    continue
-                plan.writes.append(planned)
-                changed_targets.add(target.ref)
-            if (
-                spec.property
-                and spec.target == "issue"
-                and target.ref in derived.rollups.get(spec.rollup, {})
-            ):
-                document = _provenance(derived, spec.rollup, target.ref)
-                key = f"property:{spec.property}"
-                entry = memory.ledger.get((connector_name, stream, target.key, key))
-                digest = dumps(document)
-                if entry is None or entry.value != digest:
-                    plan.writes.append(
-                        PlannedWrite(
-                            name,
-                            connector_name,
-                            stream,
-                            target.key,
-                            label,
-                            "property",
-                            spec.property,
-                            f"property {spec.property}",
-                            "(previous provenance)" if entry else MISSING,
-                            document,
-                        )
-                    )
-                    changed_targets.add(target.ref)
-    share = len(changed_targets) / eligible if eligible else 0.0
-    if (
-        len(changed_targets) >= max(1, settings.guard_min_targets)
-        and share > settings.max_change_share
+            _plan_fields(plan, planning, name, spec, target, resolved, values, raw, seen_at, tally)
+            _plan_property(plan, planning, name, spec, target, tally)
+    _check_guard(plan, name, tally, planning.settings)
+
+
+def _targets_by_stream(
+    planning: _Planning, spec: WritebackSpec
+) -> dict[tuple[str, str], list[Entity]]:
+    """The write-back's targets held by its (enabled) connector, by (connector, stream)."""
+    connectors = planning.connectors
+    by_stream: dict[tuple[str, str], list[Entity]] = {}
+    for target in targets_of(planning.derived, spec.target).values():
+        connector = connectors.get(target.connector)
+        if connector is not None and matches(target.connector, connector.type_name, spec.connector):
+            by_stream.setdefault((target.connector, target.stream), []).append(target)
+    return by_stream
+
+
+def _plan_fields(
+    plan: Plan,
+    planning: _Planning,
+    name: str,
+    spec: WritebackSpec,
+    target: Entity,
+    resolved: Mapping[str, str],
+    values: Mapping[str, Any],
+    raw: Mapping[str, Any],
+    seen_at: datetime | None,
+    tally: _Tally,
+) -> None:
+    """A write for each declared field whose value differs from what the target shows."""
+    connector = planning.connectors[target.connector]
+    for declared, figure in spec.fields.items():
+        field_id = resolved[declared]
+        slot = (target.connector, target.stream, target.key, field_id)
+        decision = _decide(
+            values.get(figure),
+            connector.field_value(dict(raw), field_id),
+            planning.memory.ledger.get(slot),
+            seen_at,
+            planning.memory.in_flight.get(slot, ()),
+        )
+        if decision is None:
+            continue
+        old, human = decision
+        planned = PlannedWrite(
+            name,
+            target.connector,
+            target.stream,
+            target.key,
+            _label(target),
+            "field",
+            field_id,
+            declared,
+            old,
+            values.get(figure),
+            human,
+        )
+        if human and spec.on_human_edit == "keep":
+            plan.kept.append(planned)
+            continue
+        plan.writes.append(planned)
+        tally.changed.add(target.ref)
+
+
+def _plan_property(
+    plan: Plan, planning: _Planning, name: str, spec: WritebackSpec, target: Entity, tally: _Tally
+) -> None:
+    """The rollup's provenance as an issue property, when it changed since pmsync wrote it."""
+    derived = planning.derived
+    if not (
+        spec.property
+        and spec.target == "issue"
+        and target.ref in derived.rollups.get(spec.rollup, {})
     ):
-        plan.guard.append(GuardTrip(name, len(changed_targets), eligible, share))
+        return
+    document = _provenance(derived, spec.rollup, target.ref)
+    slot = (target.connector, target.stream, target.key, f"property:{spec.property}")
+    entry = planning.memory.ledger.get(slot)
+    if entry is not None and entry.value == dumps(document):
+        return
+    plan.writes.append(
+        PlannedWrite(
+            name,
+            target.connector,
+            target.stream,
+            target.key,
+            _label(target),
+            "property",
+            spec.property,
+            f"property {spec.property}",
+            "(previous provenance)" if entry else MISSING,
+            document,
+        )
+    )
+    tally.changed.add(target.ref)
+
+
+def _check_guard(plan: Plan, name: str, tally: _Tally, settings: WritebackSettings) -> None:
+    """Hold the write-back for confirmation when it changes too large a share of its targets."""
+    changed = len(tally.changed)
+    share = changed / tally.eligible if tally.eligible else 0.0
+    if changed >= max(1, settings.guard_min_targets) and share > settings.max_change_share:
+        plan.guard.append(GuardTrip(name, changed, tally.eligible, share))
 
 
 @dataclass(frozen=True)
