@@ -91,7 +91,8 @@ class SnapshotKeeper:
     def stop(self) -> None:
         self._stop.set()
         self._wake.set()
-        self._thread.join(timeout=30)
+        if self._thread.ident is not None:
+            self._thread.join(timeout=30)
         if self._runtime is not None and not self._thread.is_alive():
             self._runtime.close()
             self._runtime = None
@@ -99,6 +100,11 @@ class SnapshotKeeper:
     def refresh_soon(self) -> None:
         """Check the inputs now (after a review decision) instead of at the next interval."""
         self._wake.set()
+
+    def refresh_now(self) -> Snapshot | None:
+        """One check-and-rebuild in the calling thread (tests, benchmarks)."""
+        self._refresh_once()
+        return self._snapshot
 
     def wait_ready(self, timeout: float) -> Snapshot | None:
         self._ready.wait(timeout)

@@ -56,6 +56,6 @@ class WebSettings(BaseModel):
             raise ValueError('auth = "token" needs token = { env = ... } (or file, credential)')
         if self.auth == "basic" and (self.username is None or self.password is None):
             raise ValueError('auth = "basic" needs username and password = { env = ... }')
-        if self.refresh_interval <= timedelta(0):
-            raise ValueError("refresh_interval must be positive")
+        if self.refresh_interval <= timedelta(0) or self.session_lifetime <= timedelta(0):
+            raise ValueError("refresh_interval and session_lifetime must be positive")
         return self
