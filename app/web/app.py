@@ -82,6 +82,8 @@ class WebApp:
         self.templates.filters["show"] = show
         self.templates.globals["nav"] = NAV
         self.templates.globals["version"] = __version__
+        for name in self.templates.list_templates():  # compiled now, not in a first request
+            self.templates.get_template(name)
         self.static = {
             entry.name: entry.read_bytes()
             for entry in resources.files("pmsync.app.web").joinpath("static").iterdir()

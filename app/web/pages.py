@@ -284,30 +284,6 @@ def areas_page(snapshot: Snapshot, args: Mapping[str, str], page_size: int) -> P
 
 def _areas_summary(snapshot: Snapshot, page_size: int) -> Table:
     """Tickets, distinct accounts and their ARR per product area, with tickets per segment."""
-    derived = snapshot.derived
-    tickets: Counter[str] = Counter()
-    per_segment: Counter[tuple[str, str]] = Counter()
-    accounts: dict[str, set[str]] = {}
-    for ticket in snapshot.world.tickets.values():
-        area = snapshot.area_of(ticket)
-        tickets[area] += 1
-        per_segment[(area, snapshot.segment_of_ticket(ticket))] += 1
-        link = derived.links.account_of.get(ticket.ref)
-        if link is not None:
-            accounts.setdefault(area, set()).add(link.target)
-    rows: list[Row] = []
-    for area in sorted(tickets):
-        asking = accounts.get(area, set())
-        arr = sum(snapshot.account_arr(snapshot.world.accounts[a]) or 0.0 for a in asking)
-        row: Row = {
-            "product_area": area,
-            "tickets": tickets[area],
-            "accounts": len(asking),
-            "arr": round(arr, 2),
-        }
-        for segment in snapshot.segments:
-            row[f"tickets_{segment}"] = per_segment.get((area, segment), 0)
-        rows.append(row)
     columns = [
         Column("product_area", "Product area", link=lambda r: f"/?area={quote(r['product_area'])}"),
         Column("tickets", "Tickets", kind="number"),
@@ -315,6 +291,7 @@ def _areas_summary(snapshot: Snapshot, page_size: int) -> Table:
         Column("arr", f"ARR ({snapshot.currency})", kind="money"),
         *(Column(f"tickets_{s}", f"{s} tickets", kind="number") for s in snapshot.segments),
     ]
+    rows = [dict(row) for row in snapshot.area_rows]
     return Table("areas", "Product areas by demand", columns, rows, page_size=page_size)
 
 
@@ -324,14 +301,10 @@ def demand_by(snapshot: Snapshot, by: str, weeks: int, *, segment: str = "") -> 
     first = window[0]
     counts: Counter[tuple[date, str]] = Counter()
     groups: set[str] = set()
-    for ticket in snapshot.world.tickets.values():
-        week = snapshot.ticket_week.get(ticket.ref)
-        if week is None or week < first:
+    for week, area, ticket_segment in snapshot.ticket_facts:
+        if week < first or (segment and ticket_segment != segment):
             continue
-        ticket_segment = snapshot.segment_of_ticket(ticket)
-        if segment and ticket_segment != segment:
-            continue
-        group = snapshot.area_of(ticket) if by == "area" else ticket_segment
+        group = area if by == "area" else ticket_segment
         groups.add(group)
         counts[(week, group)] += 1
     ordered = sorted(groups, key=lambda g: (-sum(counts[(w, g)] for w in window), g))

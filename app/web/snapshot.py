@@ -107,6 +107,10 @@ class Snapshot:
     statuses: list[str] = field(default_factory=list)
     projects: list[str] = field(default_factory=list)
     counts: dict[tuple[str, str], StreamCounts] = field(default_factory=dict)
+    # Per ticket with a creation date: (week start, product area, segment), for the charts.
+    ticket_facts: list[tuple[date, str, str]] = field(default_factory=list)
+    # Per product area: tickets, distinct accounts, their ARR, tickets per segment.
+    area_rows: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def world(self) -> Any:
@@ -152,6 +156,7 @@ def build_snapshot(runtime: Runtime, fingerprint: tuple[Any, ...] = ()) -> Snaps
         today=today,
     )
     _index_tickets(snapshot)
+    _index_areas(snapshot)
     _index_issues(snapshot)
     _index_usage(snapshot)
     snapshot.written = _load_written(runtime)
@@ -180,6 +185,36 @@ def _index_tickets(snapshot: Snapshot) -> None:
     snapshot.segments = sorted(
         {str(a.get("segment")) for a in world.accounts.values() if a.get("segment")}
     )
+
+
+def _index_areas(snapshot: Snapshot) -> None:
+    """What the product areas page reads, computed once: it does not depend on the request."""
+    tickets: Counter[str] = Counter()
+    per_segment: Counter[tuple[str, str]] = Counter()
+    accounts: dict[str, set[str]] = defaultdict(set)
+    for ticket in snapshot.world.tickets.values():
+        area = snapshot.area_of(ticket)
+        segment = snapshot.segment_of_ticket(ticket)
+        tickets[area] += 1
+        per_segment[(area, segment)] += 1
+        week = snapshot.ticket_week.get(ticket.ref)
+        if week is not None:
+            snapshot.ticket_facts.append((week, area, segment))
+        link = snapshot.derived.links.account_of.get(ticket.ref)
+        if link is not None:
+            accounts[area].add(link.target)
+    for area in sorted(tickets):
+        asking = accounts.get(area, set())
+        arr = sum(snapshot.account_arr(snapshot.world.accounts[a]) or 0.0 for a in asking)
+        row: dict[str, Any] = {
+            "product_area": area,
+            "tickets": tickets[area],
+            "accounts": len(asking),
+            "arr": round(arr, 2),
+        }
+        for segment in snapshot.segments:
+            row[f"tickets_{segment}"] = per_segment.get((area, segment), 0)
+        snapshot.area_rows.append(row)
 
 
 def _index_issues(snapshot: Snapshot) -> None:
