@@ -112,6 +112,12 @@ def _print_demo(run: Any, top_issues: Any, top: int) -> None:
         f"the configuration in {config}, the mappings in {demo.mappings_dir}.",
         markup=False,
     )
+    out.print(
+        f"\nOpen the web view on the demo's data: pmsync -c {config} serve\n"
+        "then browse http://127.0.0.1:9474/ (issues by revenue, accounts, product areas, "
+        "review queue, freshness; Ctrl-C stops it).",
+        markup=False,
+    )
     out.print("Try next:", markup=False)
     for line in (
         f"pmsync -c {config} report                 # issues, product areas, unlinked",

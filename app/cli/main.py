@@ -9,7 +9,14 @@ import click
 from pmsync import __version__
 from pmsync.logs import LogFormat, configure_logging
 
-from . import demo_command, report_commands, setup_commands, sync_commands, writeback_commands
+from . import (
+    demo_command,
+    report_commands,
+    serve_command,
+    setup_commands,
+    sync_commands,
+    writeback_commands,
+)
 from .context import Context
 
 
@@ -51,6 +58,7 @@ for _module in (
     report_commands,
     writeback_commands,
     demo_command,
+    serve_command,
 ):
     for _command in _module.COMMANDS:
         cli.add_command(_command)

@@ -21,7 +21,7 @@ import time
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 import structlog
@@ -38,6 +38,9 @@ from pmsync.app.daemon.worker import ConnectorWorker, WorkerContext, owner_name
 from pmsync.app.daemon.writeback import WriteBack, auto_write_back
 from pmsync.app.runtime import Runtime, StreamJob
 from pmsync.app.status import stream_statuses
+
+if TYPE_CHECKING:
+    from pmsync.app.web.server import WebServer
 from pmsync.connectors.http import set_replica_tag
 from pmsync.errors import ConfigError, PmsyncError
 from pmsync.logs import configure_logging
@@ -105,11 +108,15 @@ class Daemon:
         self.metrics = Metrics(self.replica, self._store_or_none)
         self._current = _Generation(runtime)
         http: HealthServer | None = None
+        web: WebServer | None = None
         try:
             http = self._start_http(settings)
+            web = self._start_web(runtime)
             self._serve(runtime)
         finally:
             self._shutdown(http)
+            if web is not None:
+                web.stop()
         return EXIT_OK
 
     def _serve(self, runtime: Runtime) -> None:
@@ -148,6 +155,19 @@ class Daemon:
             ) from None
         server.start()
         log.info("http_listening", host=server.host, port=server.port)
+        return server
+
+    def _start_web(self, runtime: Runtime) -> WebServer | None:
+        """The web view, when `[web] enabled`: its own runtime over the same configuration."""
+        settings = runtime.config.settings.web
+        if not settings.enabled:
+            return None
+        from pmsync.app.web.server import WebServer, build_app
+
+        path = str(runtime.config.path)
+        own = Runtime.load(path)
+        server = WebServer(build_app(own, settings, lambda: Runtime.load(path)), settings, own)
+        server.start()
         return server
 
     def _start_workers(

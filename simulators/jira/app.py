@@ -57,7 +57,7 @@ import re
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
@@ -209,6 +209,7 @@ class JiraSimulator(Simulator):
         *,
         versions: Iterable[tuple[str, bool]] = (),
         components: Iterable[str] = (),
+        release_dates: Mapping[str, str] | None = None,
     ) -> dict[str, Any]:
         with self.lock:
             number = 10_000 + len(self.projects)
@@ -223,6 +224,12 @@ class JiraSimulator(Simulator):
                         "name": version,
                         "archived": False,
                         "released": released,
+                        # Jira sends releaseDate (YYYY-MM-DD) only for versions that have one.
+                        **(
+                            {"releaseDate": release_dates[version]}
+                            if release_dates and version in release_dates
+                            else {}
+                        ),
                     }
                     for i, (version, released) in enumerate(versions)
                 ],
