@@ -1,7 +1,8 @@
 """The web view in a real browser: Debian's Chromium driven by Playwright, on the demo company.
 
-One demo company and one server for the module. The tests load each page (and save its
-screenshot into docs/ for the README), compare the top issue with `pmsync report`, follow
+One demo company and one server for the module. The tests load each page (and screenshot it;
+`PMSYNC_SCREENSHOTS=docs` saves the README's screenshots, otherwise they go to a temporary
+directory, so a test run leaves the checkout as it was), compare the top issue with `pmsync report`, follow
 issue -> account -> issue, filter by product area, and decide one review item, then find it in
 the overrides file and in the next cycle's links.
 
@@ -39,7 +40,7 @@ FLAGS = [
     "--disable-sync",
     "--no-first-run",
 ]
-DOCS = Path(__file__).resolve().parent.parent / "docs"
+SCREENSHOTS = os.environ.get("PMSYNC_SCREENSHOTS")
 REQUIRED = os.environ.get("PMSYNC_REQUIRE_BROWSER") == "1"
 
 if not shutil.which(CHROMIUM) and not REQUIRED:
@@ -53,6 +54,7 @@ class Site:
     run: DemoRun
     server: WebServer
     page: Page
+    shots: Path
 
     @property
     def url(self) -> str:
@@ -65,7 +67,7 @@ class Site:
         return self.page
 
     def shot(self, name: str) -> None:
-        self.page.screenshot(path=str(DOCS / f"web-{name}.png"), full_page=False)
+        self.page.screenshot(path=str(self.shots / f"web-{name}.png"), full_page=False)
 
 
 @pytest.fixture(scope="module")
@@ -84,7 +86,8 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
         page.on("console", lambda message: errors.append(message.text))
         page.on("pageerror", lambda error: errors.append(str(error)))
         try:
-            yield Site(run, server, page)
+            shots = Path(SCREENSHOTS) if SCREENSHOTS else tmp_path_factory.mktemp("shots")
+            yield Site(run, server, page, shots)
         finally:
             browser.close()
             server.stop()
