@@ -3,6 +3,9 @@
 A string that is exactly one placeholder becomes the variable's value with its JSON type (a
 number stays a number); a placeholder inside a longer string is replaced by its text. Single
 braces are left alone, so an API's own template syntax (HogQL's `{since}`) passes through.
+Double braces are always ours: anything between them other than a bare name (`{{since|epoch}}`,
+`{{ since.value }}`, an unclosed `{{since`) is malformed, and the configuration is refused
+rather than the text being sent literally.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from collections.abc import Mapping
 from typing import Any
 
 PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_]\w*)\s*\}\}")
+BRACES = re.compile(r"\{\{(.*?)(\}\}|$)", re.DOTALL)
 
 VARIABLES = {
     "since": "the incremental value this read starts from (incremental.initial_value at first)",
@@ -20,6 +24,13 @@ VARIABLES = {
     "page": "page_number pagination: the page number",
     "page_size": "page_number pagination: rows per page",
     "next_token": "cursor pagination: the token of the next page (null on the first)",
+}
+
+#: The placeholders each pagination style provides (besides `since`, with incremental).
+STYLE_VARIABLES: dict[str, frozenset[str]] = {
+    "cursor": frozenset({"next_token"}),
+    "offset": frozenset({"offset", "limit"}),
+    "page_number": frozenset({"page", "page_size"}),
 }
 
 
@@ -34,6 +45,24 @@ def placeholders(value: Any) -> set[str]:
         return found
     if isinstance(value, list):
         return set().union(*(placeholders(v) for v in value)) if value else set()
+    return set()
+
+
+def malformed_placeholders(value: Any) -> set[str]:
+    """Every `{{...}}` (or unclosed `{{`) in a value that is not a placeholder."""
+    if isinstance(value, str):
+        return {
+            match.group(0)
+            for match in BRACES.finditer(value)
+            if not PLACEHOLDER.fullmatch(match.group(0))
+        }
+    if isinstance(value, Mapping):
+        found: set[str] = set()
+        for key, item in value.items():
+            found |= malformed_placeholders(key) | malformed_placeholders(item)
+        return found
+    if isinstance(value, list):
+        return set().union(*(malformed_placeholders(v) for v in value)) if value else set()
     return set()
 
 
