@@ -8,7 +8,7 @@ deleted, a list read in full each cycle, and per-endpoint request limits.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -42,12 +42,18 @@ requests_per_minute = 100000
 type = "basic"
 username = "{email}/token"
 password = {{ env = "{token_env}" }}
+"""
 
+# Stream -> (its endpoint, its mapping). Each test configures only the endpoints it reads, so
+# on code without a feature a test fails on that feature, not on another endpoint's settings.
+ENDPOINTS = {
+    "tickets": (
+        """
 [connectors.zd.endpoints.tickets]
 path = "/api/v2/incremental/tickets/cursor.json"
-params = {{ per_page = 40 }}
+params = { per_page = 40 }
 records_path = "tickets"
-{tickets_extra}
+{extra}
 
 [connectors.zd.endpoints.tickets.pagination]
 style = "next_url"
@@ -59,7 +65,19 @@ cursor_field = "generated_timestamp"
 type = "integer"
 param = "start_time"
 initial_value = 0
-
+""",
+        """
+[streams.tickets]
+entity = "feedback"
+[streams.tickets.fields]
+id = "id"
+subject = "subject"
+status = "status"
+updated_at = "updated_at"
+""",
+    ),
+    "links": (
+        """
 [connectors.zd.endpoints.links]
 path = "/api/v2/jira/links"
 records_path = "links"
@@ -74,30 +92,8 @@ cursor_field = "id"
 type = "integer"
 param = "since_id"
 initial_value = 0
-
-[connectors.zd.endpoints.orgs_list]
-path = "/api/v2/organizations.json"
-params = {{ "page[size]" = 5 }}
-records_path = "organizations"
-
-[connectors.zd.endpoints.orgs_list.pagination]
-style = "cursor"
-token_param = "page[after]"
-next_token_path = "meta.after_cursor"
-has_more_path = "meta.has_more"
-"""
-
-MAPPING = """
-connector = "zd"
-
-[streams.tickets]
-entity = "feedback"
-[streams.tickets.fields]
-id = "id"
-subject = "subject"
-status = "status"
-updated_at = "updated_at"
-
+""",
+        """
 [streams.links]
 entity = "issue_link"
 [streams.links.fields]
@@ -105,13 +101,30 @@ id = "id"
 ticket_id = "ticket_id"
 issue_id = "issue_id"
 issue_key = "issue_key"
+""",
+    ),
+    "orgs_list": (
+        """
+[connectors.zd.endpoints.orgs_list]
+path = "/api/v2/organizations.json"
+params = { "page[size]" = 5 }
+records_path = "organizations"
 
+[connectors.zd.endpoints.orgs_list.pagination]
+style = "cursor"
+token_param = "page[after]"
+next_token_path = "meta.after_cursor"
+has_more_path = "meta.has_more"
+""",
+        """
 [streams.orgs_list]
 entity = "organization"
 [streams.orgs_list.fields]
 id = "id"
 name = "name"
-"""
+""",
+    ),
+}
 
 
 @pytest.fixture
@@ -121,25 +134,28 @@ def sim(zendesk_sim: ZendeskSimulator, monkeypatch: pytest.MonkeyPatch) -> Zende
     return zendesk_sim
 
 
-def make_runtime(directory: Path, sim: ZendeskSimulator, *, tickets_extra: str = "") -> Runtime:
-    mapping = directory / "zd.toml"
-    mapping.write_text(MAPPING)
-    config = directory / "pmsync.toml"
-    connector = CONNECTOR.format(
-        base_url=sim.base_url, email=sim.email, token_env=TOKEN_ENV, tickets_extra=tickets_extra
-    )
-    config.write_text(
-        f'[store]\nurl = "sqlite:///{directory / "pmsync.db"}"\n'
-        f'[mappings]\npaths = ["{mapping}"]\n{connector}'
-    )
-    return Runtime.load(str(config))
-
-
 @pytest.fixture
-def runtime(tmp_path: Path, sim: ZendeskSimulator) -> Iterator[Runtime]:
-    runtime = make_runtime(tmp_path, sim)
-    yield runtime
-    runtime.close()
+def runtime_for(tmp_path: Path, sim: ZendeskSimulator) -> Iterator[Callable[..., Runtime]]:
+    """Runtime over a `rest` connector with only the named endpoints (one `extra` line each)."""
+    opened: list[Runtime] = []
+
+    def make(stream: str, extra: str = "") -> Runtime:
+        endpoint, mapping = ENDPOINTS[stream]
+        mapping_file = tmp_path / "zd.toml"
+        mapping_file.write_text(f'connector = "zd"\n{mapping}')
+        connector = CONNECTOR.format(base_url=sim.base_url, email=sim.email, token_env=TOKEN_ENV)
+        config = tmp_path / "pmsync.toml"
+        config.write_text(
+            f'[store]\nurl = "sqlite:///{tmp_path / "pmsync.db"}"\n'
+            f'[mappings]\npaths = ["{mapping_file}"]\n{connector}'
+            + endpoint.replace("{extra}", extra)
+        )
+        opened.append(Runtime.load(str(config)))
+        return opened[-1]
+
+    yield make
+    for runtime in opened:
+        runtime.close()
 
 
 def run(runtime: Runtime, stream: str) -> StreamResult:
@@ -169,8 +185,9 @@ ORGS = "/api/v2/organizations.json"
 
 
 def test_a_cursor_export_ends_on_end_of_stream_though_it_names_a_next_page(
-    runtime: Runtime, sim: ZendeskSimulator
+    runtime_for: Callable[..., Runtime], sim: ZendeskSimulator
 ) -> None:
+    runtime = runtime_for("tickets")
     first = run(runtime, "tickets")
     assert first.status == "ok", first.error
     assert first.pages == 4  # 150 tickets, 40 a page; the last page still carries after_url
@@ -193,8 +210,9 @@ def test_a_cursor_export_ends_on_end_of_stream_though_it_names_a_next_page(
 
 
 def test_since_id_carries_the_cursor_on_the_first_page_and_the_token_after(
-    runtime: Runtime, sim: ZendeskSimulator
+    runtime_for: Callable[..., Runtime], sim: ZendeskSimulator
 ) -> None:
+    runtime = runtime_for("links")
     sim.links_page_size = 25
     for n in range(60):
         sim.add_jira_link(sorted(sim.tickets.items)[n], f"{10_000 + n}", f"APP-{n}")
@@ -216,36 +234,34 @@ def test_since_id_carries_the_cursor_on_the_first_page_and_the_token_after(
 
 
 def test_records_matching_deleted_when_are_tombstones(
-    tmp_path: Path, sim: ZendeskSimulator
+    runtime_for: Callable[..., Runtime], sim: ZendeskSimulator
 ) -> None:
-    runtime = make_runtime(tmp_path, sim, tickets_extra="deleted_when = \"status == 'deleted'\"")
-    try:
-        deleted = {str(i) for i, t in sim.tickets.items.items() if t["status"] == "deleted"}
-        assert deleted, "the generated account has deleted tickets"
-        result = run(runtime, "tickets")
-        assert result.status == "ok", result.error
-        live, gone = stored(runtime, "tickets")
-        assert gone == deleted
-        assert live == {str(i) for i in sim.tickets.items} - deleted
-        counted = {entity.key for entity in World.load(runtime.store).tickets.values()}
-        assert counted == live  # links and rollups see live tickets only
+    runtime = runtime_for("tickets", extra="deleted_when = \"status == 'deleted'\"")
+    deleted = {str(i) for i, t in sim.tickets.items.items() if t["status"] == "deleted"}
+    assert deleted, "the generated account has deleted tickets"
+    result = run(runtime, "tickets")
+    assert result.status == "ok", result.error
+    live, gone = stored(runtime, "tickets")
+    assert gone == deleted
+    assert live == {str(i) for i in sim.tickets.items} - deleted
+    counted = {entity.key for entity in World.load(runtime.store).tickets.values()}
+    assert counted == live  # links and rollups see live tickets only
 
-        victim = min(int(k) for k in live)
-        sim.delete_ticket(victim)
-        later = run(runtime, "tickets")
-        assert later.status == "ok", later.error
-        assert later.deleted == 1
-        assert str(victim) in stored(runtime, "tickets")[1]
-    finally:
-        runtime.close()
+    victim = min(int(k) for k in live)
+    sim.delete_ticket(victim)
+    later = run(runtime, "tickets")
+    assert later.status == "ok", later.error
+    assert later.deleted == 1
+    assert str(victim) in stored(runtime, "tickets")[1]
 
 
 # ---- 7. a list read in full each cycle is its own census -----------------------------------------
 
 
 def test_a_complete_full_read_tombstones_what_it_did_not_return(
-    runtime: Runtime, sim: ZendeskSimulator
+    runtime_for: Callable[..., Runtime], sim: ZendeskSimulator
 ) -> None:
+    runtime = runtime_for("orgs_list")
     assert runtime.connector("zd").stream("orgs_list").sweep == "none"  # no second read
     assert run(runtime, "orgs_list").status == "ok"
     first, second = sorted(sim.organizations)[:2]
@@ -262,8 +278,9 @@ def test_a_complete_full_read_tombstones_what_it_did_not_return(
 
 
 def test_a_failed_or_stopped_full_read_tombstones_nothing_until_it_completes(
-    runtime: Runtime, sim: ZendeskSimulator
+    runtime_for: Callable[..., Runtime], sim: ZendeskSimulator
 ) -> None:
+    runtime = runtime_for("orgs_list")
     job = runtime.jobs(["zd.orgs_list"])[0]
     connector = runtime.connector("zd")
     assert run(runtime, "orgs_list").status == "ok"
