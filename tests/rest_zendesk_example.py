@@ -43,6 +43,9 @@ def example_config(
         'base_url = "https://acme.zendesk.com"': f'base_url = "{sim.base_url}"',
         'username = "pmsync@acme.com/token"': f'username = "{sim.email}/token"',
         '{ credential = "zendesk_api_token" }': f'{{ env = "{TOKEN_ENV}" }}',
+        # The simulator answers as fast as it can; pacing has tests of its own.
+        "requests_per_minute = 400 ": "requests_per_minute = 100000 ",
+        "rate_limit_groups = { exports = 10 }": "rate_limit_groups = { exports = 100000 }",
         **(replace or {}),
     }
     if per_page is not None:
