@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from pmsync.simulators.zendesk import ZendeskSimulator
+from tests.rest_example import uncommented_block
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE = REPO / "mappings" / "examples" / "zendesk_organizations.toml"
@@ -18,14 +19,7 @@ TOKEN_ENV = "PMSYNC_TEST_ZENDESK_REST_TOKEN"
 
 def example_block() -> str:
     """The commented connector block of the example, uncommented."""
-    lines = EXAMPLE.read_text().splitlines()
-    start = lines.index(BLOCK_START)
-    block: list[str] = []
-    for line in lines[start:]:
-        if not line.startswith("#"):
-            break
-        block.append(line[2:] if line.startswith("# ") else line[1:])
-    return "\n".join(block) + "\n"
+    return uncommented_block(EXAMPLE, BLOCK_START)
 
 
 def example_config(

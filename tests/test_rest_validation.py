@@ -41,11 +41,16 @@ def check_config(tmp_path: Path, sim: PostHogSimulator, old: str, new: str) -> t
     return result.exit_code, result.output
 
 
+def one_endpoint(endpoint: dict[str, Any], **settings: Any) -> RestSettings:
+    """Settings with one endpoint, `items` at /items."""
+    return RestSettings.model_validate(
+        {"base_url": API, "endpoints": {"items": {"path": "/items", **endpoint}}, **settings}
+    )
+
+
 def endpoint_error(endpoint: dict[str, Any], **settings: Any) -> str:
     with pytest.raises(ValidationError) as info:
-        RestSettings.model_validate(
-            {"base_url": API, "endpoints": {"items": {"path": "/items", **endpoint}}, **settings}
-        )
+        one_endpoint(endpoint, **settings)
     return str(info.value)
 
 
@@ -90,21 +95,15 @@ def test_cursor_values_are_sent_in_the_declared_format() -> None:
 @responses.activate
 def test_since_renders_in_the_format_in_params_and_placeholders() -> None:
     responses.get(f"{API}/items", json={"data": []})
-    config = RestSettings.model_validate(
+    config = one_endpoint(
         {
-            "base_url": API,
-            "endpoints": {
-                "items": {
-                    "path": "/items",
-                    "records_path": "data",
-                    "params": {"q": "changed>{{since}}", "from": "{{since}}"},
-                    "incremental": {
-                        "cursor_field": "updated_at",
-                        "format": "epoch",
-                        "param": "start_time",
-                        "initial_value": "2024-05-01T00:00:00Z",
-                    },
-                },
+            "records_path": "data",
+            "params": {"q": "changed>{{since}}", "from": "{{since}}"},
+            "incremental": {
+                "cursor_field": "updated_at",
+                "format": "epoch",
+                "param": "start_time",
+                "initial_value": "2024-05-01T00:00:00Z",
             },
         }
     )
@@ -138,20 +137,10 @@ def test_a_wrong_format_is_refused(incremental: dict[str, Any], message: str) ->
 def test_a_last_page_flag_ends_a_cursor_read_that_names_a_next_token() -> None:
     responses.get(f"{API}/items", json={"data": [{"id": 1}], "next": "t1", "done": False})
     responses.get(f"{API}/items?cursor=t1", json={"data": [{"id": 2}], "next": "t2", "done": True})
-    config = RestSettings.model_validate(
+    config = one_endpoint(
         {
-            "base_url": API,
-            "endpoints": {
-                "items": {
-                    "path": "/items",
-                    "records_path": "data",
-                    "pagination": {
-                        "style": "cursor",
-                        "next_token_path": "next",
-                        "last_page_path": "done",
-                    },
-                }
-            },
+            "records_path": "data",
+            "pagination": {"style": "cursor", "next_token_path": "next", "last_page_path": "done"},
         }
     )
     connector = RestConnector("api", config)
@@ -209,23 +198,18 @@ def test_a_parameter_two_settings_would_send_is_refused(
 
 
 def test_the_page_token_may_be_the_incremental_parameter() -> None:
-    RestSettings.model_validate(
+    settings = one_endpoint(
         {
-            "base_url": API,
-            "endpoints": {
-                "links": {
-                    "path": "/links",
-                    "records_path": "links",
-                    "pagination": {
-                        "style": "cursor",
-                        "token_param": "since_id",
-                        "next_token_path": "links[-1].id",
-                    },
-                    "incremental": {"cursor_field": "id", "type": "integer", "param": "since_id"},
-                }
+            "records_path": "links",
+            "pagination": {
+                "style": "cursor",
+                "token_param": "since_id",
+                "next_token_path": "links[-1].id",
             },
+            "incremental": {"cursor_field": "id", "type": "integer", "param": "since_id"},
         }
     )
+    assert settings.endpoints["items"].pagination.token_param == "since_id"
 
 
 # ---- 6. limit groups -----------------------------------------------------------------------------

@@ -11,7 +11,7 @@ rather than the text being sent literally.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_]\w*)\s*\}\}")
@@ -34,36 +34,32 @@ STYLE_VARIABLES: dict[str, frozenset[str]] = {
 }
 
 
+def _texts(value: Any) -> Iterator[str]:
+    """Every string in a value: itself, or the keys and items of its tables and lists."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            yield from _texts(key)
+            yield from _texts(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _texts(item)
+
+
 def placeholders(value: Any) -> set[str]:
     """Every placeholder name used anywhere in a value (strings, lists, tables)."""
-    if isinstance(value, str):
-        return set(PLACEHOLDER.findall(value))
-    if isinstance(value, Mapping):
-        found: set[str] = set()
-        for key, item in value.items():
-            found |= placeholders(key) | placeholders(item)
-        return found
-    if isinstance(value, list):
-        return set().union(*(placeholders(v) for v in value)) if value else set()
-    return set()
+    return {name for text in _texts(value) for name in PLACEHOLDER.findall(text)}
 
 
 def malformed_placeholders(value: Any) -> set[str]:
     """Every `{{...}}` (or unclosed `{{`) in a value that is not a placeholder."""
-    if isinstance(value, str):
-        return {
-            match.group(0)
-            for match in BRACES.finditer(value)
-            if not PLACEHOLDER.fullmatch(match.group(0))
-        }
-    if isinstance(value, Mapping):
-        found: set[str] = set()
-        for key, item in value.items():
-            found |= malformed_placeholders(key) | malformed_placeholders(item)
-        return found
-    if isinstance(value, list):
-        return set().union(*(malformed_placeholders(v) for v in value)) if value else set()
-    return set()
+    return {
+        match.group(0)
+        for text in _texts(value)
+        for match in BRACES.finditer(text)
+        if not PLACEHOLDER.fullmatch(match.group(0))
+    }
 
 
 def render(value: Any, variables: Mapping[str, Any]) -> Any:
