@@ -109,3 +109,19 @@ def test_preview_does_not_wait_longer_than_it_says(tmp_path: Path, sim: ZendeskS
     assert "asked to wait 3600 s; preview waits at most 60 s in all" in result.output
     assert "Traceback" not in result.output
     assert len(sim.requests_to(EXPORT)) == 1
+
+
+def test_an_organization_no_longer_marked_deleted_is_live_again(
+    runtime: Runtime, sim: ZendeskSimulator
+) -> None:
+    assert runtime.run_once([STREAM])[0].status == "ok"
+    restored = next(i for i, o in sim.organizations.items() if o["deleted_at"] is not None)
+    sim.put_organization({**sim.organizations[restored], "deleted_at": None})
+    (result,) = runtime.run_once([STREAM])
+    assert result.status == "ok", result.error
+    (record,) = [
+        r
+        for r in runtime.store.iter_records(connector="zendesk_orgs", include_deleted=True)
+        if r.key == str(restored)
+    ]
+    assert record.deleted_at is None

@@ -120,7 +120,10 @@ def test_since_renders_in_the_format_in_params_and_placeholders() -> None:
     [
         ({"format": "epoc"}, "unknown cursor format 'epoc'; did you mean 'epoch'?"),
         ({"type": "integer", "format": "epoch"}, "format applies to datetime and date cursors"),
-        ({"initial_value": "yesterday"}, "initial_value 'yesterday' cannot be read as a datetime"),
+        (
+            {"format": "epoch", "initial_value": "yesterday"},
+            "initial_value 'yesterday' cannot be read as a datetime, so it cannot be sent as epoch",
+        ),
     ],
 )
 def test_a_wrong_format_is_refused(incremental: dict[str, Any], message: str) -> None:

@@ -223,8 +223,8 @@ class IncrementalSettings(BaseModel):
     )
     initial_value: str | int | float | None = Field(
         default=None,
-        description="The value of the first read, written like the records' values (or as "
-        "epoch seconds for a datetime); default: no filter.",
+        description="The value of the first read, sent as written (with a format: read as the "
+        "cursor type, or as epoch seconds for a datetime, then formatted); default: no filter.",
     )
     lookback: Duration | None = Field(
         default=None,
@@ -258,9 +258,11 @@ class IncrementalSettings(BaseModel):
                 f"format applies to datetime and date cursors only ({self.type} values are "
                 "sent as read)"
             )
-        if self.initial_value is not None and parse_value(self.type, self.initial_value) is None:
+        formatted = self.format != "as_read" and self.initial_value is not None
+        if formatted and parse_value(self.type, self.initial_value) is None:
             raise config_error(
-                f"initial_value {self.initial_value!r} cannot be read as a {self.type}"
+                f"initial_value {self.initial_value!r} cannot be read as a {self.type}, so it "
+                f"cannot be sent as {self.format}"
             )
         return self
 
