@@ -2,7 +2,9 @@
 
 Everything is checked when the configuration loads (`pmsync check-config`), before any
 request: JMESPath expressions compile, the pagination style exists and gets only its own
-options, placeholders name variables that the endpoint provides. Errors name the TOML path and
+options, placeholders are well formed and name variables that the endpoint provides, no
+parameter is sent by two settings, cursor formats fit the cursor type, rate limits fit the
+connector's total (the checks across settings are in checks.py). Errors name the TOML path and
 suggest the closest valid name.
 """
 
@@ -250,7 +252,7 @@ class IncrementalSettings(BaseModel):
         return str(choice(value, CURSOR_FORMATS, "cursor format"))
 
     @model_validator(mode="after")
-    def _lookback_fits(self) -> IncrementalSettings:
+    def _options_fit_type(self) -> IncrementalSettings:
         if self.lookback is not None and self.type not in ("datetime", "date"):
             raise config_error("lookback applies to datetime and date cursors only")
         if self.format != "as_read" and self.type not in ("datetime", "date"):
