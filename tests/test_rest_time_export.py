@@ -6,7 +6,6 @@ next page on every answer, marks deleted records, and allows 10 export requests 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -87,28 +86,6 @@ def test_the_example_syncs_with_epoch_start_times_and_tombstones_deleted_organiz
     (third,) = runtime.run_once([STREAM])
     assert third.status == "ok", third.error
     assert third.updated == 1
-
-
-def test_preview_waits_out_a_429_with_retry_after(tmp_path: Path, sim: ZendeskSimulator) -> None:
-    config = example_config(tmp_path, sim)
-    sim.inject(429, path_prefix=EXPORT, headers={"Retry-After": "1"}, times=1)
-    result = CliRunner().invoke(
-        cli, ["--config", str(config), "mappings", "preview", STREAM, "-n", "2", "--json"]
-    )
-    assert result.exit_code == 0, result.output
-    assert "waiting 1 s before trying again" in result.stderr
-    assert len(json.loads(result.stdout)) == 2
-    assert [r.status for r in sim.requests_to(EXPORT)] == [429, 200]
-
-
-def test_preview_does_not_wait_longer_than_it_says(tmp_path: Path, sim: ZendeskSimulator) -> None:
-    config = example_config(tmp_path, sim)
-    sim.inject(429, path_prefix=EXPORT, headers={"Retry-After": "3600"}, times=1)
-    result = CliRunner().invoke(cli, ["--config", str(config), "mappings", "preview", STREAM])
-    assert result.exit_code == 1
-    assert "asked to wait 3600 s; preview waits at most 60 s in all" in result.output
-    assert "Traceback" not in result.output
-    assert len(sim.requests_to(EXPORT)) == 1
 
 
 def test_an_organization_no_longer_marked_deleted_is_live_again(
