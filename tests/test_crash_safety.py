@@ -112,7 +112,7 @@ def test_kill_9_at_random_moments_loses_and_duplicates_nothing(
         observer.close()
         # The source keeps changing between crashes, so every round has work in flight.
         for ticket_id in rng.sample(sorted(sim.tickets.items), 1000):
-            ticket = sim._public(sim.tickets.items[ticket_id])
+            ticket = sim.ticket_record(ticket_id)
             if ticket["status"] != "deleted":
                 sim.put_ticket(
                     {**ticket, "subject": f"round {round_number}"},
