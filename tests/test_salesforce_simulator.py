@@ -16,27 +16,15 @@ from simple_salesforce.exceptions import (
 )
 
 from pmsync.connectors.http import make_session
+from pmsync.simulators.clock import FakeClock
 from pmsync.simulators.salesforce import SalesforceSimulator, generate
 from pmsync.simulators.salesforce import soql as parser
 from pmsync.simulators.salesforce.model import salesforce_id
 from tests.salesforce_support import MY_DOMAIN, make_connector, running
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = datetime.now(UTC).timestamp()
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def sim(clock: Clock) -> Iterator[SalesforceSimulator]:
+def sim(clock: FakeClock) -> Iterator[SalesforceSimulator]:
     yield from running(SalesforceSimulator(clock=clock))
 
 
@@ -114,7 +102,7 @@ def test_query_all_returns_recycle_bin_rows(sim: SalesforceSimulator, sf: Salesf
 
 
 def test_get_updated_and_get_deleted(
-    sim: SalesforceSimulator, sf: Salesforce, clock: Clock
+    sim: SalesforceSimulator, sf: Salesforce, clock: FakeClock
 ) -> None:
     start = datetime.fromtimestamp(clock.now, UTC) - timedelta(hours=1)
     changed = sorted(sim.live_ids("Account"))[:2]
@@ -150,13 +138,13 @@ def test_request_limit_exceeded_is_a_403(sim: SalesforceSimulator, sf: Salesforc
     assert sf.limits()["DailyApiRequests"]["Remaining"] == sim.api_allocation - 1
 
 
-def test_sessions_end_after_their_lifetime(sim: SalesforceSimulator, clock: Clock) -> None:
+def test_sessions_end_after_their_lifetime(sim: SalesforceSimulator, clock: FakeClock) -> None:
     sim.session_ttl = 60
     generate(sim, accounts=1, contacts=0)
     connector = make_connector(sim)
     sf = connector.client.sf()
     sf.limits()
-    clock.now += 61
+    clock.advance(61)
     direct = Salesforce(session_id=sf.session_id, instance_url=sim.base_url, session=sf.session)
     with pytest.raises(SalesforceExpiredSession):
         direct.limits()  # a session-id client cannot log in again
