@@ -7,6 +7,7 @@ HTTP endpoint.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import signal
 import time
@@ -174,7 +175,7 @@ def test_an_outage_of_one_api_leaves_the_others_fresh_and_heals_by_itself(
     cleanup.append(daemon)
     store = Store(sqlite_url(tmp_path))
     for name in sims:
-        wait_until(lambda n=name: synced(store, n, "tickets"), f"{name} synced")
+        wait_until(functools.partial(synced, store, name, "tickets"), f"{name} synced")
 
     outage_ends = time.time() + 12
     failing.inject(503, times=None, until=outage_ends)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,8 @@ from tests.conftest import write_config
 STREAMS = ("tickets", "users", "organizations", "jira_links")
 
 
-def snapshot(runtime: Runtime) -> dict[tuple[str, str], tuple[str, bool]]:
+def snapshot(runtime: Runtime) -> dict[tuple[str, str], tuple[str, bool, datetime]]:
+    """(stream, key) -> (content hash, tombstoned, last seen) of every stored record."""
     with runtime.store.engine.connect() as c:
         rows = c.execute(
             sa.select(
