@@ -23,6 +23,9 @@ from pmsync.connectors.jira import JiraConnector
 from pmsync.simulators.company import RATES, REPORTING_CURRENCY, IssueDemand
 from pmsync.simulators.jira import JiraSimulator
 
+# Every test here runs the demo company's whole cycle first (several seconds of writes).
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture
 def demo(tmp_path: Path) -> Iterator[DemoRun]:
@@ -200,7 +203,6 @@ def test_a_human_edit_is_kept_and_reported_then_overwritten_when_the_policy_says
     assert jira_fields(jira, issue_id)[arr] == pytest.approx(expected(demo)[issue_id].arr)
 
 
-@pytest.mark.slow
 def test_kill_9_during_apply_loses_no_write_and_posts_no_note_twice(tmp_path: Path) -> None:
     run = run_demo(tmp_path / "demo", pendo=False)
     try:
