@@ -177,7 +177,11 @@ def test_per_issue_write_limit_answer_is_a_retriable_outcome(clock: FakeClock) -
 
 
 def test_pacer_keeps_writes_to_one_issue_under_the_limit(clock: FakeClock) -> None:
-    sim = start_sim("cloud", clock, issue_write_limits=((2, 1.0),))
+    # Jira counts 2 writes per 0.5 s, the pacer 2 per second: unpaced, the third write would
+    # land within milliseconds; paced, it lands a second after the first. The pacer and Jira
+    # see each request at slightly different moments, so an identical window would leave no
+    # margin for that (under load, a paced write could then reach Jira a hair too early).
+    sim = start_sim("cloud", clock, issue_write_limits=((2, 0.5),))
     try:
         generate(sim, issues=5, seed=2)
         connector = make_connector(sim, clock)
