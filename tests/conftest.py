@@ -104,7 +104,8 @@ def small_zendesk(zendesk_sim: ZendeskSimulator) -> ZendeskSimulator:
 @pytest.fixture(params=DEPLOYMENTS)
 def jira_deployment(request: pytest.FixtureRequest) -> Deployment:
     """Each Jira test runs against Cloud and Data Center."""
-    return next(d for d in DEPLOYMENTS if d == request.param)
+    deployment: Deployment = request.param
+    return deployment
 
 
 @pytest.fixture
