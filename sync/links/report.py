@@ -145,6 +145,23 @@ def review_queue(derived: Derived) -> Section:
     )
 
 
+def empty_scores(derived: Derived) -> Section:
+    """Declared scores left empty on issues in their scope, and the inputs they miss."""
+    rows = []
+    for name, per_issue in derived.voices.scores.items():
+        for issue_ref, result in per_issue.items():
+            if result.in_scope and result.value is None:
+                issue = derived.world.issues[issue_ref]
+                rows.append((str(issue.get("key", issue.key)), name, "; ".join(result.missing)))
+    rows.sort(key=lambda r: (r[1], r[0]))
+    return Section(
+        "empty_scores",
+        "Scores left empty: an input is missing and has no default",
+        ("issue", "score", "missing"),
+        rows,
+    )
+
+
 def _arr(derived: Derived, account: Entity | None) -> float:
     if account is None:
         return 0.0
