@@ -63,6 +63,9 @@ class Rollup:
         )
         if self.top_accounts:
             text += " · top: " + ", ".join(self.top_accounts)
+        pipeline = self.voices.get("pipeline")
+        if pipeline:
+            text += f" · pipeline: {pipeline:,.0f} {self.currency}"
         return text
 
     @property
