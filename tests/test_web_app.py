@@ -407,5 +407,5 @@ def test_issue_and_account_pages_show_pipeline_detractors_and_scores(world: Worl
     nps = voices.surveys["nps"]
     account = next(iter(sorted(nps)))
     page = get(world.client, f"/accounts/{account}").get_data(as_text=True)
-    assert f"Latest NPS</dt><dd data-figure=\"nps\">{nps[account].score:g} on" in page
+    assert f'Latest NPS</dt><dd data-figure="nps">{nps[account].score:g} on' in page
     assert 'id="opportunities"' in page
