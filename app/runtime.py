@@ -302,6 +302,7 @@ class Runtime:
             self.mappings.rollups,
             self.config.settings.currency,
             persist=persist,
+            scores=self.mappings.score_specs(),
         )
 
     def close(self) -> None:

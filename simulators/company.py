@@ -25,6 +25,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from pmsync.simulators.company_voices import NpsAnswer, Opportunity, generate_voices
 from pmsync.simulators.jira.data import COMPONENTS, ISSUE_TYPES, PRIORITIES, VERSIONS
 from pmsync.simulators.jira.data import STATUSES as JIRA_STATUSES
 from pmsync.simulators.pendo.data import FEATURES
@@ -53,9 +54,17 @@ ISSUE_RULES = ("jira_integration", "ticket_field")
 # the simulator's catalogue of a fresh site).
 CUSTOMER_ACCOUNTS_FIELD = "customfield_10103"
 CUSTOMER_DEMAND_FIELD = "customfield_10104"
+PIPELINE_FIELD = "customfield_10105"
+DETRACTOR_ARR_FIELD = "customfield_10106"
+RICE_FIELD = "customfield_10107"
+PRIORITY_FIELD = "customfield_10108"
 DEMO_JIRA_FIELDS = (
     (CUSTOMER_ACCOUNTS_FIELD, "Customer accounts", "number", "float"),
     (CUSTOMER_DEMAND_FIELD, "Customer demand", "string", "textfield"),
+    (PIPELINE_FIELD, "Pipeline at stake", "number", "float"),
+    (DETRACTOR_ARR_FIELD, "Detractor ARR", "number", "float"),
+    (RICE_FIELD, "RICE score", "number", "float"),
+    (PRIORITY_FIELD, "Priority score", "number", "float"),
 )
 
 # Record ids the simulators would assign; `fill` checks them.
@@ -420,6 +429,8 @@ class Company:
     issues: list[Issue] = field(default_factory=list)
     tickets: list[Ticket] = field(default_factory=list)
     usage: list[DailyUsage] = field(default_factory=list)
+    opportunities: list[Opportunity] = field(default_factory=list)
+    nps: list[NpsAnswer] = field(default_factory=list)
     truth: Truth = field(default_factory=lambda: Truth({}, {}, {}))
 
     def live_accounts(self) -> list[Account]:
@@ -439,10 +450,21 @@ class Company:
             ("zendesk", "jira_links"): sum(len(t.integration_links) for t in self.tickets),
             ("jira", "issues"): sum(1 for i in self.issues if not i.deleted),
             ("pendo", "accounts"): len({u.account_id for u in self.usage}),
+            ("salesforce", "Opportunity"): sum(1 for o in self.opportunities if not o.deleted),
+            ("salesforce", "Opportunity_Issue__c"): sum(
+                len(o.junction_keys) for o in self.opportunities if not o.deleted
+            ),
         }
         if usage_window is not None:
             counts[("pendo", "usage")] = len(
                 {(u.account_id, u.days_ago) for u in self.usage if u.days_ago <= usage_window}
+            )
+            counts[("pendo", "nps_responses")] = sum(
+                1
+                for a in self.nps
+                if a.poll == "rating"
+                and not a.visitor_id.startswith("_PENDO_T_")
+                and a.days_ago <= usage_window
             )
         return counts
 
@@ -465,6 +487,7 @@ def build_company(
     weights = _issues(company, rng)
     _tickets(company, rng, weights)
     _usage(company, rng)
+    generate_voices(company, seed)
     company.truth = compute_truth(company)
     return company
 

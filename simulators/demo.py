@@ -43,15 +43,24 @@ from pmsync.simulators.company import (
     Ticket,
     build_company,
 )
+from pmsync.simulators.company_voices import NpsAnswer, Opportunity
 from pmsync.simulators.jira.app import JiraSimulator
 from pmsync.simulators.jira.data import COMPONENTS, VERSIONS
 from pmsync.simulators.jira.data import STATUSES as JIRA_STATUSES
 from pmsync.simulators.jira.data import status as jira_status
 from pmsync.simulators.jira.fields import STORY_POINTS, custom_field
 from pmsync.simulators.pendo.app import PendoSimulator
-from pmsync.simulators.pendo.data import FEATURES
+from pmsync.simulators.pendo.data import (
+    FEATURES,
+    FEEDBACK_GUIDE_ID,
+    FEEDBACK_POLL,
+    GUIDES,
+    NPS_GUIDE_ID,
+    NPS_RATING_POLL,
+    NPS_REASON_POLL,
+)
 from pmsync.simulators.salesforce.app import SalesforceSimulator
-from pmsync.simulators.salesforce.data import install_schema
+from pmsync.simulators.salesforce.data import install_schema, opportunity_values
 from pmsync.simulators.zendesk.app import ZendeskSimulator, iso_timestamp
 from pmsync.simulators.zendesk.data import (
     JIRA_KEY_FIELD,
@@ -403,6 +412,40 @@ def fill_salesforce(company: Company, sim: SalesforceSimulator) -> None:
     for account in company.accounts:
         if account.deleted:
             sim.soft_delete("Account", account.id, at=deleted_at)
+    fill_opportunities(company, sim, start, deleted_at)
+
+
+def fill_opportunities(
+    company: Company, sim: SalesforceSimulator, start: int, deleted_at: int
+) -> None:
+    """Opportunities (those of deleted accounts deleted with them) and junction records."""
+    today = date.fromtimestamp(sim.now())
+    for n, opportunity in enumerate(company.opportunities):
+        at = start + (n + 1) * (365 * DAY) // max(1, len(company.opportunities))
+        ident = sim.insert("Opportunity", _opportunity_values(opportunity, today), at=at)
+        _expect(ident, opportunity.id, "Opportunity")
+        for key in opportunity.junction_keys:
+            values = {"Opportunity__c": opportunity.id, "Issue_Key__c": key, "Name": key}
+            junction = sim.insert("Opportunity_Issue__c", values, at=at)
+            if opportunity.deleted:
+                sim.soft_delete("Opportunity_Issue__c", junction, at=deleted_at)
+        if opportunity.deleted:
+            sim.soft_delete("Opportunity", opportunity.id, at=deleted_at)
+
+
+def _opportunity_values(opportunity: Opportunity, today: date) -> dict[str, Any]:
+    return {
+        "Name": opportunity.name,
+        "AccountId": opportunity.account_id,
+        "Amount": opportunity.amount,
+        "CurrencyIsoCode": opportunity.currency,
+        **opportunity_values(opportunity.stage),
+        "CloseDate": (today + timedelta(days=opportunity.close_in_days)).isoformat(),
+        "Type": opportunity.type,
+        "OwnerId": opportunity.owner_id,
+        "Jira_Issues__c": opportunity.field_text,
+        "Loss_Reason__c": opportunity.loss_reason,
+    }
 
 
 def _account_values(account: Account) -> dict[str, Any]:
@@ -617,6 +660,43 @@ def fill_pendo(company: Company, sim: PendoSimulator) -> None:
     for usage in company.usage:
         day = today - timedelta(days=usage.days_ago)
         _add_day(sim, usage, day)
+    fill_nps(company, sim)
+
+
+def fill_nps(company: Company, sim: PendoSimulator) -> None:
+    """The guides with their polls, and every answer: NPS ratings with their reasons."""
+    for guide_id, name, polls in GUIDES:
+        sim.add_guide(guide_id, name, polls)
+    today = sim.today()
+    for answer in company.nps:
+        day = today - timedelta(days=answer.days_ago)
+        at_ms = sim.day_ms(day) + answer.second_of_day * 1000
+        _add_answer(sim, answer, at_ms)
+
+
+def _add_answer(sim: PendoSimulator, answer: NpsAnswer, at_ms: int) -> None:
+    if answer.poll != "rating":
+        sim.add_poll_response(
+            FEEDBACK_GUIDE_ID,
+            FEEDBACK_POLL,
+            answer.account_id,
+            answer.visitor_id,
+            at_ms,
+            answer.rating,
+        )
+        return
+    sim.add_poll_response(
+        NPS_GUIDE_ID, NPS_RATING_POLL, answer.account_id, answer.visitor_id, at_ms, answer.rating
+    )
+    if answer.reason is not None:  # the reason comes a few seconds after the rating
+        sim.add_poll_response(
+            NPS_GUIDE_ID,
+            NPS_REASON_POLL,
+            answer.account_id,
+            answer.visitor_id,
+            at_ms + 7_000,
+            answer.reason,
+        )
 
 
 def _add_day(sim: PendoSimulator, usage: DailyUsage, day: date) -> None:

@@ -113,6 +113,42 @@ ENTITIES: dict[str, dict[str, FieldType]] = {
         "rate": "number",
         "corporate": "boolean",
     },
+    # A sales opportunity (Salesforce Opportunity): pipeline at stake on the issues it cites.
+    "opportunity": {
+        **_COMMON,
+        "account_id": "string",
+        "amount": "number",
+        "currency": "string",
+        "stage": "string",
+        "is_closed": "boolean",
+        "is_won": "boolean",
+        "close_date": "date",
+        "probability": "number",
+        "loss_reason": "string",
+        "type": "string",
+        "owner": "string",
+        "issue_keys": "string_list",
+    },
+    # A link between an opportunity and an issue kept as its own record (a junction object).
+    "opportunity_issue": {
+        **_COMMON,
+        "opportunity_id": "string",
+        "issue_key": "string",
+        "issue_id": "string",
+    },
+    # One answer to a survey (NPS, CSAT) from a person at a customer (Pendo polls, any survey
+    # tool through `rest`). kind says which scale the score is on.
+    "survey_response": {
+        **_COMMON,
+        "kind": "string",
+        "score": "number",
+        "comment": "string",
+        "survey": "string",
+        "account_id": "string",
+        "person_id": "string",
+        "email": "string",
+        "responded_at": "datetime",
+    },
     # Product usage of one account over one period (Pendo, PostHog, ...).
     "usage": {
         **_COMMON,

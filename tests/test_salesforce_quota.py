@@ -89,7 +89,11 @@ def test_reserve_holds_and_the_next_cycle_finishes(
     sim.roll_quota(used=0)  # the rolling 24-hour window moved on
     clock.advance(15 * 60)
     third = runtime.run_once()
-    assert [r.status for r in third] == ["ok", "ok"]
+    assert [(r.stream, r.status) for r in third] == [
+        ("Account", "ok"),
+        ("Contact", "ok"),
+        ("Opportunity", "ok"),  # the shipped mapping's third stream, read for the first time
+    ]
     results = first + second + third
     assert runtime.store.live_keys("salesforce", "Account") == sim.live_ids("Account")
     assert runtime.store.live_keys("salesforce", "Contact") == sim.live_ids("Contact")

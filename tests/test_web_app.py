@@ -383,3 +383,29 @@ def test_the_daemon_serves_the_view_when_web_is_enabled(tmp_path: Path) -> None:
                 daemon.kill()
     finally:
         sim.stop()
+
+
+def test_issue_and_account_pages_show_pipeline_detractors_and_scores(world: World) -> None:
+    snapshot = world.app.keeper.snapshot
+    assert snapshot is not None
+    voices = snapshot.derived.voices
+    cited = [r for r, p in voices.pipeline.items() if p.opportunities and r in snapshot.issues]
+    ref = max(cited, key=lambda r: voices.pipeline[r].amount)
+    row = snapshot.issues[ref]
+    html = get(world.client, f"/issues/{row.key}").get_data(as_text=True)
+    assert f"{voices.pipeline[ref].amount:,.0f} USD" in html
+    assert 'data-figure="detractor_arr"' in html
+    assert 'id="opportunities"' in html
+    assert 'id="scores"' in html
+    assert "effort = " in html  # each score's inputs
+    rows = list(
+        csv.DictReader(io.StringIO(get(world.client, "/?format=csv").get_data(as_text=True)))
+    )
+    mine = next(r for r in rows if r["issue"] == row.key)
+    assert float(mine["pipeline"]) == pytest.approx(voices.pipeline[ref].amount)
+    assert mine["rice"] == str(voices.scores["rice"][ref].value or "")
+    nps = voices.surveys["nps"]
+    account = next(iter(sorted(nps)))
+    page = get(world.client, f"/accounts/{account}").get_data(as_text=True)
+    assert f'Latest NPS</dt><dd data-figure="nps">{nps[account].score:g} on' in page
+    assert 'id="opportunities"' in page

@@ -79,33 +79,20 @@ def _print_demo(run: Any, top_issues: Any, top: int) -> None:
         f"Linked {linked:,} of {len(derived.world.tickets):,} tickets to an account and "
         f"{asking:,} to Jira issues; {review} await review (`pmsync links review`)."
     )
+    voices = derived.voices
+    nps_accounts = len(voices.surveys.get("nps", {}))
+    out.print(
+        f"Heard {len(derived.world.opportunities):,} opportunities ({len(voices.pipeline):,} "
+        f"issues cited) and the latest NPS of {nps_accounts:,} accounts; scored every asked-for "
+        f"issue by {', '.join(voices.scores) or 'no score'}."
+    )
     targets = {(w.connector, w.target_key) for w in applied.applied}
     out.print(
         f"Wrote {len(applied.applied):,} fields back onto {len(targets):,} issues and "
         f"accounts ({len(applied.failed)} failed).\n"
     )
     section = top_issues(derived, next(iter(derived.rollups)), top)
-    table = Table(
-        "issue",
-        "summary",
-        "status",
-        "customer ARR",
-        "accounts",
-        "tickets",
-        "top accounts",
-        title="Top issues by customer ARR (written onto each Jira issue)",
-    )
-    for row in section.rows:
-        table.add_row(
-            row[0],
-            str(row[1])[:40],
-            row[2],
-            f"{row[3]:,.0f} {row[4]}",
-            str(row[5]),
-            str(row[6]),
-            row[7],
-        )
-    out.print(table)
+    out.print(_demo_table(section))
     config = demo.config_path
     out.print(
         f"\nDone in {run.seconds['total']:.1f} s. The data is in {demo.store_path} (SQLite); "
@@ -120,13 +107,60 @@ def _print_demo(run: Any, top_issues: Any, top: int) -> None:
     )
     out.print("Try next:", markup=False)
     for line in (
-        f"pmsync -c {config} report                 # issues, product areas, unlinked",
+        f"pmsync -c {config} report                 # issues, scores, product areas, unlinked",
+        f"pmsync -c {config} plan                   # what would change; empty scores and why",
         f"pmsync -c {config} links review           # what the rules could not decide",
         f"pmsync -c {config} status                 # every stream's cursor and counts",
         "pmsync demo --keep-running                # then plan, apply, run against it",
         "edit the mappings, then `pmsync -c ... mappings validate`",
     ):
         out.print(f"  {line}", markup=False)
+
+
+# The other voices and the scores, where the demo has them: column -> heading.
+VOICE_HEADINGS = {
+    "pipeline": "pipeline",
+    "detractor_arr": "detractor ARR",
+    "rice": "RICE",
+    "priority": "priority",
+}
+
+
+def _demo_table(section: Any) -> Table:
+    """The top issues with their customer ARR, pipeline, detractor ARR and scores."""
+    extra = [c for c in VOICE_HEADINGS if c in section.columns]
+    table = Table(
+        "issue",
+        "summary",
+        "status",
+        "customer ARR",
+        "accounts",
+        "tickets",
+        *(VOICE_HEADINGS[c] for c in extra),
+        "top accounts",
+        title="Top issues by customer ARR, with pipeline at stake, detractor ARR and scores "
+        "(all written onto each Jira issue)",
+    )
+    for values in section.as_dicts():
+        table.add_row(
+            values["issue"],
+            str(values["summary"])[:32],
+            values["status"],
+            f"{values['arr']:,.0f} {values['currency']}",
+            str(values["accounts"]),
+            str(values["tickets"]),
+            *(_figure(values[c]) for c in extra),
+            values["top_accounts"],
+        )
+    return table
+
+
+def _figure(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float) and value >= 1000:
+        return f"{value:,.0f}"
+    return f"{value:,}" if isinstance(value, int) else f"{value:,.2f}"
 
 
 def _keep_running(run: Any) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 import click
 from rich.markup import escape
@@ -58,18 +59,32 @@ def links_review(ctx: Context, as_json: bool) -> None:
     "--section",
     "sections",
     multiple=True,
-    type=click.Choice(["issues", "areas", "unlinked"]),
+    type=click.Choice(["issues", "scores", "areas", "unlinked"]),
     help="Only these sections (repeatable); CSV prints one section per run.",
 )
 @click.option("--top", default=20, show_default=True, help="Rows in the ranked sections.")
 @click.option("--rollup", default=None, help="Which declared rollup ranks the issues.")
+@click.option(
+    "--score", "score", default=None, help="Which declared score ranks the scores section."
+)
 @pass_context
 @handle_errors
 def report_command(
-    ctx: Context, fmt: str, sections: tuple[str, ...], top: int, rollup: str | None
+    ctx: Context,
+    fmt: str,
+    sections: tuple[str, ...],
+    top: int,
+    rollup: str | None,
+    score: str | None,
 ) -> None:
-    """Top issues by revenue at stake, product areas by demand, and unlinked feedback."""
-    from pmsync.sync.links.report import product_areas, top_issues, unlinked_feedback
+    """Top issues by revenue at stake (with pipeline, detractor ARR and scores where there are
+    any), issues by priority score, product areas by demand, and unlinked feedback."""
+    from pmsync.sync.links.report import (
+        product_areas,
+        ranked_by_score,
+        top_issues,
+        unlinked_feedback,
+    )
 
     runtime = ctx.runtime()
     derived = runtime.derive()
@@ -77,12 +92,26 @@ def report_command(
     name = rollup or next(iter(derived.rollups))
     if name not in derived.rollups:
         raise PmsyncError(f"no rollup '{name}' (rollups: {', '.join(derived.rollups)})")
+    scores = [s for s, r in derived.voices.scores.items() if r and _scored(derived, name, s)]
+    if score is not None and score not in scores:
+        raise PmsyncError(
+            f"no score '{score}' on rollup '{name}' (scores: {', '.join(scores) or 'none'})"
+        )
+    ranking = score or (scores[0] if scores else None)
     built = {
         "issues": lambda: top_issues(derived, name, top),
         "areas": lambda: product_areas(derived),
         "unlinked": lambda: unlinked_feedback(derived, top),
     }
-    chosen = [built[s]() for s in (sections or ("issues", "areas", "unlinked"))]
+    if ranking is not None:
+        built["scores"] = lambda: ranked_by_score(derived, name, ranking, top)
+    default = (
+        ("issues", "scores", "areas", "unlinked") if ranking else ("issues", "areas", "unlinked")
+    )
+    wanted = sections or default
+    if "scores" in wanted and ranking is None:
+        raise PmsyncError("no score is declared: add a [score.NAME] to a mapping file")
+    chosen = [built[s]() for s in wanted]
     if fmt == "json":
         emit_json({s.name: s.as_dicts() for s in chosen})
     elif fmt == "csv":
@@ -94,6 +123,12 @@ def report_command(
     else:
         for section in chosen:
             print_section(section)
+
+
+def _scored(derived: Any, rollup: str, score: str) -> bool:
+    """Whether `score` is computed on `rollup`."""
+    per_issue = derived.voices.scores.get(score, {})
+    return any(ref in derived.rollups[rollup] for ref in per_issue)
 
 
 COMMANDS: tuple[click.Command, ...] = (links_group, report_command)

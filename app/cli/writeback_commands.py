@@ -18,11 +18,15 @@ from .output import emit_json, out
 @handle_errors
 def plan_command(ctx: Context, as_json: bool) -> None:
     """Every write-back that would happen (target, field, old -> new); writes nothing."""
+    from pmsync.sync.links.report import empty_scores
+
     runtime = ctx.runtime()
     try:
-        plan = runtime.plan()
+        derived = runtime.derive()
+        plan = runtime.plan(derived=derived)
     finally:
         runtime.close()
+    empty = empty_scores(derived)
     if as_json:
         emit_json(
             {
@@ -30,10 +34,32 @@ def plan_command(ctx: Context, as_json: bool) -> None:
                 "writes": [w.as_dict() for w in plan.writes],
                 "kept_human_edits": [w.as_dict() for w in plan.kept],
                 "needs_confirmation": [t.__dict__ for t in plan.guard],
+                "empty_scores": empty.as_dicts(),
             }
         )
         return
     _print_plan(plan)
+    _print_empty_scores(empty.rows)
+
+
+EMPTY_SCORES_SHOWN = 20
+
+
+def _print_empty_scores(rows: list[tuple[Any, ...]]) -> None:
+    """Scores left empty by a missing input without a default, and what is missing."""
+    if not rows:
+        return
+    out.print(
+        f"{len(rows)} score(s) left empty (an input is missing and has no default):",
+        markup=False,
+    )
+    for issue, score, missing in rows[:EMPTY_SCORES_SHOWN]:
+        out.print(f"  {issue} {score}: {missing}", markup=False)
+    if len(rows) > EMPTY_SCORES_SHOWN:
+        out.print(
+            f"  ... and {len(rows) - EMPTY_SCORES_SHOWN} more (`pmsync plan --json` lists all)",
+            markup=False,
+        )
 
 
 def _print_plan(plan: Any) -> None:

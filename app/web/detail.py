@@ -37,6 +37,9 @@ def issue_page(
     accounts.arrange(args, "arr", descending=True)
     tickets.arrange(args, "created", descending=True)
     weeks = recent_weeks(snapshot, TREND_WEEKS)
+    deals = _issue_opportunities(snapshot, entity, page_size)
+    deals.arrange(args, "amount", descending=True)
+    scores = _issue_scores(snapshot, entity)
     return Page(
         "issue.html",
         f"{key}: {entity.get('summary', '')}",
@@ -47,8 +50,90 @@ def issue_page(
             "jira": links.issue(entity.connector, key),
             "trend": [row.weeks.get(w, 0) for w in weeks] if row else [],
             "currency": snapshot.currency,
+            "figures": _voice_figures(snapshot, entity),
         },
-        [accounts, tickets, planned, written],
+        [accounts, tickets, deals, scores, planned, written],
+    )
+
+
+def _voice_figures(snapshot: Snapshot, issue: Entity) -> dict[str, Any]:
+    """Pipeline, detractors and scores of one issue, where the store has them."""
+    roll = snapshot.derived.rollups[snapshot.rollup].get(issue.ref)
+    return roll.voices if roll is not None else {}
+
+
+def _issue_opportunities(snapshot: Snapshot, issue: Entity, page_size: int) -> Table:
+    """Open deals citing the issue (the pipeline at stake), biggest first."""
+    pipeline = snapshot.derived.voices.pipeline.get(issue.ref)
+    rows: list[Row] = [
+        {
+            "opportunity": deal["name"] or deal["ref"],
+            "account": deal["account"] or "",
+            "stage": deal["stage"] or "",
+            "amount": deal["amount_reporting"],
+            "amount_native": deal["amount"],
+            "currency": deal["currency"] or "",
+        }
+        for deal in (pipeline.provenance if pipeline else [])
+    ]
+    columns = (
+        Column("opportunity", "Opportunity"),
+        Column("account", "Account"),
+        Column("stage", "Stage"),
+        Column("amount", f"Amount ({snapshot.currency})", kind="money"),
+        Column("amount_native", "Amount (own currency)", kind="money"),
+        Column("currency", "Currency"),
+    )
+    lost = (
+        f"; lost: {', '.join(f'{r} ({n})' for r, n in pipeline.lost_reasons)}"
+        if (pipeline and pipeline.lost_reasons)
+        else ""
+    )
+    return Table(
+        "opportunities",
+        "Open opportunities citing this issue (pipeline at stake)",
+        columns,
+        rows,
+        prefix="o_",
+        page_size=page_size,
+        empty="No open opportunity cites this issue.",
+        note=f"Each opportunity counts once, however it cites the issue{lost}.",
+    )
+
+
+def _issue_scores(snapshot: Snapshot, issue: Entity) -> Table:
+    """Each declared score of the issue and the inputs it was computed from."""
+    rows: list[Row] = []
+    for name, per_issue in snapshot.derived.voices.scores.items():
+        result = per_issue.get(issue.ref)
+        if result is None or not result.in_scope:
+            continue
+        rows.append(
+            {
+                "score": name,
+                "value": result.value,
+                "inputs": [
+                    f"{input_name} = {detail.get('value')} ({detail.get('from')}"
+                    + (", default)" if detail.get("default") else ")")
+                    for input_name, detail in result.inputs.items()
+                ],
+                "missing": "; ".join(result.missing),
+            }
+        )
+    columns = (
+        Column("score", "Score"),
+        Column("value", "Value", kind="decimal"),
+        Column("inputs", "Inputs", sortable=False),
+        Column("missing", "Why empty", sortable=False),
+    )
+    return Table(
+        "scores",
+        "Priority scores and their inputs",
+        columns,
+        rows,
+        prefix="s_",
+        page_size=max(1, len(rows)),
+        empty="No score is declared for this issue.",
     )
 
 
@@ -304,12 +389,58 @@ def account_page(
             "salesforce": links.account(account.connector, account.key),
             "active_users": _active_users(snapshot, account.ref),
             "open_requests": sum(1 for r in requests.rows if r["shipped"] != "yes"),
+            "surveys": {
+                kind: latest[account.ref]
+                for kind, latest in sorted(snapshot.derived.voices.surveys.items())
+                if account.ref in latest
+            },
         },
-        [requests, usage, tickets],
+        [requests, usage, tickets, _account_opportunities(snapshot, account, page_size)],
         [Chart(f"/charts/usage.svg?account={account.ref}", "Active users per day", usage.name)]
         if usage.rows
         else [],
     )
+
+
+def _account_opportunities(snapshot: Snapshot, account: Entity, page_size: int) -> Table:
+    """The account's opportunities and the issues they cite."""
+    cited: dict[str, list[str]] = {}
+    for issue_ref, pipeline in snapshot.derived.voices.pipeline.items():
+        key = str(snapshot.world.issues[issue_ref].get("key", ""))
+        for deal in pipeline.provenance:
+            cited.setdefault(deal["ref"], []).append(key)
+    rows: list[Row] = [
+        {
+            "opportunity": str(o.get("name", o.key)),
+            "stage": str(o.get("stage", "")),
+            "amount": o.get("amount"),
+            "currency": str(o.get("currency", "")),
+            "close_date": str(o.get("close_date", "") or ""),
+            "issues": sorted(cited.get(o.ref, [])),
+        }
+        for o in snapshot.world.opportunities.values()
+        if (found := snapshot.world.account(o.get("account_id"))) is not None
+        and found.ref == account.ref
+    ]
+    columns = (
+        Column("opportunity", "Opportunity"),
+        Column("stage", "Stage"),
+        Column("amount", "Amount", kind="money"),
+        Column("currency", "Currency"),
+        Column("close_date", "Close date", kind="date"),
+        Column("issues", "Open and citing", sortable=False),
+    )
+    table = Table(
+        "opportunities",
+        "Opportunities",
+        columns,
+        rows,
+        prefix="o_",
+        page_size=page_size,
+        empty="No opportunity for this account.",
+    )
+    table.rows.sort(key=lambda r: -(r["amount"] or 0))
+    return table
 
 
 def _account_requests(snapshot: Snapshot, account: Entity, page_size: int) -> Table:

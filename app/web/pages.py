@@ -15,8 +15,9 @@ from urllib.parse import quote
 
 from pmsync.app.web.links import SourceLinks
 from pmsync.app.web.snapshot import TREND_WEEKS, IssueRow, Snapshot, week_start
-from pmsync.app.web.tables import Column, Row, Table
+from pmsync.app.web.tables import Column, Kind, Row, Table
 from pmsync.redact import redact
+from pmsync.sync.links.report import voice_columns
 from pmsync.sync.store.store import StreamCounts, StreamState
 
 WEEK_CHOICES = (12, 26, 52)
@@ -122,11 +123,14 @@ def issues_page(
     chosen = filtered_issues(snapshot, filters)
     weeks = recent_weeks(snapshot, TREND_WEEKS)
     connector_of = {ref: snapshot.world.issues[ref].connector for ref in snapshot.issues}
-    rows: list[Row] = [_issue_row(row, weeks, links, connector_of[row.ref]) for row in chosen]
+    voices = voice_columns(snapshot.derived, snapshot.rollup)
+    rows: list[Row] = [
+        _issue_row(row, weeks, links, connector_of[row.ref], voices) for row in chosen
+    ]
     table = Table(
         "issues",
         "Issues by revenue at stake",
-        _ISSUE_COLUMNS,
+        _issue_columns(voices),
         rows,
         page_size=page_size,
         empty="No issue matches these filters.",
@@ -163,9 +167,17 @@ def issues_page(
     )
 
 
-def _issue_row(row: IssueRow, weeks: Sequence[date], links: SourceLinks, connector: str) -> Row:
+def _issue_row(
+    row: IssueRow,
+    weeks: Sequence[date],
+    links: SourceLinks,
+    connector: str,
+    voices: Sequence[str] = (),
+) -> Row:
     roll = row.roll
+    figures = roll.value() if voices else {}
     return {
+        **{name: figures.get(name) for name in voices},
         "issue": row.key,
         "summary": row.summary,
         "status": row.status,
@@ -181,6 +193,26 @@ def _issue_row(row: IssueRow, weeks: Sequence[date], links: SourceLinks, connect
         "top_accounts": ", ".join(roll.top_accounts),
         "jira": links.issue(connector, row.key) or "",
     }
+
+
+# The other voices' figures and the scores, when the store has them (report.voice_columns).
+_VOICE_COLUMNS: dict[str, tuple[str, Kind]] = {
+    "pipeline": ("Pipeline", "money"),
+    "pipeline_opportunities": ("Deals", "number"),
+    "detractor_arr": ("Detractor ARR", "money"),
+    "detractor_accounts": ("Detractors", "number"),
+}
+
+
+def _issue_columns(voices: Sequence[str]) -> tuple[Column, ...]:
+    """The issue columns, with pipeline, detractors and scores after the tickets."""
+    extra = tuple(
+        Column(name, *_VOICE_COLUMNS[name])
+        if name in _VOICE_COLUMNS
+        else Column(name, f"{name} score", kind="decimal")
+        for name in voices
+    )
+    return (*_ISSUE_COLUMNS[:8], *extra, *_ISSUE_COLUMNS[8:])
 
 
 _ISSUE_COLUMNS = (

@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any, Literal
 
-Kind = Literal["text", "number", "money", "date", "datetime", "trend"]
+Kind = Literal["text", "number", "decimal", "money", "date", "datetime", "trend"]
 Row = dict[str, Any]
 Link = Callable[[Row], str | None]
-_NUMERIC: frozenset[str] = frozenset({"number", "money"})
+_NUMERIC: frozenset[str] = frozenset({"number", "decimal", "money"})
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 SPARKS = "▁▂▃▄▅▆▇█"
 
@@ -131,6 +131,8 @@ def show(value: Any, kind: Kind) -> str:
 
 
 def _show_scalar(value: Any, kind: Kind) -> str:
+    if kind == "decimal" and isinstance(value, int | float):
+        return f"{value:,.2f}"
     if kind in _NUMERIC and isinstance(value, int | float):
         return f"{value:,.0f}"
     if isinstance(value, datetime):

@@ -125,3 +125,25 @@ def census_pipeline(first_ms: int, days: int, app_id: int | str | None) -> list[
         {"identified": "accountId"},
         {"group": {"group": ["accountId", "day"], "fields": {}}},
     ]
+
+
+def poll_events_pipeline(first_ms: int, days: int, app_id: int | str | None) -> list[Stage]:
+    """Every poll answer of identified visitors over whole days, oldest first."""
+    return [
+        {
+            "source": {
+                "pollEvents": {"appId": app_id} if app_id is not None else None,
+                "timeSeries": _time_series(first_ms, days),
+            }
+        },
+        {"identified": "visitorId"},
+        {"sort": ["browserTime", "visitorId", "pollId"]},
+    ]
+
+
+def guides_pipeline() -> list[Stage]:
+    """The guide catalog with its polls (which poll of a guide is an NPS rating)."""
+    return [
+        {"source": {"guides": None}},
+        {"select": {"id": "id", "name": "name", "polls": "polls"}},
+    ]

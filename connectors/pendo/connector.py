@@ -1,4 +1,4 @@
-"""Pendo: account metadata and per-account daily usage, through the aggregation API.
+"""Pendo: account metadata, per-account daily usage and NPS answers, through the aggregation API.
 
 Pendo's aggregation endpoint has no pagination and is not meant for bulk export, so:
   * accounts are read in keyset pages ordered by (metadata.auto.lastupdated, accountId), which
@@ -9,6 +9,9 @@ Pendo's aggregation endpoint has no pagination and is not meant for bulk export,
     a usage record is keyed by account and day, so a re-read replaces a day, never adds to it.
 Feature usage is read for the features the mapping names as source fields `feature:<name>`
 (a feature name from the catalog, or a feature id), one featureEvents request per feature.
+NPS answers (`nps_responses`) are read from `pollEvents` in the same day slices as usage (with
+the same re-read window); the guide catalog, which says which poll is an NPS rating, is read
+when an answer names a poll this process has not seen (see polls.py).
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from pmsync.connectors.base import Connector, FieldInfo, Page, Record, StreamSpe
 from pmsync.connectors.budget import BudgetRule, RequestBudget
 from pmsync.connectors.http import make_session, request_json
 from pmsync.connectors.pendo import aggregation as agg
+from pmsync.connectors.pendo import polls
 from pmsync.connectors.pendo.settings import PendoSettings
 from pmsync.errors import FatalError
 from pmsync.validation import did_you_mean
@@ -76,6 +80,7 @@ class PendoConnector(Connector):
         self.days = agg.Days(ZoneInfo(settings.timezone))
         self.clock: Callable[[], float] = time.time
         self._session: requests.Session | None = None
+        self._polls: dict[str, polls.Poll] = {}
 
     # ---- plumbing ---------------------------------------------------------------------
 
@@ -135,13 +140,22 @@ class PendoConnector(Connector):
                 sweep="census" if self.settings.start_date else "none",
                 entity_hint="usage",
             ),
+            StreamSpec(
+                "nps_responses",
+                "id",
+                UsageCursor,
+                "NPS answers (rating and reason) per visitor, from poll events by day",
+                object_name="nps_responses",
+                known_fields=frozenset(name for name, _kind, _label in polls.FIELDS),
+                entity_hint="survey_response",
+            ),
         )
 
     def check(self) -> None:
         self._call("GET", "/api/v1/metadata/schema/account")
 
     def objects(self) -> Sequence[str]:
-        return ["accounts", "usage"]
+        return ["accounts", "usage", "nps_responses"]
 
     def discover(self, object_name: str) -> Sequence[FieldInfo]:
         spec = self.stream(object_name)
@@ -160,6 +174,8 @@ class PendoConnector(Connector):
                         )
                     )
             return fields
+        if spec.name == "nps_responses":
+            return [FieldInfo(name, kind, label=label) for name, kind, label in polls.FIELDS]
         standard = [FieldInfo(name, kind, label=label) for name, kind, label in USAGE_FIELDS]
         features = [
             FieldInfo(
@@ -186,6 +202,9 @@ class PendoConnector(Connector):
         if stream.name == "usage":
             last = cursor.last_day if isinstance(cursor, UsageCursor) else None
             return self._read_usage(last, fields)
+        if stream.name == "nps_responses":
+            last = cursor.last_day if isinstance(cursor, UsageCursor) else None
+            return self._read_days(last, self._nps_slice)
         raise FatalError(f"no stream '{stream.name}'", connector=self.name)
 
     def sweep(self, stream: StreamSpec) -> Iterator[SweepPage]:
@@ -239,10 +258,22 @@ class PendoConnector(Connector):
         return (first, yesterday) if first <= yesterday else None
 
     def _read_usage(self, last_day: date | None, fields: frozenset[str]) -> Iterator[Page]:
+        features = self._wanted_features(fields) if self.usage_range(last_day) else {}
+
+        def read_slice(first: date, last: date) -> tuple[list[Record], int]:
+            return self._usage_slice(first, last, features), 1 + len(features)
+
+        yield from self._read_days(last_day, read_slice)
+
+    def _read_days(
+        self,
+        last_day: date | None,
+        read_slice: Callable[[date, date], tuple[list[Record], int]],
+    ) -> Iterator[Page]:
+        """Pages of whole-day slices after the cursor (and the re-read window)."""
         span = self.usage_range(last_day)
         if span is None:
             return
-        features = self._wanted_features(fields)
         first, last = span
         step = timedelta(days=self.settings.slice_days)
         # The re-read window is one slice: a caught-up cycle costs one request per source.
@@ -250,14 +281,10 @@ class PendoConnector(Connector):
         start = first
         while start <= last:
             end = last if start >= window else min(start + step - timedelta(days=1), last)
-            records = self._usage_slice(start, end, features)
+            records, requests_made = read_slice(start, end)
             done = end if last_day is None else max(last_day, end)
-            log.debug("usage_slice", first=start.isoformat(), last=end.isoformat())
-            yield Page(
-                records=records,
-                cursor=UsageCursor(last_day=done),
-                requests=1 + len(features),
-            )
+            log.debug("day_slice", first=start.isoformat(), last=end.isoformat())
+            yield Page(records=records, cursor=UsageCursor(last_day=done), requests=requests_made)
             start = end + timedelta(days=1)
 
     def _usage_slice(self, first: date, last: date, features: dict[str, str]) -> list[Record]:
@@ -315,6 +342,30 @@ class PendoConnector(Connector):
         if not first <= day <= last:
             return None, day, account
         return f"{account}:{day.isoformat()}", day, account
+
+    def _nps_slice(self, first: date, last: date) -> tuple[list[Record], int]:
+        """NPS rating answers of whole days, each with its reason."""
+        rows = self._aggregate(
+            f"pmsync-polls-{first.isoformat()}",
+            agg.poll_events_pipeline(
+                self.days.start_ms(first), (last - first).days + 1, self.settings.app_id
+            ),
+        )
+        requests_made = 1
+        inside: list[dict[str, Any]] = []
+        malformed: list[Record] = []
+        for row in rows:
+            if not isinstance(row, dict) or not row.get("visitorId") or not row.get("pollId"):
+                malformed.append({"_malformed": row})
+                continue
+            stamp = row.get("day")
+            if isinstance(stamp, int) and first <= self.days.of(stamp) <= last:
+                inside.append(row)
+        if any(str(r["pollId"]) not in self._polls for r in inside):
+            guides = self._aggregate("pmsync-guides", agg.guides_pipeline())
+            self._polls = polls.catalog(guides)
+            requests_made += 1
+        return [*polls.nps_records(inside, self._polls), *malformed], requests_made
 
     def _usage_census(self, floor: date) -> Iterator[SweepPage]:
         last = self._yesterday()

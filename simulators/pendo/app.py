@@ -7,8 +7,14 @@ Implemented, after Pendo's public API documentation and its published aggregatio
     {name?, requestId?, pipeline: [...]}}`; the answer is `{startTime, results: [...]}`.
     - The first stage is `{source: {<source>: <params|null>, timeSeries?}}`. Sources:
       `accounts` (params ignored), `events` (`appId` / `eventClass` ignored: one app),
-      `featureEvents` (`featureId` selects one feature; null: every feature) and `features`.
-    - Event sources need `timeSeries` (else 400 "no period specified for time series source").
+      `featureEvents` (`featureId` selects one feature; null: every feature), `features`,
+      `guides` (the guide catalog; a guide's `polls` list each poll's id and
+      `attributes.type`, e.g. "NPSRating"; an NPS guide holds a rating poll and a reason poll)
+      and `pollEvents` (one row per poll answer: accountId, visitorId, appId, guideId, pollId,
+      browserTime in ms, day, type "pollResponse", pollResponse: a number for an NPS rating,
+      text for a reason; remoteIp, server, userAgent).
+    - Event sources (events, featureEvents, pollEvents) need `timeSeries` (else 400 "no period
+      specified for time series source").
       Only `period: "dayRange"` is implemented. `first` is epoch milliseconds or "now()" and is
       rounded down to the start of its day in the subscription's time zone; `count: N` covers N
       days from that day, `count: -N` the N days before it (so "now()" with -1 is yesterday),
@@ -26,8 +32,8 @@ Implemented, after Pendo's public API documentation and its published aggregatio
   * A per-minute request budget (none published by Pendo; configurable, off by default): over it
     the answer is 429 with Retry-After in seconds.
   * Deleting an account removes it and all its event rows (what a data-deletion request does).
-Not implemented: hourRange, spawn/join/eval/reduce operators, visitors, guides, pages, track
-events, writes.
+Not implemented: hourRange, spawn/join/eval/reduce operators, visitors, pages, guide events,
+pollsSeenEver, track events, writes.
 """
 
 from __future__ import annotations
@@ -49,8 +55,8 @@ from pmsync.simulators.pendo.pipeline import PipelineError, Row, run_operators
 
 DAY_MS = 86_400_000
 DEFAULT_APP_ID = -323232
-TIME_SERIES_SOURCES = ("events", "featureEvents")
-SOURCES = ("accounts", "events", "featureEvents", "features")
+TIME_SERIES_SOURCES = ("events", "featureEvents", "pollEvents")
+SOURCES = ("accounts", "events", "featureEvents", "features", "guides", "pollEvents")
 
 
 class PendoSimulator(Simulator):
@@ -76,6 +82,8 @@ class PendoSimulator(Simulator):
         self.events: dict[int, list[Row]] = {}
         self.feature_events: dict[int, list[Row]] = {}
         self.features: list[Row] = []
+        self.guides: list[Row] = []
+        self.poll_events: dict[int, list[Row]] = {}
         self.custom_account_fields: dict[str, str] = {}
         self._window: deque[float] = deque()
         self._window_lock = threading.Lock()
@@ -174,11 +182,68 @@ class PendoSimulator(Simulator):
             self.features.append(feature)
         return feature
 
+    def add_guide(self, guide_id: str, name: str, polls: Iterable[tuple[str, str, str]]) -> Row:
+        """A guide with polls given as (poll id, attributes.type, question)."""
+        stamp = self.now_ms()
+        poll_rows = [
+            {"id": poll_id, "question": question, "attributes": {"type": kind}}
+            for poll_id, kind, question in polls
+        ]
+        guide = {
+            "id": guide_id,
+            "name": name,
+            "state": "public",
+            "kind": "lightbox",
+            "appId": DEFAULT_APP_ID,
+            "createdAt": stamp,
+            "lastUpdatedAt": stamp,
+            "polls": poll_rows,
+            "steps": [
+                {
+                    "id": f"{guide_id}-step1",
+                    "guideId": guide_id,
+                    "pollIds": [p["id"] for p in poll_rows],
+                }
+            ],
+        }
+        with self.lock:
+            self.guides.append(guide)
+        return guide
+
+    def add_poll_response(
+        self,
+        guide_id: str,
+        poll_id: str,
+        account_id: str,
+        visitor_id: str,
+        at_ms: int,
+        response: Any,
+    ) -> Row:
+        """A visitor's answer to a poll at `at_ms` (an NPS rating is a number 0-10)."""
+        day = self.day_ms(self.day_of(at_ms))
+        row: Row = {
+            "accountId": account_id,
+            "visitorId": visitor_id,
+            "appId": DEFAULT_APP_ID,
+            "guideId": guide_id,
+            "pollId": poll_id,
+            "browserTime": at_ms,
+            "day": day,
+            "type": "pollResponse",
+            "pollResponse": response,
+            "remoteIp": "203.0.113.7",
+            "server": "app.example.com",
+            "userAgent": "Mozilla/5.0 (X11; Linux x86_64) pmsync-simulator",
+        }
+        with self.lock:
+            self.poll_events.setdefault(day, []).append(row)
+        return dict(row)
+
     def delete_account(self, account_id: str) -> None:
         """Remove an account and every event row that belongs to it."""
         with self.lock:
             self.accounts.pop(account_id, None)
-            for table in (self.events, self.feature_events):
+            for table in (self.events, self.feature_events, self.poll_events):
                 for day, rows in table.items():
                     table[day] = [r for r in rows if r["accountId"] != account_id]
 
@@ -290,15 +355,16 @@ class PendoSimulator(Simulator):
         params = source[name] if isinstance(source[name], dict) else {}
         series = source.get("timeSeries")
         if name not in TIME_SERIES_SOURCES:
+            catalogs = {"accounts": list(self.accounts.values()), "guides": self.guides}
             with self.lock:
-                rows = copy.deepcopy(
-                    list(self.accounts.values()) if name == "accounts" else self.features
-                )
+                rows = copy.deepcopy(catalogs.get(name, self.features))
             return rows, self.now_ms()
         if not isinstance(series, dict):
             raise PipelineError("no period specified for time series source")
         days = self._days(series)
-        table = self.events if name == "events" else self.feature_events
+        table = {"events": self.events, "featureEvents": self.feature_events}.get(
+            name, self.poll_events
+        )
         feature = params.get("featureId") if name == "featureEvents" else None
         with self.lock:
             rows = [

@@ -84,3 +84,28 @@ def generate(
                             feature_id=feature_id,
                         )
     return out
+
+
+# Guides with polls, as Pendo's guide catalog lists them: an NPS guide is a rating poll
+# (attributes.type "NPSRating") and a free-text reason poll; other guides hold other polls.
+NPS_GUIDE_ID = "guide-nps-quarterly"
+NPS_GUIDE_NAME = "Quarterly NPS"
+NPS_RATING_POLL = "poll-nps-rating"
+NPS_REASON_POLL = "poll-nps-reason"
+FEEDBACK_GUIDE_ID = "guide-export-feedback"
+FEEDBACK_POLL = "poll-export-thumbs"
+GUIDES = (
+    (
+        NPS_GUIDE_ID,
+        NPS_GUIDE_NAME,
+        (
+            (NPS_RATING_POLL, "NPSRating", "How likely are you to recommend us to a friend?"),
+            (NPS_REASON_POLL, "FreeForm", "What is the main reason for your score?"),
+        ),
+    ),
+    (
+        FEEDBACK_GUIDE_ID,
+        "Export feedback",
+        ((FEEDBACK_POLL, "PositiveNegative", "Was this export useful?"),),
+    ),
+)

@@ -1,4 +1,5 @@
-"""The simulated org's schema (User, Account, Contact) and a plausible data generator.
+"""The simulated org's schema (User, Account, Contact, Opportunity and a junction object
+linking opportunities to Jira issues) and a plausible data generator.
 
 Deterministic for a seed. Accounts carry revenue (AnnualRevenue, and a custom ARR__c on most),
 currency, a custom segment, owner and website; contacts carry e-mail addresses on their
@@ -121,9 +122,96 @@ def contact_table() -> SObjectTable:
     )
 
 
+OPPORTUNITY_STAGES = {
+    # stage: (probability %, closed, won), as a default Salesforce sales process has them
+    "Prospecting": (10, False, False),
+    "Qualification": (20, False, False),
+    "Needs Analysis": (30, False, False),
+    "Proposal/Price Quote": (60, False, False),
+    "Negotiation/Review": (80, False, False),
+    "Closed Won": (100, True, True),
+    "Closed Lost": (0, True, False),
+}
+LOSS_REASONS = ("Missing feature", "Price", "Competitor", "No decision", "Timing")
+
+
+def opportunity_table() -> SObjectTable:
+    """Opportunity with the custom fields sales teams add: a field holding the Jira issue keys
+    a deal waits on (free text, typed by hand) and the loss reason."""
+    return SObjectTable.create(
+        "Opportunity",
+        "006",
+        [
+            FieldDef("Name", "string", "Opportunity Name", nillable=False, length=120),
+            FieldDef(
+                "AccountId",
+                "reference",
+                "Account ID",
+                reference_to=("Account",),
+                relationship_name="Account",
+                length=18,
+            ),
+            FieldDef("Amount", "currency", "Amount"),
+            FieldDef("CurrencyIsoCode", "picklist", "Opportunity Currency", length=3),
+            FieldDef("StageName", "picklist", "Stage", nillable=False, length=255),
+            FieldDef("Probability", "percent", "Probability (%)"),
+            # Set from the stage by Salesforce: read-only through the API.
+            FieldDef("IsClosed", "boolean", "Closed", updateable=False, nillable=False),
+            FieldDef("IsWon", "boolean", "Won", updateable=False, nillable=False),
+            FieldDef("CloseDate", "date", "Close Date", nillable=False),
+            FieldDef("Type", "picklist", "Opportunity Type", length=255),
+            FieldDef(
+                "OwnerId",
+                "reference",
+                "Owner ID",
+                reference_to=("User",),
+                relationship_name="Owner",
+                length=18,
+            ),
+            FieldDef("Jira_Issues__c", "string", "Jira Issues", custom=True, length=255),
+            FieldDef("Loss_Reason__c", "picklist", "Loss Reason", custom=True, length=255),
+        ],
+    )
+
+
+def opportunity_issue_table() -> SObjectTable:
+    """A junction object some orgs keep instead of (or beside) a text field: one record per
+    opportunity and Jira issue."""
+    return SObjectTable.create(
+        "Opportunity_Issue__c",
+        "a0J",
+        [
+            FieldDef("Name", "string", "Opportunity Issue Name", length=80),
+            FieldDef(
+                "Opportunity__c",
+                "reference",
+                "Opportunity",
+                custom=True,
+                reference_to=("Opportunity",),
+                relationship_name="Opportunity__r",
+                length=18,
+            ),
+            FieldDef("Issue_Key__c", "string", "Jira Issue Key", custom=True, length=40),
+        ],
+        custom=True,
+    )
+
+
+def opportunity_values(stage: str) -> dict[str, Any]:
+    """The fields Salesforce derives from a stage."""
+    probability, closed, won = OPPORTUNITY_STAGES[stage]
+    return {"StageName": stage, "Probability": probability, "IsClosed": closed, "IsWon": won}
+
+
 def install_schema(sim: SalesforceSimulator) -> None:
     """Give the org the standard objects pmsync reads (idempotent)."""
-    for make in (user_table, account_table, contact_table):
+    for make in (
+        user_table,
+        account_table,
+        contact_table,
+        opportunity_table,
+        opportunity_issue_table,
+    ):
         table = make()
         if table.name not in sim.tables:
             sim.add_object(table)

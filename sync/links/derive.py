@@ -17,7 +17,9 @@ from pmsync.errors import Problem
 from pmsync.sync.links.linker import Link, Linker, LinkResult, Overrides
 from pmsync.sync.links.models import LinkSettings, RollupSpec
 from pmsync.sync.links.rollups import Currencies, Rollup, compute_rollups
+from pmsync.sync.links.score_models import ScoreSpec
 from pmsync.sync.links.settings import CurrencySettings
+from pmsync.sync.links.voices import Voices, hear_voices
 from pmsync.sync.links.world import World
 from pmsync.sync.store.locks import store_lock
 from pmsync.sync.store.schema import links as links_table
@@ -35,6 +37,7 @@ class Derived:
     links: LinkResult
     rollups: dict[str, dict[str, Rollup]]
     currencies: Currencies
+    voices: Voices = field(default_factory=Voices)
     links_added: int = 0
     links_removed: int = 0
     changed_rollups: dict[str, list[str]] = field(default_factory=dict)
@@ -63,12 +66,18 @@ def derive(
     currency: CurrencySettings,
     *,
     persist: bool = True,
+    scores: Mapping[str, ScoreSpec] | None = None,
 ) -> Derived:
-    """Link, roll up, and (when `persist`) store the changes."""
+    """Link, roll up, hear the other voices, score, and (when `persist`) store the changes."""
+    declared = dict(scores or {})
     if not persist:
-        return _derive(store, link_settings, overrides, rollup_specs, currency, persist=False)
+        return _derive(
+            store, link_settings, overrides, rollup_specs, currency, declared, persist=False
+        )
     with store_lock(store, "derive"):
-        return _derive(store, link_settings, overrides, rollup_specs, currency, persist=True)
+        return _derive(
+            store, link_settings, overrides, rollup_specs, currency, declared, persist=True
+        )
 
 
 def _derive(
@@ -77,6 +86,7 @@ def _derive(
     overrides: Overrides,
     rollup_specs: Mapping[str, RollupSpec],
     currency: CurrencySettings,
+    scores: Mapping[str, ScoreSpec],
     *,
     persist: bool,
 ) -> Derived:
@@ -89,7 +99,8 @@ def _derive(
         name: compute_rollups(world, result, spec, currencies, name=name)
         for name, spec in specs.items()
     }
-    derived = Derived(world, result, rollups, currencies)
+    voices = hear_voices(world, rollups, specs, scores, currencies)
+    derived = Derived(world, result, rollups, currencies, voices)
     if persist:
         with store.transaction() as connection:
             derived.links_added, derived.links_removed = _store_links(connection, result.links())

@@ -106,6 +106,19 @@ class RollupSpec(BaseModel):
     usage_days: int = Field(
         default=30, ge=1, description="Window for the asking accounts' product usage."
     )
+    pipeline_stages: list[str] = Field(
+        default_factory=list,
+        description="Count only open opportunities in these stages as pipeline (default: all).",
+    )
+    detractor_max: float = Field(
+        default=6,
+        description="An account whose latest NPS is at most this is a detractor (NPS: 0-6).",
+    )
+    survey_days: int | None = Field(
+        default=None,
+        ge=1,
+        description="Only survey answers from the last N days count (default: any age).",
+    )
     description: str = ""
 
 
@@ -114,6 +127,32 @@ DEFAULT_ROLLUPS = ("customer_demand",)  # used when no file declares a rollup
 WritebackTarget = Literal["issue", "ticket", "account"]
 
 # The figures write-back can put on each kind of target (computed in sync/writeback/figures.py).
+# The sales voice: open opportunities citing the issue (sync/links/pipeline.py).
+PIPELINE_FIGURES = (
+    "pipeline",
+    "pipeline_opportunities",
+    "pipeline_accounts",
+    "pipeline_stages",
+    "lost_opportunities",
+    "lost_reasons",
+)
+# The survey voice: the asking accounts' latest NPS (sync/links/surveys.py).
+SURVEY_FIGURES = ("detractor_arr", "detractor_accounts", "nps_average")
+# Issue figures that are numbers: what a score may name (sync/links/scores.py).
+NUMERIC_ISSUE_FIGURES = (
+    "arr",
+    "accounts",
+    "tickets",
+    "active_users",
+    "unlinked_tickets",
+    "pipeline",
+    "pipeline_opportunities",
+    "pipeline_accounts",
+    "lost_opportunities",
+    "detractor_arr",
+    "detractor_accounts",
+    "nps_average",
+)
 ISSUE_FIGURES = (
     "arr",
     "currency",
@@ -126,6 +165,8 @@ ISSUE_FIGURES = (
     "active_users",
     "unlinked_tickets",
     "summary",
+    *PIPELINE_FIGURES,
+    *SURVEY_FIGURES,
 )
 TICKET_FIGURES = ("issue_status", "issue_keys", "issue_count")
 ACCOUNT_FIGURES = ("tickets", "open_tickets", "issues", "issue_keys")

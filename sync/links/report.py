@@ -24,12 +24,26 @@ class Section:
         return [dict(zip(self.columns, row, strict=True)) for row in self.rows]
 
 
+def voice_columns(derived: Derived, rollup: str) -> tuple[str, ...]:
+    """The other voices' figures and the scores of `rollup`, where there are any."""
+    columns: tuple[str, ...] = ()
+    if derived.voices.has_pipeline:
+        columns += ("pipeline", "pipeline_opportunities")
+    if derived.voices.has_surveys:
+        columns += ("detractor_arr", "detractor_accounts")
+    rolled = derived.rollups.get(rollup, {})
+    sample = next(iter(rolled.values())).value() if rolled else {}
+    return columns + tuple(name for name in derived.voices.scores if name in sample)
+
+
 def top_issues(derived: Derived, rollup: str, limit: int) -> Section:
+    extra = voice_columns(derived, rollup)
     rows = []
     for issue_ref, roll in derived.rollups[rollup].items():
         if roll.empty:
             continue
         issue = derived.world.issues[issue_ref]
+        figures = roll.value()
         rows.append(
             (
                 roll.issue_key,
@@ -41,6 +55,7 @@ def top_issues(derived: Derived, rollup: str, limit: int) -> Section:
                 roll.tickets,
                 ", ".join(roll.top_accounts),
                 roll.last_request or "",
+                *(figures.get(name) for name in extra),
             )
         )
     rows.sort(key=lambda r: (-r[3], -r[6], r[0]))
@@ -57,7 +72,38 @@ def top_issues(derived: Derived, rollup: str, limit: int) -> Section:
             "tickets",
             "top_accounts",
             "last_request",
+            *extra,
         ),
+        rows[:limit],
+    )
+
+
+def ranked_by_score(derived: Derived, rollup: str, score: str, limit: int) -> Section:
+    """Issues by one declared score, highest first, with the figures beside it."""
+    extra = tuple(c for c in voice_columns(derived, rollup) if c != score)
+    rows = []
+    for issue_ref, result in derived.voices.scores.get(score, {}).items():
+        if result.value is None:
+            continue
+        roll = derived.rollups[rollup][issue_ref]
+        issue = derived.world.issues[issue_ref]
+        figures = roll.value()
+        rows.append(
+            (
+                roll.issue_key,
+                issue.get("summary", ""),
+                issue.get("status", ""),
+                result.value,
+                roll.arr,
+                roll.accounts,
+                *(figures.get(name) for name in extra),
+            )
+        )
+    rows.sort(key=lambda r: (-r[3], r[0]))
+    return Section(
+        "scores",
+        f"Issues by {score} score",
+        ("issue", "summary", "status", score, "arr", "accounts", *extra),
         rows[:limit],
     )
 
@@ -141,6 +187,23 @@ def review_queue(derived: Derived) -> Section:
         "review",
         "Links to review (resolve them in the overrides file)",
         ("ticket", "subject", "kind", "reason", "detail", "candidates", "arr_at_stake"),
+        rows,
+    )
+
+
+def empty_scores(derived: Derived) -> Section:
+    """Declared scores left empty on issues in their scope, and the inputs they miss."""
+    rows = []
+    for name, per_issue in derived.voices.scores.items():
+        for issue_ref, result in per_issue.items():
+            if result.in_scope and result.value is None:
+                issue = derived.world.issues[issue_ref]
+                rows.append((str(issue.get("key", issue.key)), name, "; ".join(result.missing)))
+    rows.sort(key=lambda r: (r[1], r[0]))
+    return Section(
+        "empty_scores",
+        "Scores left empty: an input is missing and has no default",
+        ("issue", "score", "missing"),
         rows,
     )
 

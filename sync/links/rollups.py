@@ -50,6 +50,9 @@ class Rollup:
     active_users: int | None
     unlinked_tickets: int
     provenance: dict[str, Any]
+    # Figures of the other voices (pipeline, surveys) and the scores, when configured
+    # (sync/links/voices.py); they travel with the rollup's own figures.
+    voices: dict[str, Any] = field(default_factory=dict)
 
     @property
     def summary(self) -> str:
@@ -60,11 +63,15 @@ class Rollup:
         )
         if self.top_accounts:
             text += " · top: " + ", ".join(self.top_accounts)
+        pipeline = self.voices.get("pipeline")
+        if pipeline:
+            text += f" · pipeline: {pipeline:,.0f} {self.currency}"
         return text
 
     @property
     def empty(self) -> bool:
-        return self.tickets == 0
+        """Nobody asks: no ticket, and no open opportunity cites the issue."""
+        return self.tickets == 0 and not self.voices.get("pipeline_opportunities")
 
     def value(self) -> dict[str, Any]:
         """Figures that write-back and reports read, by name."""
@@ -81,6 +88,7 @@ class Rollup:
             "unlinked_tickets": self.unlinked_tickets,
             "summary": self.summary,
             "issue_key": self.issue_key,
+            **self.voices,
         }
 
 

@@ -51,6 +51,9 @@ class World:
     issues: dict[str, Entity] = field(default_factory=dict)
     issue_links: dict[str, Entity] = field(default_factory=dict)
     usage: dict[str, Entity] = field(default_factory=dict)
+    opportunities: dict[str, Entity] = field(default_factory=dict)
+    opportunity_issues: dict[str, Entity] = field(default_factory=dict)
+    surveys: dict[str, Entity] = field(default_factory=dict)
     rates: dict[str, float] = field(default_factory=dict)
     by_account_id: dict[str, Entity] = field(default_factory=dict)
     by_issue_id: dict[str, Entity] = field(default_factory=dict)
@@ -70,6 +73,9 @@ class World:
             "issue": world.issues,
             "issue_link": world.issue_links,
             "usage": world.usage,
+            "opportunity": world.opportunities,
+            "opportunity_issue": world.opportunity_issues,
+            "survey_response": world.surveys,
         }
         for connector, stream, key, unified in store.iter_unified(list(buckets)):
             entity_name, fields = unified

@@ -18,6 +18,8 @@ from pmsync.sync.links.models import (
     RollupSpec,
     WritebackSpec,
 )
+from pmsync.sync.links.score_checks import check_score
+from pmsync.sync.links.score_models import ScoreSpec
 from pmsync.sync.mapping.compiler import (
     CompiledField,
     CompiledStream,
@@ -49,6 +51,10 @@ class MappingSet:
     overrides_path: Path | None = None
     rollups: dict[str, RollupSpec] = field(default_factory=dict)
     writebacks: dict[str, tuple[str, WritebackSpec]] = field(default_factory=dict)
+    scores: dict[str, tuple[str, ScoreSpec]] = field(default_factory=dict)
+
+    def score_specs(self) -> dict[str, ScoreSpec]:
+        return {name: spec for name, (_file, spec) in self.scores.items()}
 
     def for_connector(self, instance: str, type_name: str) -> dict[str, CompiledStream]:
         """Stream mappings for one connector instance: instance-specific ones win over type ones."""
@@ -104,6 +110,7 @@ def load_mappings(paths: Sequence[Path]) -> MappingSet:
                     Problem(str(path), f"streams.{stream_name}", f"also mapped in {other}")
                 )
             result.streams[slot] = compiled
+    problems.extend(score_problems(result))
     ConfigError.collect(problems)
     return result
 
@@ -129,12 +136,22 @@ def _collect_links_and_rollups(
             if name in result.writebacks:
                 problems.append(Problem(str(path), f"writeback.{name}", "defined in two files"))
             result.writebacks[name] = (str(path), writeback)
+        for name, score in document.score.items():
+            if name in result.scores:
+                problems.append(Problem(str(path), f"score.{name}", "defined in two files"))
+            result.scores[name] = (str(path), score)
     for name, (file, writeback) in result.writebacks.items():
-        problems.extend(_writeback_problems(name, file, writeback, result.rollups))
+        problems.extend(
+            _writeback_problems(name, file, writeback, result.rollups, result.score_specs())
+        )
 
 
 def _writeback_problems(
-    name: str, file: str, writeback: WritebackSpec, rollups: Mapping[str, RollupSpec]
+    name: str,
+    file: str,
+    writeback: WritebackSpec,
+    rollups: Mapping[str, RollupSpec],
+    scores: Mapping[str, ScoreSpec] | None = None,
 ) -> list[Problem]:
     """A write-back's rollup and figures must exist: a typo fails here, not at `plan`."""
     where = f"writeback.{name}"
@@ -148,7 +165,19 @@ def _writeback_problems(
             )
         )
     available = FIGURES[writeback.target]
+    if writeback.target == "issue":
+        available = (*available, *(scores or {}))
     for declared, figure in writeback.fields.items():
+        score = (scores or {}).get(figure) if writeback.target == "issue" else None
+        if score is not None and score.rollup != writeback.rollup:
+            problems.append(
+                Problem(
+                    file,
+                    f'{where}.fields."{declared}"',
+                    f"score '{figure}' is computed on rollup '{score.rollup}', this write-back "
+                    f"writes rollup '{writeback.rollup}'",
+                )
+            )
         if figure not in available:
             problems.append(
                 Problem(
@@ -161,6 +190,19 @@ def _writeback_problems(
     return problems
 
 
+def score_problems(mappings: MappingSet) -> list[Problem]:
+    """Declared scores against what exists: rollups, figures, issue fields, link rules."""
+    issue_fields = set(ENTITIES["issue"])
+    for compiled in mappings.streams.values():
+        if compiled.entity == "issue":
+            issue_fields |= {f.name for f in compiled.fields}
+    problems: list[Problem] = []
+    for name, (file, spec) in mappings.scores.items():
+        rollups = list(mappings.rollups or DEFAULT_ROLLUPS)
+        problems.extend(check_score(name, file, spec, rollups, issue_fields))
+    return problems
+
+
 def _validate_file(path: Path, raw: dict[str, Any], problems: list[Problem]) -> MappingFile:
     """Validate section by section, so one bad stream does not hide the others' problems."""
     file = str(path)
@@ -169,6 +211,7 @@ def _validate_file(path: Path, raw: dict[str, Any], problems: list[Problem]) -> 
         "taxonomy": (TaxonomySpec, {}),
         "rollup": (RollupSpec, {}),
         "writeback": (WritebackSpec, {}),
+        "score": (ScoreSpec, {}),
     }
     shell: dict[str, Any] = {k: v for k, v in raw.items() if k not in sections}
     for name, (model, valid) in sections.items():
@@ -193,6 +236,7 @@ def _validate_file(path: Path, raw: dict[str, Any], problems: list[Problem]) -> 
             taxonomy=shell["taxonomy"],
             rollup=shell["rollup"],
             writeback=shell["writeback"],
+            score=shell["score"],
         )
 
 

@@ -7,6 +7,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from pmsync.sync.links.models import LinkSettings, RollupSpec, WritebackSpec
+from pmsync.sync.links.score_models import ScoreSpec
 
 TransformSpec = str | dict[str, Any]
 
@@ -79,4 +80,8 @@ class MappingFile(BaseModel):
     )
     writeback: dict[str, WritebackSpec] = Field(
         default_factory=dict, description="Figures written back into the tools, field by field."
+    )
+    score: dict[str, ScoreSpec] = Field(
+        default_factory=dict,
+        description="Priority scores per issue (RICE, ICE, weighted, formula), usable as figures.",
     )
