@@ -10,7 +10,8 @@ from rich.markup import escape
 from pmsync.errors import PmsyncError
 
 from .context import Context, handle_errors, pass_context
-from .output import emit_json, err, out, print_section
+from .output import emit_json, err, out
+from .sections import print_section
 
 # ---- links and reports --------------------------------------------------------------------
 
@@ -38,7 +39,7 @@ def links_review(ctx: Context, as_json: bool) -> None:
             {"review": section.as_dicts(), "override_problems": [str(p) for p in derived.problems]}
         )
         return
-    print_section(section)
+    print_section(out, section)
     for problem in derived.problems:
         err.print(f"[yellow]override ignored:[/] {escape(str(problem))}", markup=True)
     where = overrides or "the file named by links.overrides in your mappings"
@@ -54,6 +55,7 @@ def links_review(ctx: Context, as_json: bool) -> None:
     show_default=True,
     help="Output format.",
 )
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (the same as --format json).")
 @click.option(
     "--section",
     "sections",
@@ -66,9 +68,18 @@ def links_review(ctx: Context, as_json: bool) -> None:
 @pass_context
 @handle_errors
 def report_command(
-    ctx: Context, fmt: str, sections: tuple[str, ...], top: int, rollup: str | None
+    ctx: Context,
+    fmt: str,
+    as_json: bool,
+    sections: tuple[str, ...],
+    top: int,
+    rollup: str | None,
 ) -> None:
     """Top issues by revenue at stake, product areas by demand, and unlinked feedback."""
+    if as_json:
+        if fmt not in ("table", "json"):
+            raise click.UsageError(f"--json and --format {fmt} ask for two formats; choose one")
+        fmt = "json"
     from pmsync.sync.links.report import product_areas, top_issues, unlinked_feedback
 
     runtime = ctx.runtime()
@@ -92,8 +103,10 @@ def report_command(
         writer.writerow(chosen[0].columns)
         writer.writerows(chosen[0].rows)
     else:
-        for section in chosen:
-            print_section(section)
+        for number, section in enumerate(chosen):
+            if number:
+                out.print()
+            print_section(out, section)
 
 
 COMMANDS: tuple[click.Command, ...] = (links_group, report_command)
