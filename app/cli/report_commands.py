@@ -9,14 +9,14 @@ from rich.markup import escape
 
 from pmsync.errors import PmsyncError
 
-from .context import Context, handle_errors, pass_context
+from .context import Context, WholeHelpGroup, handle_errors, pass_context
 from .output import emit_json, err, out
 from .sections import print_section
 
 # ---- links and reports --------------------------------------------------------------------
 
 
-@click.group("links")
+@click.group("links", cls=WholeHelpGroup)
 def links_group() -> None:
     """How tickets link to accounts and issues."""
 

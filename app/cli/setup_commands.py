@@ -13,7 +13,7 @@ from pmsync.connectors.registry import load_registry
 from pmsync.errors import AuthError, ConnectorError
 from pmsync.redact import redact
 
-from .context import Context, handle_errors, pass_context
+from .context import Context, WholeHelpGroup, handle_errors, pass_context
 from .output import emit_json, out, short
 
 # ---- configuration ------------------------------------------------------------------------
@@ -33,7 +33,7 @@ def check_config(ctx: Context) -> None:
     )
 
 
-@click.group("connectors")
+@click.group("connectors", cls=WholeHelpGroup)
 def connectors_group() -> None:
     """Installed connector types (plugins in the `pmsync.connectors` entry-point group)."""
 
@@ -69,7 +69,7 @@ def connectors_list(as_json: bool) -> None:
 # ---- mappings -----------------------------------------------------------------------------
 
 
-@click.group("mappings")
+@click.group("mappings", cls=WholeHelpGroup)
 def mappings_group() -> None:
     """Validate and preview the mapping files."""
 
@@ -107,7 +107,7 @@ def mappings_preview(ctx: Context, stream: str, limit: int, as_json: bool) -> No
     from pmsync.errors import MappingFailure
 
     runtime = ctx.runtime()
-    job = runtime.jobs([stream])[0]
+    job = runtime.jobs([stream], option="STREAM")[0]
     connector = runtime.connector(job.connector)
     samples: list[dict[str, Any]] = []
     for page in connector.read(job.spec, None, fields=job.mapping.source_fields):

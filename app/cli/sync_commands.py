@@ -11,7 +11,7 @@ from typing import Any
 import click
 from rich.markup import escape
 
-from pmsync.errors import ConfigError, PmsyncError
+from pmsync.errors import ConfigError, PmsyncError, StoreBusy
 
 from .context import (
     EXIT_CONFIG,
@@ -155,15 +155,43 @@ def run_command(ctx: Context) -> None:
     """
     from pmsync.app.daemon.service import Daemon
 
+    daemon = Daemon(
+        ctx.config_path,
+        log_level=ctx.log_level,
+        log_format=ctx.log_format,
+        on_started=_announce if err.is_terminal else None,
+    )
     try:
-        code = Daemon(ctx.config_path, log_level=ctx.log_level, log_format=ctx.log_format).run()
+        code = daemon.run()
     except ConfigError as exc:
         print_config_problems(exc)
+        sys.exit(EXIT_CONFIG)
+    except StoreBusy as exc:  # restarting would not help either: systemd must not loop
+        print_error(exc)
         sys.exit(EXIT_CONFIG)
     except PmsyncError as exc:
         print_error(exc)
         sys.exit(1)
     sys.exit(code)
+
+
+def _announce(started: Any) -> None:
+    """On a terminal, say what runs and where it listens (logs are for machines)."""
+    where = (
+        f"; health and metrics on {started.http} (/healthz, /readyz, /metrics)"
+        if started.http
+        else ""
+    )
+    err.print(
+        f"pmsync runs {_count(len(started.connectors), 'connector')} "
+        f"({', '.join(started.connectors)}), {_count(started.streams, 'stream')}{where}. "
+        "Ctrl-C stops it; --log-level info shows each cycle.",
+        markup=False,
+    )
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}{'' if number == 1 else 's'}"
 
 
 @click.command("status")

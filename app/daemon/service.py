@@ -20,6 +20,7 @@ import os
 import time
 import uuid
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,6 +49,15 @@ log = structlog.get_logger("pmsync.daemon")
 EXIT_OK = 0
 
 
+@dataclass(frozen=True)
+class Started:
+    """What a started daemon serves, for a person watching it start."""
+
+    connectors: list[str]
+    streams: int
+    http: str | None  # the base URL of /healthz, /readyz and /metrics; None when disabled
+
+
 @dataclass
 class _Generation:
     """One loaded configuration and the workers running it."""
@@ -66,8 +76,10 @@ class Daemon:
         log_level: str | None = None,
         log_format: str | None = None,
         write_back: WriteBack = auto_write_back,
+        on_started: Callable[[Started], None] | None = None,
     ) -> None:
         self.config_path = config_path
+        self.on_started = on_started
         self.log_level = log_level
         self.log_format = log_format
         self.write_back = write_back
@@ -107,12 +119,12 @@ class Daemon:
         http: HealthServer | None = None
         try:
             http = self._start_http(settings)
-            self._serve(runtime)
+            self._serve(runtime, http)
         finally:
             self._shutdown(http)
         return EXIT_OK
 
-    def _serve(self, runtime: Runtime) -> None:
+    def _serve(self, runtime: Runtime, http: HealthServer | None) -> None:
         assert self._current is not None
         log.info(
             "daemon_started",
@@ -126,6 +138,15 @@ class Daemon:
         self._start_workers(self._current, predecessors={})
         self._started = True
         self.notifier.ready(self._status_line())
+        if self.on_started is not None:
+            workers = self._current.workers
+            self.on_started(
+                Started(
+                    connectors=sorted(workers),
+                    streams=sum(len(w.jobs) for w in workers.values()),
+                    http=f"http://{_url_host(http.host)}:{http.port}" if http else None,
+                )
+            )
         self._main_loop()
 
     def _configure_logging(self, runtime: Runtime) -> None:
@@ -375,3 +396,8 @@ class Daemon:
             "owned_connectors": owned,
             "streams": [stream.as_dict() for stream in streams],
         }
+
+
+def _url_host(host: str) -> str:
+    """A host as it is written in a URL (IPv6 addresses in brackets)."""
+    return f"[{host}]" if ":" in host else host
