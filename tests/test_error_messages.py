@@ -117,9 +117,7 @@ def test_a_systemd_credential_outside_systemd_suggests_env_or_file(
     result = invoke("-c", str(config), "check-config")
     assert result.exit_code == 1
     assert "$CREDENTIALS_DIRECTORY" in result.stderr
-    assert 'write { env = "VAR" } or { file = "/path" } instead' in " ".join(
-        result.stderr.split()
-    )
+    assert 'write { env = "VAR" } or { file = "/path" } instead' in " ".join(result.stderr.split())
 
 
 def test_a_zendesk_subdomain_gets_the_base_url_to_write(config: Path) -> None:

@@ -12,14 +12,14 @@ import sys
 import time
 from pathlib import Path
 
-from pmsync.simulators.zendesk import generate
+from pmsync.simulators.zendesk import ZendeskSimulator, generate
 from tests.daemon_helpers import REPO, daemon_env, start_sim, write_daemon_config
 
 
 def test_run_on_a_terminal_says_where_it_listens(tmp_path: Path) -> None:
     sim = start_sim()
     generate(sim, organizations=2, users=4, tickets=5, seed=3)
-    sims = {"zendesk": sim}
+    sims: dict[str, ZendeskSimulator] = {"zendesk": sim}
     config = write_daemon_config(
         tmp_path, store_url=f"sqlite:///{tmp_path / 'pmsync.db'}", sims=sims, poll="60s"
     )
