@@ -9,7 +9,14 @@ import click
 from pmsync import __version__
 from pmsync.logs import LogFormat, configure_logging
 
-from . import demo_command, report_commands, setup_commands, sync_commands, writeback_commands
+from . import (
+    demo_command,
+    report_commands,
+    setup_commands,
+    state_commands,
+    sync_commands,
+    writeback_commands,
+)
 from .context import Context, WholeHelpGroup
 
 # The options of the group, with whether each takes a value. People write them after the
@@ -103,6 +110,7 @@ def cli(
 for _module in (
     setup_commands,
     sync_commands,
+    state_commands,
     report_commands,
     writeback_commands,
     demo_command,
