@@ -172,6 +172,31 @@ def mappings_reference() -> None:
         out.print(f"  {usage:28} {definition.summary}{options}", markup=False)
 
 
+@click.command("schema")
+@click.argument("entity", required=False)
+@handle_errors
+def schema_command(entity: str | None) -> None:
+    """Print the unified entities (or ENTITY) as JSON Schema.
+
+    The records every mapping produces, for code and tools that read the store: one
+    definition per entity, every field typed and nullable.
+    """
+    from pmsync.errors import UsageError
+    from pmsync.sync.entities import ENTITIES, SCHEMA_DIALECT, json_schema, json_schemas
+    from pmsync.validation import did_you_mean
+
+    if entity is None:
+        emit_json(json_schemas())
+        return
+    if entity not in ENTITIES:
+        raise UsageError(
+            "ENTITY",
+            f"no entity '{entity}'{did_you_mean(entity, ENTITIES)} "
+            f"(entities: {', '.join(ENTITIES)})",
+        )
+    emit_json({"$schema": SCHEMA_DIALECT, **json_schema(entity)})
+
+
 @click.command("check")
 @click.argument("connectors", nargs=-1)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
@@ -239,6 +264,7 @@ COMMANDS: tuple[click.Command, ...] = (
     check_config,
     connectors_group,
     mappings_group,
+    schema_command,
     check_command,
     discover_command,
 )
