@@ -23,9 +23,9 @@ def emit_json(data: Any) -> None:
     click.echo(orjson.dumps(data, option=orjson.OPT_INDENT_2, default=str).decode())
 
 
-def short(value: Any, width: int = 60) -> str:
-    text = value if isinstance(value, str) else orjson.dumps(value, default=str).decode()
-    return text if len(text) <= width else text[: width - 1] + "..."
+def shown(value: Any) -> str:
+    """A value as text: strings as they are, anything else as compact JSON."""
+    return value if isinstance(value, str) else orjson.dumps(value, default=str).decode()
 
 
 def when(moment: datetime | None) -> str:

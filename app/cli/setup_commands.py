@@ -7,14 +7,14 @@ from typing import Any
 
 import click
 from rich.markup import escape
-from rich.table import Table
 
 from pmsync.connectors.registry import load_registry
 from pmsync.errors import AuthError, ConnectorError
 from pmsync.redact import redact
 
 from .context import Context, WholeHelpGroup, handle_errors, pass_context
-from .output import emit_json, out, short
+from .output import emit_json, out, shown
+from .tables import key, print_table, text
 
 # ---- configuration ------------------------------------------------------------------------
 
@@ -60,10 +60,11 @@ def connectors_list(as_json: bool) -> None:
     if as_json:
         emit_json(rows)
         return
-    table = Table("type", "status", "description", "origin")
-    for row in rows:
-        table.add_row(row["type"], row["status"], row["description"], row["origin"])
-    out.print(table)
+    print_table(
+        out,
+        [key("type"), key("status"), text("description"), text("origin", drop=0, min_width=40)],
+        [[row["type"], row["status"], row["description"], row["origin"]] for row in rows],
+    )
 
 
 # ---- mappings -----------------------------------------------------------------------------
@@ -114,8 +115,8 @@ def mappings_preview(ctx: Context, stream: str, limit: int, as_json: bool) -> No
         for raw in page.records:
             entry: dict[str, Any] = {"raw": raw, "fields": [], "error": None}
             try:
-                key, unified = job.mapping.map_record(raw)
-                entry["key"] = key
+                record_key, unified = job.mapping.map_record(raw)
+                entry["key"] = record_key
             except MappingFailure as exc:
                 entry["error"] = str(exc)
                 unified = {}
@@ -141,12 +142,20 @@ def mappings_preview(ctx: Context, stream: str, limit: int, as_json: bool) -> No
         out.print(f"{job.qualified}: the source returned no records", markup=False)
     for sample in samples:
         title = f"{job.qualified} key={sample.get('key', '?')} -> {job.mapping.entity}"
-        table = Table("unified field", "value", "source", "source value", title=title)
-        for row in sample["fields"]:
-            table.add_row(
-                row["field"], short(row["value"]), row["source"], short(row["source_value"])
-            )
-        out.print(table)
+        print_table(
+            out,
+            [
+                key("unified field"),
+                text("value"),
+                text("source", drop=1),
+                text("source value", drop=0),
+            ],
+            [
+                [row["field"], shown(row["value"]), row["source"], shown(row["source_value"])]
+                for row in sample["fields"]
+            ],
+            title=title,
+        )
         if sample["error"]:
             out.print(
                 f"[red]would go to dead letters:[/] {escape(str(sample['error']))}", markup=True
@@ -254,10 +263,12 @@ def discover_command(ctx: Context, connector: str, object_name: str | None, as_j
     if as_json:
         emit_json([f.__dict__ for f in fields])
         return
-    table = Table("field", "type", "label", "custom", title=f"{connector} {object_name}")
-    for f in fields:
-        table.add_row(f.name, f.type, f.label, "yes" if f.custom else "")
-    out.print(table)
+    print_table(
+        out,
+        [key("field"), key("type"), text("label", drop=1), key("custom", drop=0)],
+        [[f.name, f.type, f.label, "yes" if f.custom else ""] for f in fields],
+        title=f"{connector} {object_name}",
+    )
 
 
 COMMANDS: tuple[click.Command, ...] = (
