@@ -89,6 +89,7 @@ def test_global_options_are_accepted_after_the_command(config: Path) -> None:
         ["check-config", "--config", str(config)],
         ["check-config", "-c", str(config)],
         ["check-config", f"--config={config}", "--log-level", "error"],
+        ["check-config", f"-c{config}"],
     ):
         result = invoke(*args)
         assert result.exit_code == 0, (args, result.output)
@@ -141,3 +142,22 @@ def test_help_names_pmsync_config_and_cuts_no_description() -> None:
     )
     for group in ("mappings", "links", "connectors"):
         assert "..." not in invoke(group, "--help").output.split("Commands:", 1)[1]
+
+
+def test_options_after_a_double_dash_stay_where_they_are() -> None:
+    from pmsync.app.cli.main import hoist_global_options
+
+    assert hoist_global_options(["-c", "a.toml", "status", "--log-level", "info"]) == [
+        "-c",
+        "a.toml",
+        "--log-level",
+        "info",
+        "status",
+    ]
+    assert hoist_global_options(["state", "set", "x", "--", "-c"]) == [
+        "state",
+        "set",
+        "x",
+        "--",
+        "-c",
+    ]

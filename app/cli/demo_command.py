@@ -186,7 +186,11 @@ def _read_changes(run: DemoRun, changes: dict[str, Any]) -> None:
         if word not in changes:
             out.print(f"say one of: {', '.join([*changes, 'quit'])}", markup=False)
             continue
-        change = run.change(word)
+        try:
+            change = run.change(word)
+        except ValueError as exc:  # the world has nothing left to change that way
+            out.print(f"nothing changed: {exc}", markup=False)
+            continue
         out.print(f"changed: {change.summary}.", markup=False)
         out.print("Now `sync --once` then `plan` in the other shell (or wait for `run`).")
 

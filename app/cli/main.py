@@ -44,6 +44,9 @@ def hoist_global_options(args: list[str]) -> list[str]:
             rest += [arg, *tail]
             break
         name = arg.split("=", 1)[0]
+        if arg.startswith("-c") and not arg.startswith("--") and len(arg) > 2:
+            moved.append(arg)  # -cFILE
+            continue
         if name in GLOBAL_OPTIONS:
             moved.append(arg)
             if GLOBAL_OPTIONS[name] and "=" not in arg:
