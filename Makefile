@@ -16,13 +16,27 @@ SOURCES_NOW := $(shell git ls-files --cached --others --exclude-standard \
 	foundation connectors sync app testing simulators mappings pyproject.toml 2>/dev/null \
 	| LC_ALL=C sort | cksum)
 
-.PHONY: demo test lint check-sources
+CHROMIUM ?= /usr/bin/chromium
+
+.PHONY: demo test lint check-sources browser
 
 demo: $(VENV)/.installed
 	$(BIN)/pmsync demo --dir $(DEMO_DIR)
 
-test: $(VENV)/.installed-dev lint
+test: $(VENV)/.installed-dev lint browser
 	$(BIN)/python -m pytest
+
+# The web view's browser tests drive Debian's Chromium (Playwright cannot download a browser
+# here). Installed when missing and running as root (CI); otherwise those tests are skipped.
+browser:
+	@if [ ! -x $(CHROMIUM) ]; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+			echo "installing Debian's chromium for the browser tests"; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+		else \
+			echo "no $(CHROMIUM): the browser tests will be skipped (apt-get install chromium)"; \
+		fi; \
+	fi
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check .

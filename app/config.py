@@ -18,6 +18,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
 from pmsync.app.daemon.settings import DaemonSettings
+from pmsync.app.web.settings import WebSettings
 from pmsync.connectors.base import ConnectorSettings
 from pmsync.connectors.registry import Registry, load_registry
 from pmsync.durations import Duration
@@ -88,6 +89,7 @@ class Settings(BaseModel):
     writeback: WritebackSettings = Field(default_factory=WritebackSettings)
     close_loop: CloseLoopSettings = Field(default_factory=CloseLoopSettings)
     daemon: DaemonSettings = Field(default_factory=DaemonSettings)
+    web: WebSettings = Field(default_factory=WebSettings)
     connectors: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
 
@@ -195,11 +197,18 @@ def load_config_leniently(
     raw = read_toml(config_path)
     file = str(config_path)
     problems: list[Problem] = []
+    web_references: set[tuple[str, ...]] = set()
+    if isinstance(raw.get("web"), Mapping):  # the web view's token or password
+        web = _resolve_secrets(
+            raw["web"], (), web_references, file, "web", config_path.parent, problems
+        )
+        raw = {**raw, "web": web}
     try:
         settings = Settings.model_validate(raw)
     except ValidationError as exc:
         problems.extend(pydantic_problems(exc, file=file, model=Settings))
         settings = Settings.model_validate(_valid_sections(raw))
+    problems.extend(_literal_secrets(settings.web, web_references, file, "web"))
     registry = registry or load_registry()
     connectors: dict[str, ConnectorSettings] = {}
     for name in settings.connectors:
@@ -260,18 +269,24 @@ def _load_connector(
     except ValidationError as exc:
         problems.extend(pydantic_problems(exc, file=file, prefix=prefix, model=cls.settings_model))
         return None
-    for secret_path in _secret_paths(settings, ()):
-        if secret_path not in references:
-            dotted = ".".join((prefix, *secret_path))
-            problems.append(
-                Problem(
-                    file,
-                    dotted,
-                    "secrets must not be written in the file; write "
-                    '{ env = "VAR" }, { file = "/path" } or { credential = "name" }',
-                )
-            )
+    problems.extend(_literal_secrets(settings, references, file, prefix))
     return settings
+
+
+def _literal_secrets(
+    settings: BaseModel, references: set[tuple[str, ...]], file: str, prefix: str
+) -> list[Problem]:
+    """A problem for each secret written in the file instead of referred to."""
+    return [
+        Problem(
+            file,
+            ".".join((prefix, *secret_path)),
+            "secrets must not be written in the file; write "
+            '{ env = "VAR" }, { file = "/path" } or { credential = "name" }',
+        )
+        for secret_path in _secret_paths(settings, ())
+        if secret_path not in references
+    ]
 
 
 def _resolve_secrets(

@@ -1,6 +1,8 @@
 """Figures for `pmsync run`: shutdown time, takeover time, the cost of a no-change cycle.
 
-    python benchmarks/daemon_service.py [--runs 3] [--pg postgresql+psycopg://...]
+    python -m benchmarks.daemon_service [--runs 3] [--pg postgresql+psycopg://...]
+
+(from the repository root, as a module: it imports the daemon helpers of `tests`).
 
 Starts real daemons against Zendesk simulators (the same helpers the acceptance tests use) and
 prints:
@@ -15,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import tempfile
 import time
 import uuid
@@ -25,20 +26,16 @@ from pathlib import Path
 import orjson
 import sqlalchemy as sa
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "tests"))
-
-from daemon_helpers import (  # noqa: E402 - after the path set-up
+from pmsync.simulators.zendesk import generate
+from pmsync.sync.store.schema import records
+from pmsync.sync.store.store import Store, utcnow
+from tests.daemon_helpers import (
     DaemonProcess,
     daemon_env,
     start_sim,
     wait_until,
     write_daemon_config,
 )
-
-from pmsync.simulators.zendesk import generate  # noqa: E402
-from pmsync.sync.store.schema import records  # noqa: E402
-from pmsync.sync.store.store import Store, utcnow  # noqa: E402
 
 PG_DEFAULT = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 

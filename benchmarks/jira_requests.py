@@ -28,7 +28,8 @@ from pydantic import SecretStr
 from pmsync.connectors.jira import JiraConnector
 from pmsync.connectors.jira.settings import JiraCredentials, JiraSettings
 from pmsync.logs import configure_logging
-from pmsync.simulators.jira import JiraSimulator, generate
+from pmsync.simulators.clock import FakeClock
+from pmsync.simulators.jira import Deployment, JiraSimulator, generate
 from pmsync.sync.engine import SyncEngine
 from pmsync.sync.mapping.loader import load_mappings
 from pmsync.sync.store.store import Store
@@ -37,22 +38,14 @@ REPO = Path(__file__).resolve().parent.parent
 START = datetime(2026, 1, 15, 18, 0, tzinfo=UTC).timestamp()
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = START
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def endpoints(sim: JiraSimulator) -> str:
     counts = Counter(r.path.split("/rest/api/2/", 1)[-1] for r in sim.requests)
     return ", ".join(f"{path} {n}" for path, n in sorted(counts.items()))
 
 
-def run(deployment: str, issues: int, page_size: int) -> bool:
-    clock = Clock()
-    sim = JiraSimulator(deployment=deployment, clock=clock)  # type: ignore[arg-type]
+def run(deployment: Deployment, issues: int, page_size: int) -> bool:
+    clock = FakeClock(START)
+    sim = JiraSimulator(deployment=deployment, clock=clock)
     sim.start()
     try:
         generate(sim, issues=issues, seed=42)
@@ -86,7 +79,7 @@ def run(deployment: str, issues: int, page_size: int) -> bool:
             seconds = time.perf_counter() - started
             full_requests, full_detail = len(sim.requests), endpoints(sim)
 
-            clock.now += 300
+            clock.advance(300)
             sim.reset_log()
             quiet = engine.sync_stream(connector, spec, stream)
             quiet_requests, quiet_detail = len(sim.requests), endpoints(sim)
@@ -122,7 +115,8 @@ def main() -> int:
     parser.add_argument("--page-size", type=int, default=100)
     args = parser.parse_args()
     configure_logging("warning", "console")
-    results = [run(mode, args.issues, args.page_size) for mode in ("cloud", "datacenter")]
+    modes: tuple[Deployment, ...] = ("cloud", "datacenter")
+    results = [run(mode, args.issues, args.page_size) for mode in modes]
     print("\nall targets met" if all(results) else "\nTARGET MISSED")
     return 0 if all(results) else 1
 

@@ -80,12 +80,18 @@ class Page:
 
     `deleted` holds records (at least their key field) the source reports as deleted.
     Committing `cursor` means every record before it is stored.
+
+    `begins_census` marks the first page of a read that starts at the beginning and returns
+    every live record of the stream (an endpoint read in full each cycle): when that read
+    completes, the engine tombstones the stored records it did not return. A read that fails or
+    stops half-way tombstones nothing; its resumption completes the same census.
     """
 
     records: Sequence[Record]
     cursor: BaseModel
     deleted: Sequence[Record] = ()
     requests: int = 1
+    begins_census: bool = False
 
 
 @dataclass(frozen=True)

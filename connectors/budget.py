@@ -8,6 +8,11 @@ only writes (`reserved_for_writes`) or only reads (`reserved_for_reads`) may use
 Requests are reads when their method is GET, HEAD or OPTIONS, writes otherwise; a connector whose
 API reads by POST (a query endpoint) wraps those calls in `request_kind("read")`.
 
+A rule may also be scoped: it then counts only the requests made inside `budget_scope(name)`
+with one of its names. A connector whose endpoints have limits of their own (an export allowed
+10 requests a minute under a total of 700) scopes those rules, so they count every request of
+their endpoint whatever its URL (next-page links included) and the total still counts them too.
+
 Waits go through `budget_sleep`, which a daemon worker replaces (`waiting_with`) by a sleep that
 its shutdown can cut short.
 """
@@ -38,6 +43,7 @@ READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 _kind: ContextVar[Kind | None] = ContextVar("pmsync_request_kind", default=None)
 _sleep: ContextVar[Callable[[float], None]] = ContextVar("pmsync_budget_sleep", default=time.sleep)
+_scopes: ContextVar[frozenset[str]] = ContextVar("pmsync_budget_scopes", default=frozenset())
 
 
 @dataclass(frozen=True)
@@ -53,6 +59,7 @@ class BudgetRule:
     methods: frozenset[str] | None = None
     reserved_for_writes: int = 0
     reserved_for_reads: int = 0
+    scopes: frozenset[str] | None = None  # None: every request; else only inside budget_scope
 
 
 @dataclass(frozen=True)
@@ -73,6 +80,16 @@ def request_kind(kind: Kind) -> Iterator[None]:
         yield
     finally:
         _kind.reset(token)
+
+
+@contextmanager
+def budget_scope(*names: str) -> Iterator[None]:
+    """Requests made inside also count against the rules scoped to any of `names`."""
+    token = _scopes.set(_scopes.get() | frozenset(names))
+    try:
+        yield
+    finally:
+        _scopes.reset(token)
 
 
 @contextmanager
@@ -109,15 +126,26 @@ class RequestBudget:
         self.waited_seconds = 0.0
 
     def acquire(self, method: str, url: str) -> None:
-        """Wait until every matching rule has room for this request, then take it."""
+        """Wait until every matching rule has room for this request, then take it in all.
+
+        Slots are taken together, so a request waiting for a narrow rule (an endpoint's own
+        limit) holds no slot of a wide one (the connector's total) that others could use.
+        """
         kind = kind_of(method)
-        for rule, _pattern, item in self._matching(method, url):
-            while True:
-                delay = self._try_rule(rule, item, kind)
-                if delay is None:
-                    break
-                self.waited_seconds += delay
-                budget_sleep(delay)
+        matching = list(self._matching(method, url))
+        while True:
+            with self._lock:
+                delays = [
+                    delay
+                    for rule, _pattern, item in matching
+                    if (delay := self._room(rule, item, kind)) is not None
+                ]
+                if not delays:
+                    for rule, _pattern, item in matching:
+                        self._limiter.hit(item, rule.name)
+                    return
+            self.waited_seconds += max(delays)
+            budget_sleep(max(delays))
 
     def try_acquire(self, method: str, url: str) -> bool:
         """Take room for a request only if every matching rule has it now; never waits."""
@@ -157,19 +185,14 @@ class RequestBudget:
     def _matching(
         self, method: str, url: str
     ) -> Iterator[tuple[BudgetRule, re.Pattern[str], RateLimitItem]]:
+        scopes = _scopes.get()
         for rule, pattern, item in self._rules:
             if rule.methods is not None and method.upper() not in rule.methods:
                 continue
+            if rule.scopes is not None and not rule.scopes & scopes:
+                continue
             if pattern.search(url):
                 yield rule, pattern, item
-
-    def _try_rule(self, rule: BudgetRule, item: RateLimitItem, kind: Kind) -> float | None:
-        """Take a slot of `rule` and return None, or return how long to wait for one."""
-        with self._lock:
-            delay = self._room(rule, item, kind)
-            if delay is None:
-                self._limiter.hit(item, rule.name)
-        return delay
 
     def _room(self, rule: BudgetRule, item: RateLimitItem, kind: Kind) -> float | None:
         """None when `kind` may take a slot now, else the seconds until the window moves."""

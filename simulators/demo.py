@@ -562,9 +562,16 @@ def add_demo_fields(sim: JiraSimulator) -> None:
 def fill_jira(company: Company, sim: JiraSimulator) -> None:
     """Projects, issues (deleted ones created, then deleted) and the demo's custom fields."""
     add_demo_fields(sim)
+    dates = release_dates(sim.clock())
     for key in PROJECTS:
         if key not in sim.projects:
-            sim.add_project(key, f"{key.title()} team", versions=VERSIONS, components=COMPONENTS)
+            sim.add_project(
+                key,
+                f"{key.title()} team",
+                versions=VERSIONS,
+                components=COMPONENTS,
+                release_dates=dates,
+            )
     now = sim.clock()
     cloud = sim.deployment == "cloud"
     for issue in company.issues:
@@ -575,6 +582,18 @@ def fill_jira(company: Company, sim: JiraSimulator) -> None:
     for issue in company.issues:
         if issue.deleted:
             sim.delete_issue(issue.id)
+
+
+def release_dates(now: float) -> dict[str, str]:
+    """Release dates of the demo's versions: released ones in the past, the others ahead."""
+    today = date.fromtimestamp(now)
+    released = [name for name, done in VERSIONS if done]
+    coming = [name for name, done in VERSIONS if not done]
+    dates = {
+        name: today - timedelta(days=90 * (len(released) - n)) for n, name in enumerate(released)
+    }
+    dates.update({name: today + timedelta(days=30 + 60 * n) for n, name in enumerate(coming)})
+    return {name: day.isoformat() for name, day in dates.items()}
 
 
 def _issue_fields(issue: Issue, sim: JiraSimulator, now: float, cloud: bool) -> dict[str, Any]:

@@ -194,11 +194,14 @@ class SyncEngine:
         attempt = _Attempt()
 
         def read_once() -> None:
+            nonlocal refresh_since
             stored = self.store.stream_state(connector.name, spec.name)
             cursor_text = stored.cursor if stored else None
             cursor = self._parse_cursor(spec, cursor_text, connector.name)
             pages = connector.read(spec, cursor, fields=mapping.source_fields)
             for page in pages:
+                if page.begins_census:
+                    refresh_since = self._begin_census(connector.name, spec.name)
                 previous = cursor_text
                 cursor_text = self._commit_page(
                     connector.name,
@@ -234,6 +237,14 @@ class SyncEngine:
                 refresh_started_at=None,
                 last_run_id=self.run_id,
             )
+
+    def _begin_census(self, connector: str, stream: str) -> datetime:
+        """A read that returns every live record starts: once it completes, whatever it did not
+        return is gone. Kept like a full refresh's start, so a resumed read completes it."""
+        started = utcnow()
+        with self.store.transaction() as connection:
+            st.update_stream_state(connection, connector, stream, refresh_started_at=started)
+        return started
 
     def _with_retries(
         self, fn: Callable[[], None], attempt: _Attempt, result: StreamResult

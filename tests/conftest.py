@@ -1,19 +1,29 @@
-"""Shared fixtures: stores on SQLite and PostgreSQL, the Zendesk simulator, config files."""
+"""Shared fixtures: stores on SQLite and PostgreSQL, the fake clock, the Zendesk and Jira
+simulators, config files."""
 
 from __future__ import annotations
 
 import os
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
 
+from pmsync.connectors.jira import JiraConnector
+from pmsync.simulators.clock import FakeClock
+from pmsync.simulators.jira import Deployment, JiraSimulator
+from pmsync.simulators.jira import generate as generate_jira
 from pmsync.simulators.zendesk import ZendeskSimulator, generate
+from tests.jira_support import DEPLOYMENTS, make_connector, start_sim
 
 REPO = Path(__file__).resolve().parent.parent
+# Where every test's fake clock starts: 15 January 2026, 18:00 UTC. America/Los_Angeles is UTC-8
+# then (no daylight saving time), so the Jira tests can say which local minute a moment is in.
+START = datetime(2026, 1, 15, 18, 0, tzinfo=UTC).timestamp()
 PG_URL = os.environ.get("PMSYNC_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 REQUIRE_PG = os.environ.get("PMSYNC_REQUIRE_POSTGRES") == "1"
 
@@ -64,6 +74,13 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 
 @pytest.fixture
+def clock() -> FakeClock:
+    """The test's clock, at START until the test moves it; hand it to simulators, connectors and
+    whatever else takes a `clock`, so they agree about the time."""
+    return FakeClock(START)
+
+
+@pytest.fixture
 def zendesk_sim() -> Iterator[ZendeskSimulator]:
     sim = ZendeskSimulator(incremental_per_minute=None, plan_per_minute=None)
     sim.start()
@@ -82,6 +99,30 @@ def small_zendesk(zendesk_sim: ZendeskSimulator) -> ZendeskSimulator:
         jira_keys=[("10001", "PROJ-1"), ("10002", "PROJ-2")],
     )
     return zendesk_sim
+
+
+@pytest.fixture(params=DEPLOYMENTS)
+def jira_deployment(request: pytest.FixtureRequest) -> Deployment:
+    """Each Jira test runs against Cloud and Data Center."""
+    deployment: Deployment = request.param
+    return deployment
+
+
+@pytest.fixture
+def jira_sim(jira_deployment: Deployment, clock: FakeClock) -> Iterator[JiraSimulator]:
+    """A Jira simulator of each deployment on the test's clock, holding 60 generated issues."""
+    sim = start_sim(jira_deployment, clock)
+    generate_jira(sim, issues=60, seed=1)
+    yield sim
+    sim.stop()
+
+
+@pytest.fixture
+def jira_connector(jira_sim: JiraSimulator, clock: FakeClock) -> Iterator[JiraConnector]:
+    """The Jira connector for `jira_sim`, on the same clock."""
+    connector = make_connector(jira_sim, clock)
+    yield connector
+    connector.close()
 
 
 def write_config(

@@ -15,7 +15,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -70,7 +70,7 @@ def write_daemon_config(
     directory: Path,
     *,
     store_url: str,
-    sims: dict[str, ZendeskSimulator],
+    sims: Mapping[str, ZendeskSimulator],
     mappings: Path | None = None,
     poll: str = "0.3s",
     page_size: int = 1000,
@@ -119,7 +119,7 @@ def write_daemon_config(
     return path
 
 
-def daemon_env(sims: dict[str, ZendeskSimulator]) -> dict[str, str]:
+def daemon_env(sims: Mapping[str, ZendeskSimulator]) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("NOTIFY_", "WATCHDOG_"))}
     for name, sim in sims.items():
         env[token_env(name)] = sim.token

@@ -1,8 +1,11 @@
-"""Helpers for the Jira tests: a shared fake clock, simulators, connectors, mappings, stores."""
+"""Helpers for the Jira tests: simulators and connectors on the test's clock, mappings, stores.
+
+The fixtures built on them (`clock`, `jira_deployment`, `jira_sim`, `jira_connector`) are in
+conftest.py.
+"""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -10,33 +13,20 @@ from pydantic import SecretStr
 
 from pmsync.connectors.jira import JiraConnector
 from pmsync.connectors.jira.settings import JiraCredentials, JiraSettings
-from pmsync.simulators.jira import JiraSimulator
+from pmsync.simulators.clock import FakeClock
+from pmsync.simulators.jira import Deployment, JiraSimulator
 from pmsync.sync.engine import SyncEngine
 from pmsync.sync.mapping.compiler import CompiledStream
 from pmsync.sync.mapping.loader import load_mappings
 from pmsync.sync.store.store import Store
 
 REPO = Path(__file__).resolve().parent.parent
-# 15 January: America/Los_Angeles is UTC-8 then (no daylight saving time).
-START = datetime(2026, 1, 15, 18, 0, tzinfo=UTC).timestamp()
 PROJECTS = ["CORE", "MOBILE", "DATA"]
+DEPLOYMENTS: tuple[Deployment, ...] = ("cloud", "datacenter")
 
 
-class FakeClock:
-    """One clock for the simulator and the connector, moved by the test."""
-
-    def __init__(self, start: float = START) -> None:
-        self.now = start
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
-def start_sim(deployment: str, clock: FakeClock, **kwargs: Any) -> JiraSimulator:
-    sim = JiraSimulator(deployment=deployment, clock=clock, **kwargs)  # type: ignore[arg-type]
+def start_sim(deployment: Deployment, clock: FakeClock, **kwargs: Any) -> JiraSimulator:
+    sim = JiraSimulator(deployment=deployment, clock=clock, **kwargs)
     sim.start()
     return sim
 

@@ -16,8 +16,13 @@ TOKEN_ENV = "PMSYNC_TEST_POSTHOG_KEY"
 
 def posthog_example() -> str:
     """The commented [connectors.posthog] block of config.example.toml, uncommented."""
-    lines = (REPO / "config.example.toml").read_text().splitlines()
-    start = lines.index(EXAMPLE_START)
+    return uncommented_block(REPO / "config.example.toml", EXAMPLE_START)
+
+
+def uncommented_block(path: Path, first_line: str) -> str:
+    """The run of comment lines of `path` that starts at `first_line`, uncommented."""
+    lines = path.read_text().splitlines()
+    start = lines.index(first_line)
     block: list[str] = []
     for line in lines[start:]:
         if not line.startswith("#"):

@@ -10,6 +10,7 @@ from pydantic import BaseModel, SecretStr
 
 from pmsync.connectors.base import Page, StreamSpec
 from pmsync.connectors.salesforce import SalesforceConnector
+from pmsync.connectors.salesforce.cursor import SObjectCursor
 from pmsync.connectors.salesforce.settings import SalesforceCredentials, SalesforceSettings
 from pmsync.simulators.salesforce import SalesforceSimulator
 
@@ -53,6 +54,12 @@ def read_pages(
     fields: Sequence[str] = (),
 ) -> list[Page]:
     return list(connector.read(spec, cursor, fields=frozenset(fields)))
+
+
+def cursor_of(page: Page) -> SObjectCursor:
+    """A Salesforce page's cursor, typed (`Page.cursor` is any connector's cursor model)."""
+    assert isinstance(page.cursor, SObjectCursor)
+    return page.cursor
 
 
 def ids(pages: Sequence[Page]) -> list[str]:

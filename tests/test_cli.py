@@ -45,9 +45,10 @@ def test_every_command_has_help_text() -> None:
     for path in commands:
         result = runner.invoke(cli, [*path, "--help"])
         assert result.exit_code == 0, path
-        command = cli
+        command: click.Command = cli
         for part in path:
-            command = command.commands[part]  # type: ignore[attr-defined]
+            assert isinstance(command, click.Group)
+            command = command.commands[part]
         assert command.help, f"{' '.join(path)} has no help"
         assert len(command.help.strip()) > 10, f"{' '.join(path)} has too little help"
 

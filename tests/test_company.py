@@ -18,6 +18,7 @@ from pmsync.simulators.company import (
     ACCOUNT_RULES,
     FREE_MAIL,
     RATES,
+    AccountStatus,
     AccountTruth,
     Company,
     CompanySize,
@@ -182,7 +183,7 @@ def test_ground_truth_of_the_messy_cases(company: Company) -> None:
 
 def test_demand_counts_each_account_once_in_one_currency() -> None:
     def ticket(n: int, account: str | None, issues: tuple[str, ...], deleted: bool = False) -> Any:
-        status = "linked" if account else "missing"
+        status: AccountStatus = "linked" if account else "missing"
         rules = dict.fromkeys(issues, "ticket_field")
         return TicketTruth(n, deleted, account, account, None, status, (), issues, rules, ())
 

@@ -6,8 +6,10 @@ import re
 from pathlib import Path
 
 import pytest
+from pydantic import SecretStr
 
-from pmsync.app.config import load_config
+from pmsync.app.config import Config, load_config
+from pmsync.connectors.zendesk.settings import ZendeskSettings
 from pmsync.errors import ConfigError
 from pmsync.redact import redact
 
@@ -24,6 +26,14 @@ poll_interval = "2m"
 email = "ops@acme.com"
 api_token = { env = "TEST_ZD_TOKEN" }
 """
+
+
+def zendesk_token(config: Config) -> SecretStr:
+    """The Zendesk connector's resolved API token."""
+    settings = config.connectors["zendesk"]
+    assert isinstance(settings, ZendeskSettings)
+    assert settings.credentials.api_token is not None
+    return settings.credentials.api_token
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -45,7 +55,7 @@ def test_valid_config_resolves_env_secret_and_relative_store(
     config = load_config(write(tmp_path, GOOD))
     zendesk = config.connectors["zendesk"]
     assert zendesk.poll_interval.total_seconds() == 120
-    assert zendesk.credentials.api_token.get_secret_value() == "tok-123456"  # type: ignore[attr-defined]
+    assert zendesk_token(config).get_secret_value() == "tok-123456"
     assert config.store_url() == f"sqlite:///{(tmp_path / 'state' / 'pmsync.db').resolve()}"
     assert redact("token tok-123456 here") == "token *** here"
 
@@ -120,13 +130,11 @@ def test_file_and_systemd_credential_references(
     config = load_config(
         write(tmp_path, GOOD.replace('{ env = "TEST_ZD_TOKEN" }', '{ credential = "zd" }'))
     )
-    token = config.connectors["zendesk"].credentials.api_token  # type: ignore[attr-defined]
-    assert token.get_secret_value() == "from-credential"
+    assert zendesk_token(config).get_secret_value() == "from-credential"
     config = load_config(
         write(tmp_path, GOOD.replace('{ env = "TEST_ZD_TOKEN" }', '{ file = "token.txt" }'))
     )
-    token = config.connectors["zendesk"].credentials.api_token  # type: ignore[attr-defined]
-    assert token.get_secret_value() == "from-file"
+    assert zendesk_token(config).get_secret_value() == "from-file"
 
 
 def test_missing_credential_names_what_was_tried(

@@ -112,7 +112,7 @@ def test_kill_9_at_random_moments_loses_and_duplicates_nothing(
         observer.close()
         # The source keeps changing between crashes, so every round has work in flight.
         for ticket_id in rng.sample(sorted(sim.tickets.items), 1000):
-            ticket = sim._public(sim.tickets.items[ticket_id])
+            ticket = sim.ticket_record(ticket_id)
             if ticket["status"] != "deleted":
                 sim.put_ticket(
                     {**ticket, "subject": f"round {round_number}"},
@@ -131,9 +131,10 @@ def test_kill_9_at_random_moments_loses_and_duplicates_nothing(
     assert all(r.status == "ok" for r in clean.run_once())
     assert live_view(crashed) == live_view(clean)
     for stream in ("tickets", "users", "organizations", "jira_links"):
-        assert (
-            crashed.store.stream_state("zendesk", stream).cursor
-            == clean.store.stream_state("zendesk", stream).cursor
-        ), stream  # type: ignore[union-attr]
+        crashed_state = crashed.store.stream_state("zendesk", stream)
+        clean_state = clean.store.stream_state("zendesk", stream)
+        assert crashed_state is not None, stream
+        assert clean_state is not None, stream
+        assert crashed_state.cursor == clean_state.cursor, stream
     crashed.close()
     clean.close()

@@ -7,6 +7,7 @@ HTTP endpoint.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import signal
 import time
@@ -76,6 +77,7 @@ def synced(store: Store, connector: str, stream: str) -> Any:
 # ---- SIGTERM ---------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_sigterm_mid_sync_exits_quickly_loses_nothing_and_the_next_start_resumes(
     tmp_path: Path, cleanup: list[Any]
 ) -> None:
@@ -125,6 +127,7 @@ def test_sigterm_mid_sync_exits_quickly_loses_nothing_and_the_next_start_resumes
     store.close()
 
 
+@pytest.mark.slow
 def test_sigterm_while_an_api_hangs_exits_after_the_shutdown_timeout(
     tmp_path: Path, cleanup: list[Any]
 ) -> None:
@@ -160,6 +163,7 @@ def test_sigterm_while_an_api_hangs_exits_after_the_shutdown_timeout(
 # ---- one API down, the others fresh ------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_an_outage_of_one_api_leaves_the_others_fresh_and_heals_by_itself(
     tmp_path: Path, cleanup: list[Any]
 ) -> None:
@@ -174,7 +178,7 @@ def test_an_outage_of_one_api_leaves_the_others_fresh_and_heals_by_itself(
     cleanup.append(daemon)
     store = Store(sqlite_url(tmp_path))
     for name in sims:
-        wait_until(lambda n=name: synced(store, n, "tickets"), f"{name} synced")
+        wait_until(functools.partial(synced, store, name, "tickets"), f"{name} synced")
 
     outage_ends = time.time() + 12
     failing.inject(503, times=None, until=outage_ends)
@@ -218,6 +222,7 @@ def test_an_outage_of_one_api_leaves_the_others_fresh_and_heals_by_itself(
 # ---- SIGHUP --------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_sighup_with_a_broken_mapping_keeps_the_running_one_and_logs_why(
     tmp_path: Path, cleanup: list[Any]
 ) -> None:
@@ -275,6 +280,7 @@ def _unified(store: Store, key: str) -> dict[str, Any]:
 # ---- /metrics --------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_metrics_match_what_was_synced(tmp_path: Path, cleanup: list[Any]) -> None:
     sim = start_sim()
     cleanup.append(sim)
@@ -399,6 +405,7 @@ def _ownership(
     return spans
 
 
+@pytest.mark.slow
 @pytest.mark.postgres
 def test_three_replicas_never_read_a_stream_together_and_take_over_after_kill_9(
     tmp_path: Path, cleanup: list[Any], pg_url: str

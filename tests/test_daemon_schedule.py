@@ -8,14 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from pmsync.app.daemon.schedule import Schedule, failure_delay, jittered
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
+from pmsync.simulators.clock import FakeClock
 
 
 def make_schedule(clock: FakeClock, jitter: float = 0.0) -> Schedule:
@@ -47,21 +40,21 @@ class TestDelays:
 
 
 class TestSchedule:
-    def test_a_new_stream_is_due_at_once_and_then_after_its_interval(self) -> None:
-        clock = FakeClock()
+    def test_a_new_stream_is_due_at_once_and_then_after_its_interval(
+        self, clock: FakeClock
+    ) -> None:
         schedule = make_schedule(clock)
         key = ("zendesk", "tickets")
         schedule.run_now(key)
         assert schedule.due([key]) == [key]
         schedule.succeeded(key, 300.0)
         assert schedule.due([key]) == []
-        clock.now += 299.0
+        clock.advance(299.0)
         assert schedule.due([key]) == []
-        clock.now += 1.0
+        clock.advance(1.0)
         assert schedule.due([key]) == [key]
 
-    def test_failures_back_off_exponentially_and_a_success_resets(self) -> None:
-        clock = FakeClock()
+    def test_failures_back_off_exponentially_and_a_success_resets(self, clock: FakeClock) -> None:
         schedule = make_schedule(clock)
         key = ("zendesk", "tickets")
         assert [schedule.failed(key) for _ in range(3)] == [30.0, 60.0, 120.0]
@@ -70,18 +63,16 @@ class TestSchedule:
         assert schedule.timer(key).failures == 0
         assert schedule.failed(key) == 30.0
 
-    def test_the_longest_overdue_stream_comes_first(self) -> None:
-        clock = FakeClock()
+    def test_the_longest_overdue_stream_comes_first(self, clock: FakeClock) -> None:
         schedule = make_schedule(clock)
         a, b = ("c", "a"), ("c", "b")
         schedule.postpone(a, 10.0)
         schedule.postpone(b, 5.0)
-        clock.now += 20.0
+        clock.advance(20.0)
         assert schedule.due([a, b]) == [b, a]
         assert schedule.seconds_until_due([a, b]) == 0.0
 
-    def test_a_stored_back_off_is_honoured_after_a_restart(self) -> None:
-        clock = FakeClock()
+    def test_a_stored_back_off_is_honoured_after_a_restart(self, clock: FakeClock) -> None:
         schedule = make_schedule(clock)
         key = ("zendesk", "tickets")
         schedule.restore(key, 3, datetime.now(UTC) + timedelta(seconds=100))
@@ -91,8 +82,7 @@ class TestSchedule:
         assert wait is not None
         assert 95.0 < wait <= 100.0
 
-    def test_a_healthy_stored_stream_runs_at_once(self) -> None:
-        clock = FakeClock()
+    def test_a_healthy_stored_stream_runs_at_once(self, clock: FakeClock) -> None:
         schedule = make_schedule(clock)
         key = ("zendesk", "tickets")
         schedule.restore(key, 0, datetime.now(UTC) + timedelta(seconds=100))

@@ -30,7 +30,7 @@ def test_write_back_runs_after_the_reads_with_the_same_connector(
     calls: list[dict[str, Any]] = []
 
     def write_back(
-        given: Runtime, connector: Connector, *, should_stop: Callable[[], bool]
+        runtime: Runtime, connector: Connector, *, should_stop: Callable[[], bool]
     ) -> WriteBackReport:
         calls.append(
             {
@@ -38,7 +38,7 @@ def test_write_back_runs_after_the_reads_with_the_same_connector(
                 "thread": threading.current_thread().name,
                 "owned": leases.holds(connector.name),
                 "stopping": should_stop(),
-                "synced": {s.stream for s in given.store.stream_states() if s.last_success_at},
+                "synced": {s.stream for s in runtime.store.stream_states() if s.last_success_at},
             }
         )
         return WriteBackReport(planned=3, applied=2, failed=1)

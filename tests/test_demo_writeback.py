@@ -19,8 +19,12 @@ from click.testing import CliRunner
 from pmsync.app.cli import cli
 from pmsync.app.demo import DemoRun, run_demo
 from pmsync.app.runtime import Runtime
+from pmsync.connectors.jira import JiraConnector
 from pmsync.simulators.company import RATES, REPORTING_CURRENCY, IssueDemand
 from pmsync.simulators.jira import JiraSimulator
+
+# Every test here runs the demo company's whole cycle first (several seconds of writes).
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
@@ -40,6 +44,14 @@ def jira_fields(sim: JiraSimulator, issue_id: str) -> dict[str, Any]:
 
 def expected(run: DemoRun) -> dict[str, IssueDemand]:
     return run.demo.company.truth.demand(RATES, REPORTING_CURRENCY)
+
+
+def settle_jira_edits(runtime: Runtime) -> None:
+    """Let pmsync's Jira connector read edits made just now: its clock runs two minutes ahead,
+    past the newest minute that Jira's search leaves unsettled."""
+    jira = runtime.connector("jira")
+    assert isinstance(jira, JiraConnector)
+    jira.clock = lambda: time.time() + 120
 
 
 def reload(run: DemoRun) -> Runtime:
@@ -98,7 +110,7 @@ def test_a_quiet_cycle_writes_nothing_and_one_arr_change_touches_only_its_issues
     jira = demo.demo.simulators.jira
     arr = field_ids(jira)["Customer ARR"]
     for issue_id in asking[account_id]:
-        delta = 250_000 * (1 if truth[issue_id] else 0)
+        delta: float = 250_000 * (1 if truth[issue_id] else 0)
         if row.get("CurrencyIsoCode", "USD") != "USD":
             delta = 250_000 * RATES[row["CurrencyIsoCode"]]
         assert jira_fields(jira, issue_id)[arr] == pytest.approx(
@@ -172,7 +184,7 @@ def test_a_human_edit_is_kept_and_reported_then_overwritten_when_the_policy_says
     issue_id = max(expected(demo).values(), key=lambda d: d.arr).issue_id
     jira.update_issue(issue_id, {arr: 1.0})  # a person types over pmsync's figure
     runtime = demo.runtime
-    runtime.connector("jira").clock = lambda: time.time() + 120  # the edit's minute has settled
+    settle_jira_edits(runtime)
     runtime.run_once(["jira.issues"])
     plan = runtime.plan()
     assert [(w.target_key, w.field) for w in plan.kept] == [(issue_id, arr)]
@@ -183,7 +195,7 @@ def test_a_human_edit_is_kept_and_reported_then_overwritten_when_the_policy_says
         path.read_text().replace('on_human_edit = "keep"', 'on_human_edit = "overwrite"')
     )
     runtime = reload(demo)
-    runtime.connector("jira").clock = lambda: time.time() + 120
+    settle_jira_edits(runtime)
     plan = runtime.plan()
     [overwrite] = [w for w in plan.writes if w.target_key == issue_id and w.field == arr]
     assert overwrite.human_edit
@@ -191,7 +203,6 @@ def test_a_human_edit_is_kept_and_reported_then_overwritten_when_the_policy_says
     assert jira_fields(jira, issue_id)[arr] == pytest.approx(expected(demo)[issue_id].arr)
 
 
-@pytest.mark.slow
 def test_kill_9_during_apply_loses_no_write_and_posts_no_note_twice(tmp_path: Path) -> None:
     run = run_demo(tmp_path / "demo", pendo=False)
     try:
@@ -267,7 +278,7 @@ def _kill_during_apply(run: DemoRun) -> None:
         assert len(posted) == 1, (issue_ref, ticket_ref, len(posted))
         assert all(not c["public"] for c in posted)
     final = Runtime.load(str(config))
-    final.connector("jira").clock = lambda: time.time() + 120
+    settle_jira_edits(final)
     final.run_once()
     remaining = final.plan()
     assert remaining.writes == [], [w.describe() for w in remaining.writes[:5]]
@@ -356,7 +367,7 @@ def test_a_crash_between_the_api_write_and_the_ledger_is_not_taken_for_a_human_e
     assert crashed_issue in asked
 
     runtime = reload(demo)
-    runtime.connector("jira").clock = lambda: time.time() + 120  # Jira's edit has settled
+    settle_jira_edits(runtime)
     runtime.run_once()
     with runtime.writeback_lock():
         runtime.apply(runtime.plan())

@@ -10,21 +10,22 @@ from pydantic import BaseModel
 
 from pmsync.connectors.base import Connector, StreamSpec
 from pmsync.connectors.jira import IssueCursor
-from pmsync.simulators.jira import JiraSimulator, generate
+from pmsync.simulators.clock import FakeClock
+from pmsync.simulators.jira import Deployment, JiraSimulator, generate
 from pmsync.testing.contract import ConnectorContract
-from tests.jira_support import FakeClock, make_connector, start_sim
+from tests.jira_support import make_connector, start_sim
 
 FAR_FUTURE_MS = 4_102_444_800_000  # 2100-01-01
 
 
 class _JiraContract(ConnectorContract):
-    deployment: ClassVar[str] = "cloud"
+    deployment: ClassVar[Deployment] = "cloud"
     streams: ClassVar = ("issues",)
     objects_with_custom_fields: ClassVar = ("issues",)
 
     @pytest.fixture(autouse=True)
-    def _sim(self) -> Iterator[None]:
-        self.clock = FakeClock()
+    def _sim(self, clock: FakeClock) -> Iterator[None]:
+        self.clock = clock
         self.sim: JiraSimulator = start_sim(self.deployment, self.clock, time_zone="Asia/Kolkata")
         generate(self.sim, issues=150, seed=5)
         yield
@@ -64,8 +65,8 @@ class _JiraContract(ConnectorContract):
 
 
 class TestJiraCloudContract(_JiraContract):
-    deployment: ClassVar[str] = "cloud"
+    deployment: ClassVar[Deployment] = "cloud"
 
 
 class TestJiraDataCenterContract(_JiraContract):
-    deployment: ClassVar[str] = "datacenter"
+    deployment: ClassVar[Deployment] = "datacenter"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -11,41 +10,20 @@ from pmsync.connectors.jira import JiraConnector
 from pmsync.connectors.jira.connector import KNOWN_FIELDS
 from pmsync.connectors.jira.fields import FieldCatalog, FieldNameError
 from pmsync.errors import FatalError
-from pmsync.simulators.jira import JiraSimulator, generate
+from pmsync.simulators.jira import JiraSimulator
 from pmsync.simulators.jira.fields import STORY_POINTS, custom_field, default_fields
 from pmsync.sync.mapping.loader import check_against_connectors, load_mappings
 from tests.jira_support import (
-    FakeClock,
     default_mapping,
     engine_and_store,
-    make_connector,
     mapping_from,
-    start_sim,
 )
 
 
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture(params=["cloud", "datacenter"])
-def sim(request: pytest.FixtureRequest, clock: FakeClock) -> Iterator[JiraSimulator]:
-    sim = start_sim(str(request.param), clock)
-    generate(sim, issues=60, seed=1)
-    yield sim
-    sim.stop()
-
-
-@pytest.fixture
-def connector(sim: JiraSimulator, clock: FakeClock) -> Iterator[JiraConnector]:
-    connector = make_connector(sim, clock)
-    yield connector
-    connector.close()
-
-
-def test_discover_lists_custom_fields_with_ids_types_and_names(connector: JiraConnector) -> None:
-    fields = {f.name: f for f in connector.discover("issues")}
+def test_discover_lists_custom_fields_with_ids_types_and_names(
+    jira_connector: JiraConnector,
+) -> None:
+    fields = {f.name: f for f in jira_connector.discover("issues")}
     story = fields[STORY_POINTS]
     assert story.custom
     assert story.label == "Story Points"
@@ -56,12 +34,12 @@ def test_discover_lists_custom_fields_with_ids_types_and_names(connector: JiraCo
 
 
 def test_default_mapping_reads_story_points_by_display_name(
-    connector: JiraConnector, sim: JiraSimulator, tmp_path: Path
+    jira_connector: JiraConnector, jira_sim: JiraSimulator, tmp_path: Path
 ) -> None:
     engine, store = engine_and_store(tmp_path)
-    result = engine.sync_stream(connector, connector.stream("issues"), default_mapping())
+    result = engine.sync_stream(jira_connector, jira_connector.stream("issues"), default_mapping())
     assert result.status == "ok"
-    expected = {str(i): s.current["fields"].get(STORY_POINTS) for i, s in sim.issues.items()}
+    expected = {str(i): s.current["fields"].get(STORY_POINTS) for i, s in jira_sim.issues.items()}
     stored = {
         r.key: r.unified["story_points"]
         for r in store.iter_records(connector="jira", stream="issues")
@@ -77,22 +55,24 @@ def test_default_mapping_reads_story_points_by_display_name(
 
 @pytest.mark.parametrize("name", ["customfield_10016", "cf[10016]", "story points"])
 def test_a_field_may_be_named_by_id_clause_or_name_in_any_case(
-    connector: JiraConnector, tmp_path: Path, name: str
+    jira_connector: JiraConnector, tmp_path: Path, name: str
 ) -> None:
     mapping = mapping_from(tmp_path, f'id = "id"\nstory_points = \'"{name}"\'\n')
-    pages = list(connector.read(connector.stream("issues"), None, fields=mapping.source_fields))
+    pages = list(
+        jira_connector.read(jira_connector.stream("issues"), None, fields=mapping.source_fields)
+    )
     values = [mapping.map_record(r)[1]["story_points"] for p in pages for r in p.records]
     assert any(v is not None for v in values)
 
 
 def test_ambiguous_display_name_stops_the_stream_listing_candidates(
-    connector: JiraConnector, sim: JiraSimulator, tmp_path: Path
+    jira_connector: JiraConnector, jira_sim: JiraSimulator, tmp_path: Path
 ) -> None:
-    sim.add_field(custom_field("customfield_10300", "Team", "string", "textfield"))
-    sim.add_field(custom_field("customfield_10301", "Team", "option", "select"))
+    jira_sim.add_field(custom_field("customfield_10300", "Team", "string", "textfield"))
+    jira_sim.add_field(custom_field("customfield_10301", "Team", "option", "select"))
     mapping = mapping_from(tmp_path, 'id = "id"\nassignee = \'"Team"\'\n')
     engine, store = engine_and_store(tmp_path)
-    result = engine.sync_stream(connector, connector.stream("issues"), mapping)
+    result = engine.sync_stream(jira_connector, jira_connector.stream("issues"), mapping)
     assert result.status == "failed"
     assert result.error is not None
     assert "'Team' names 2 Jira fields" in result.error
@@ -104,11 +84,13 @@ def test_ambiguous_display_name_stops_the_stream_listing_candidates(
 
 
 def test_unknown_name_is_an_error_listing_close_candidates(
-    connector: JiraConnector, tmp_path: Path
+    jira_connector: JiraConnector, tmp_path: Path
 ) -> None:
     mapping = mapping_from(tmp_path, 'id = "id"\nstory_points = \'"Story Pointz"\'\n')
     with pytest.raises(FatalError) as info:
-        list(connector.read(connector.stream("issues"), None, fields=mapping.source_fields))
+        list(
+            jira_connector.read(jira_connector.stream("issues"), None, fields=mapping.source_fields)
+        )
     message = str(info.value)
     assert message.startswith("jira: ")
     assert "'Story Pointz'" in message
@@ -116,14 +98,16 @@ def test_unknown_name_is_an_error_listing_close_candidates(
 
 
 def test_a_field_created_after_startup_is_found(
-    connector: JiraConnector, sim: JiraSimulator, tmp_path: Path
+    jira_connector: JiraConnector, jira_sim: JiraSimulator, tmp_path: Path
 ) -> None:
-    list(connector.read(connector.stream("issues"), None))  # catalogue read now
-    sim.add_field(custom_field("customfield_10400", "Impact", "number", "float"))
-    first = sorted(sim.visible_ids())[0]
-    sim.update_issue(first, {"customfield_10400": 3.0}, at=sim.clock() - 3600)
+    list(jira_connector.read(jira_connector.stream("issues"), None))  # catalogue read now
+    jira_sim.add_field(custom_field("customfield_10400", "Impact", "number", "float"))
+    first = sorted(jira_sim.visible_ids())[0]
+    jira_sim.update_issue(first, {"customfield_10400": 3.0}, at=jira_sim.clock() - 3600)
     mapping = mapping_from(tmp_path, 'id = "id"\nstory_points = \'"Impact"\'\n')
-    pages = list(connector.read(connector.stream("issues"), None, fields=mapping.source_fields))
+    pages = list(
+        jira_connector.read(jira_connector.stream("issues"), None, fields=mapping.source_fields)
+    )
     values = {r["id"]: r["Impact"] for p in pages for r in p.records}
     assert values[first] == 3.0
 
@@ -165,17 +149,19 @@ def test_mapping_check_accepts_display_names_and_flags_typos(tmp_path: Path) -> 
 
 
 def test_many_fields_are_searched_by_post(
-    connector: JiraConnector, sim: JiraSimulator, tmp_path: Path
+    jira_connector: JiraConnector, jira_sim: JiraSimulator, tmp_path: Path
 ) -> None:
     names = [f"Metric {n}" for n in range(45)]
     for n, name in enumerate(names):
-        sim.add_field(custom_field(f"customfield_{11000 + n}", name, "number", "float"))
-    first = sorted(sim.visible_ids())[0]
-    sim.update_issue(first, {"customfield_11044": 7.0}, at=sim.clock() - 3600)
-    pages = list(connector.read(connector.stream("issues"), None, fields=frozenset(names)))
+        jira_sim.add_field(custom_field(f"customfield_{11000 + n}", name, "number", "float"))
+    first = sorted(jira_sim.visible_ids())[0]
+    jira_sim.update_issue(first, {"customfield_11044": 7.0}, at=jira_sim.clock() - 3600)
+    pages = list(
+        jira_connector.read(jira_connector.stream("issues"), None, fields=frozenset(names))
+    )
     values = {r["id"]: r["Metric 44"] for p in pages for r in p.records}
     assert values[first] == 7.0
-    searches = [r for r in sim.requests if "/search" in r.path]
+    searches = [r for r in jira_sim.requests if "/search" in r.path]
     assert searches
     assert all(r.method == "POST" for r in searches)
     assert len(searches[0].json()["fields"]) == 46  # the 45 metrics and `updated`

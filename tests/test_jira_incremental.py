@@ -11,30 +11,18 @@ from structlog.testing import capture_logs
 from pmsync.connectors.jira import IssueCursor
 from pmsync.connectors.jira.errors import rate_limit_reset_seconds
 from pmsync.errors import AuthError, RetriableError
-from pmsync.simulators.jira import JiraSimulator, generate
+from pmsync.simulators.clock import FakeClock
+from pmsync.simulators.jira import Deployment, JiraSimulator, generate
 from pmsync.sync.engine import StreamResult, SyncEngine
 from pmsync.sync.store.store import Store
+from tests.conftest import START
 from tests.jira_support import (
-    START,
-    FakeClock,
     default_mapping,
     engine_and_store,
     make_connector,
     search_requests,
     start_sim,
 )
-
-DEPLOYMENTS = ["cloud", "datacenter"]
-
-
-@pytest.fixture(params=DEPLOYMENTS)
-def deployment(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
 
 
 def _total(results: list[StreamResult], attribute: str) -> int:
@@ -43,10 +31,10 @@ def _total(results: list[StreamResult], attribute: str) -> int:
 
 @pytest.mark.parametrize("zone", ["America/Los_Angeles", "Asia/Kolkata"])
 def test_updates_in_one_minute_across_pages_are_stored_exactly_once(
-    deployment: str, zone: str, clock: FakeClock, store_url: str
+    jira_deployment: Deployment, zone: str, clock: FakeClock, store_url: str
 ) -> None:
     """API user in UTC-8 / UTC+5:30; 500 issues updated in one minute, pages of 100."""
-    sim = start_sim(deployment, clock, time_zone=zone)
+    sim = start_sim(jira_deployment, clock, time_zone=zone)
     try:
         issues = generate(sim, issues=700, seed=21)
         connector = make_connector(sim, clock, page_size=100)
@@ -98,9 +86,9 @@ def test_updates_in_one_minute_across_pages_are_stored_exactly_once(
 
 
 def test_first_cycle_and_no_change_cycles_cost_what_they_should(
-    deployment: str, clock: FakeClock, tmp_path: Path
+    jira_deployment: Deployment, clock: FakeClock, tmp_path: Path
 ) -> None:
-    sim = start_sim(deployment, clock)
+    sim = start_sim(jira_deployment, clock)
     try:
         generate(sim, issues=200, seed=2)
         connector = make_connector(sim, clock, page_size=100)
@@ -110,7 +98,7 @@ def test_first_cycle_and_no_change_cycles_cost_what_they_should(
         assert engine.sync_stream(connector, spec, mapping).inserted == 200
         paths = [r.path.rsplit("/", 1)[-1] for r in sim.requests]
         # serverInfo (library constructor) + field (catalogue, shared with the library) + pages
-        expected_page = "jql" if deployment == "cloud" else "search"
+        expected_page = "jql" if jira_deployment == "cloud" else "search"
         assert paths == ["serverInfo", "field", expected_page, expected_page]
 
         for _cycle in range(3):
@@ -197,9 +185,9 @@ def test_expired_page_token_restarts_the_pass(clock: FakeClock) -> None:
 
 
 def test_rate_limit_answer_is_retried_after_the_wait_jira_asks_for(
-    deployment: str, clock: FakeClock, tmp_path: Path
+    jira_deployment: Deployment, clock: FakeClock, tmp_path: Path
 ) -> None:
-    sim = start_sim(deployment, clock)
+    sim = start_sim(jira_deployment, clock)
     try:
         generate(sim, issues=90, seed=3)
         connector = make_connector(sim, clock)
@@ -291,10 +279,10 @@ def test_start_setting_bounds_the_first_read(cloud_sim: JiraSimulator, clock: Fa
 
 
 def test_census_tombstones_deleted_and_hidden_issues_only(
-    deployment: str, clock: FakeClock, tmp_path: Path
+    jira_deployment: Deployment, clock: FakeClock, tmp_path: Path
 ) -> None:
     """Deletes during the census shift Data Center's offsets; nothing live is tombstoned."""
-    sim = start_sim(deployment, clock)
+    sim = start_sim(jira_deployment, clock)
     try:
         generate(sim, issues=200, seed=12)
         connector = make_connector(sim, clock, census_page_size=50)
@@ -320,9 +308,9 @@ def test_census_tombstones_deleted_and_hidden_issues_only(
 
 
 def test_refused_credentials_are_named_without_the_secret(
-    deployment: str, clock: FakeClock
+    jira_deployment: Deployment, clock: FakeClock
 ) -> None:
-    sim = start_sim(deployment, clock)
+    sim = start_sim(jira_deployment, clock)
     try:
         connector = make_connector(sim, clock, secret="hunter2-very-secret")
         with capture_logs() as logs, pytest.raises(AuthError) as info:

@@ -10,13 +10,9 @@ import requests
 from jira import JIRA
 from jira.exceptions import JIRAError
 
+from pmsync.simulators.clock import FakeClock
 from pmsync.simulators.jira import JiraSimulator, generate
-from tests.jira_support import FakeClock, start_sim
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
+from tests.jira_support import start_sim
 
 
 @pytest.fixture

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from structlog.testing import capture_logs
 
@@ -11,29 +9,10 @@ from pmsync.connectors.base import FieldWrite
 from pmsync.connectors.jira import JiraConnector, RemoteLink
 from pmsync.connectors.jira.writes import IssueWritePacer
 from pmsync.errors import AuthError
+from pmsync.simulators.clock import FakeClock
 from pmsync.simulators.jira import JiraSimulator, generate
 from pmsync.simulators.jira.fields import CUSTOMER_ARR, CUSTOMER_REQUESTS, LEGACY_ESTIMATE
-from tests.jira_support import FakeClock, make_connector, start_sim
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture(params=["cloud", "datacenter"])
-def sim(request: pytest.FixtureRequest, clock: FakeClock) -> Iterator[JiraSimulator]:
-    sim = start_sim(str(request.param), clock)
-    generate(sim, issues=30, seed=2)
-    yield sim
-    sim.stop()
-
-
-@pytest.fixture
-def connector(sim: JiraSimulator, clock: FakeClock) -> Iterator[JiraConnector]:
-    connector = make_connector(sim, clock)
-    yield connector
-    connector.close()
+from tests.jira_support import make_connector, start_sim
 
 
 def _keys(sim: JiraSimulator, n: int) -> list[str]:
@@ -41,16 +20,14 @@ def _keys(sim: JiraSimulator, n: int) -> list[str]:
 
 
 def _fields(sim: JiraSimulator, key: str) -> dict[str, object]:
-    stored = sim._stored(key)
-    assert stored is not None
-    return dict(stored.current["fields"])
+    return dict(sim.issue_record(key)["fields"])
 
 
 def test_bad_fields_fail_their_record_only_naming_issue_and_field(
-    connector: JiraConnector, sim: JiraSimulator
+    jira_connector: JiraConnector, jira_sim: JiraSimulator
 ) -> None:
-    good, unknown, locked, mixed = _keys(sim, 4)
-    outcomes = connector.write(
+    good, unknown, locked, mixed = _keys(jira_sim, 4)
+    outcomes = jira_connector.write(
         [
             FieldWrite("issues", good, {"Customer ARR": 1_240_000, CUSTOMER_REQUESTS: 37}),
             FieldWrite("issues", unknown, {"Custmer ARR": 5}),
@@ -61,8 +38,8 @@ def test_bad_fields_fail_their_record_only_naming_issue_and_field(
     assert [o.key for o in outcomes] == [good, unknown, locked, mixed]
     assert outcomes[0].ok
     assert outcomes[0].error is None
-    assert _fields(sim, good)[CUSTOMER_ARR] == 1_240_000
-    assert _fields(sim, good)[CUSTOMER_REQUESTS] == 37
+    assert _fields(jira_sim, good)[CUSTOMER_ARR] == 1_240_000
+    assert _fields(jira_sim, good)[CUSTOMER_REQUESTS] == 37
 
     assert not outcomes[1].ok
     assert f"issue {unknown}" in str(outcomes[1].error)
@@ -73,29 +50,29 @@ def test_bad_fields_fail_their_record_only_naming_issue_and_field(
     assert not outcomes[2].retriable
     assert f"issue {locked}: field 'Legacy estimate' ({LEGACY_ESTIMATE}" in str(outcomes[2].error)
     assert "not on the appropriate screen" in str(outcomes[2].error)
-    assert _fields(sim, locked).get(LEGACY_ESTIMATE) is None
+    assert _fields(jira_sim, locked).get(LEGACY_ESTIMATE) is None
 
     assert not outcomes[3].ok  # one field rejected: the other one is still written
     assert LEGACY_ESTIMATE in str(outcomes[3].error)
     assert "other fields were written" in str(outcomes[3].error)
-    assert _fields(sim, mixed)[CUSTOMER_ARR] == 99
+    assert _fields(jira_sim, mixed)[CUSTOMER_ARR] == 99
 
 
 def test_wrong_value_type_is_reported_with_jiras_reason(
-    connector: JiraConnector, sim: JiraSimulator
+    jira_connector: JiraConnector, jira_sim: JiraSimulator
 ) -> None:
-    (key,) = _keys(sim, 1)
-    (outcome,) = connector.write([FieldWrite("issues", key, {CUSTOMER_ARR: "a lot"})])
+    (key,) = _keys(jira_sim, 1)
+    (outcome,) = jira_connector.write([FieldWrite("issues", key, {CUSTOMER_ARR: "a lot"})])
     assert not outcome.ok
     assert "Operation value must be a number" in str(outcome.error)
 
 
 def test_missing_issue_and_denied_project_are_record_failures(
-    connector: JiraConnector, sim: JiraSimulator
+    jira_connector: JiraConnector, jira_sim: JiraSimulator
 ) -> None:
-    key = _keys(sim, 1)[0]
-    sim.edit_denied_projects.add(key.partition("-")[0])
-    outcomes = connector.write(
+    key = _keys(jira_sim, 1)[0]
+    jira_sim.edit_denied_projects.add(key.partition("-")[0])
+    outcomes = jira_connector.write(
         [
             FieldWrite("issues", "NOPE-1", {CUSTOMER_ARR: 1}),
             FieldWrite("issues", key, {CUSTOMER_ARR: 1}),
@@ -107,58 +84,57 @@ def test_missing_issue_and_denied_project_are_record_failures(
 
 
 def test_edits_do_not_notify_watchers_when_the_user_may_suppress_it(
-    connector: JiraConnector, sim: JiraSimulator
+    jira_connector: JiraConnector, jira_sim: JiraSimulator
 ) -> None:
-    keys = _keys(sim, 3)
+    keys = _keys(jira_sim, 3)
     with capture_logs() as logs:
-        outcomes = connector.write([FieldWrite("issues", k, {CUSTOMER_ARR: 1}) for k in keys])
+        outcomes = jira_connector.write([FieldWrite("issues", k, {CUSTOMER_ARR: 1}) for k in keys])
     assert all(o.ok for o in outcomes)
-    assert sim.notifications == []
-    puts = [r for r in sim.requests if r.method == "PUT"]
+    assert jira_sim.notifications == []
+    puts = [r for r in jira_sim.requests if r.method == "PUT"]
     assert len(puts) == 3
     assert all(r.query.get("notifyUsers") == "false" for r in puts)
     assert not [e for e in logs if e["event"] == "jira_notify_users_ignored"]
 
 
 def test_ignored_notify_flag_is_said_once_per_project(
-    connector: JiraConnector, sim: JiraSimulator
+    jira_connector: JiraConnector, jira_sim: JiraSimulator
 ) -> None:
-    sim.user_is_admin = False
-    same_project = [k for k in _keys(sim, 30) if k.startswith("CORE-")][:3]
+    jira_sim.user_is_admin = False
+    same_project = [k for k in _keys(jira_sim, 30) if k.startswith("CORE-")][:3]
     with capture_logs() as logs:
-        outcomes = connector.write(
+        outcomes = jira_connector.write(
             [FieldWrite("issues", k, {CUSTOMER_ARR: 2}) for k in same_project]
         )
     assert all(o.ok for o in outcomes)
     warnings = [e for e in logs if e["event"] == "jira_notify_users_ignored"]
     assert len(warnings) == 1
     assert warnings[0]["project"] == "CORE"
-    assert sim.notifications == same_project  # Jira ignored the flag, as documented
+    assert jira_sim.notifications == same_project  # Jira ignored the flag, as documented
 
 
 def test_issue_property_stores_a_json_document(
-    connector: JiraConnector, sim: JiraSimulator
+    jira_connector: JiraConnector, jira_sim: JiraSimulator
 ) -> None:
-    key = _keys(sim, 1)[0]
+    key = _keys(jira_sim, 1)[0]
+    updated = _fields(jira_sim, key)["updated"]
     document = {"arr": 1_240_000, "accounts": ["001A", "001B"], "tickets": [1, 2, 3]}
-    assert connector.set_issue_property(key, "pmsync.rollup", document).ok
-    assert connector.set_issue_property(key, "pmsync.rollup", {**document, "arr": 5}).ok
-    stored = sim._stored(key)
-    assert stored is not None
-    assert sim.properties[int(stored.current["id"])]["pmsync.rollup"]["arr"] == 5
-    assert stored.current["_updated_ms"] < sim.now_ms()  # properties do not touch `updated`
+    assert jira_connector.set_issue_property(key, "pmsync.rollup", document).ok
+    assert jira_connector.set_issue_property(key, "pmsync.rollup", {**document, "arr": 5}).ok
+    assert jira_sim.issue_properties(key)["pmsync.rollup"]["arr"] == 5
+    assert _fields(jira_sim, key)["updated"] == updated  # properties do not touch `updated`
 
-    sim.reset_log()
-    too_big = connector.set_issue_property(key, "pmsync.rollup", {"blob": "x" * 40_000})
+    jira_sim.reset_log()
+    too_big = jira_connector.set_issue_property(key, "pmsync.rollup", {"blob": "x" * 40_000})
     assert not too_big.ok
     assert "32768" in str(too_big.error)
-    assert sim.requests == []  # refused before sending
+    assert jira_sim.requests == []  # refused before sending
 
 
 def test_remote_links_are_upserted_by_global_id(
-    connector: JiraConnector, sim: JiraSimulator
+    jira_connector: JiraConnector, jira_sim: JiraSimulator
 ) -> None:
-    key = _keys(sim, 1)[0]
+    key = _keys(jira_sim, 1)[0]
     acme = RemoteLink(
         global_id="system=sfdc&id=001A",
         url="https://acme.my.salesforce.com/001A",
@@ -166,19 +142,17 @@ def test_remote_links_are_upserted_by_global_id(
         relationship="requested by",
         application={"type": "com.salesforce", "name": "Salesforce"},
     )
-    assert connector.upsert_remote_link(key, acme).ok
+    assert jira_connector.upsert_remote_link(key, acme).ok
     renamed = RemoteLink(acme.global_id, acme.url, "Acme (ARR 1,200,000 USD)")
-    assert connector.upsert_remote_link(key, renamed).ok
+    assert jira_connector.upsert_remote_link(key, renamed).ok
     other = RemoteLink("system=sfdc&id=001B", "https://acme.my.salesforce.com/001B", "Globex")
-    assert connector.upsert_remote_link(key, other).ok
-    stored = sim._stored(key)
-    assert stored is not None
-    links = sim.links[int(stored.current["id"])]
+    assert jira_connector.upsert_remote_link(key, other).ok
+    links = jira_sim.issue_remote_links(key)
     assert sorted(link["globalId"] for link in links) == sorted([acme.global_id, other.global_id])
     first = next(link for link in links if link["globalId"] == acme.global_id)
     assert first["object"]["title"] == "Acme (ARR 1,200,000 USD)"
     assert first["relationship"] is None  # left out: reset, as Jira does
-    assert not any("applinks" in r.path for r in sim.requests)  # one request per link
+    assert not any("applinks" in r.path for r in jira_sim.requests)  # one request per link
 
 
 def test_per_issue_write_limit_answer_is_a_retriable_outcome(clock: FakeClock) -> None:
@@ -203,7 +177,11 @@ def test_per_issue_write_limit_answer_is_a_retriable_outcome(clock: FakeClock) -
 
 
 def test_pacer_keeps_writes_to_one_issue_under_the_limit(clock: FakeClock) -> None:
-    sim = start_sim("cloud", clock, issue_write_limits=((2, 1.0),))
+    # Jira counts 2 writes per 0.5 s, the pacer 2 per second: unpaced, the third write would
+    # land within milliseconds; paced, it lands a second after the first. The pacer and Jira
+    # see each request at slightly different moments, so an identical window would leave no
+    # margin for that (under load, a paced write could then reach Jira a hair too early).
+    sim = start_sim("cloud", clock, issue_write_limits=((2, 0.5),))
     try:
         generate(sim, issues=5, seed=2)
         connector = make_connector(sim, clock)
@@ -218,9 +196,9 @@ def test_pacer_keeps_writes_to_one_issue_under_the_limit(clock: FakeClock) -> No
         sim.stop()
 
 
-def test_refused_credentials_stop_the_write_back(sim: JiraSimulator, clock: FakeClock) -> None:
-    connector = make_connector(sim, clock, secret="wrong")
-    key = _keys(sim, 1)[0]
+def test_refused_credentials_stop_the_write_back(jira_sim: JiraSimulator, clock: FakeClock) -> None:
+    connector = make_connector(jira_sim, clock, secret="wrong")
+    key = _keys(jira_sim, 1)[0]
     with pytest.raises(AuthError):
         connector.write([FieldWrite("issues", key, {CUSTOMER_ARR: 1})])
 

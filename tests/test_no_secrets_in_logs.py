@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from pmsync.simulators.zendesk import ZendeskSimulator, generate
 from tests.conftest import write_config
 
@@ -24,6 +26,7 @@ def encodings(secret: str, email: str) -> list[str]:
     ]
 
 
+@pytest.mark.slow
 def test_canary_secret_never_reaches_logs(tmp_path: Path) -> None:
     sim = ZendeskSimulator(token=CANARY, incremental_per_minute=None, plan_per_minute=None)
     sim.start()

@@ -34,7 +34,8 @@ def _data_folders() -> dict[str, Path]:
         for child in folder.iterdir():
             if (
                 child.is_dir()
-                and any(child.glob("*.toml"))
+                and child.name != "__pycache__"
+                and any(path.is_file() for path in child.iterdir())
                 and not (child / "__init__.py").exists()
             ):
                 found[f"{package}.{child.name}"] = child
@@ -61,6 +62,9 @@ def test_every_foundation_module_is_held_by_the_floor_contracts() -> None:
 def test_every_data_file_is_package_data() -> None:
     data = SETUPTOOLS["package-data"]
     folders = {**_source_packages(), **_data_folders()}
+    for package, folder in _data_folders().items():
+        for path in filter(Path.is_file, folder.iterdir()):
+            assert any(Path(path.name).match(p) for p in data[package]), path
     for path in [*(REPO / "mappings").rglob("*.toml"), *(REPO / "simulators").rglob("*.toml")]:
         package = next(name for name, folder in folders.items() if folder == path.parent)
         assert any(path.relative_to(path.parent).match(p) for p in data[package]), path

@@ -88,6 +88,7 @@ def stored_usage(store: Store) -> dict[str, dict[str, object]]:
     return {r.key: r.unified for r in store.iter_records(connector="pendo", stream="usage")}
 
 
+@pytest.mark.slow
 def test_backfill_resumes_after_kill_9_without_counting_a_day_twice(
     tmp_path: Path, pendo_sim: PendoSimulator
 ) -> None:

@@ -9,6 +9,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import responses
+from pydantic import BaseModel
 
 from pmsync.connectors.base import Page
 from pmsync.connectors.rest import RestConnector
@@ -27,7 +28,7 @@ def connector(endpoint: dict[str, Any], **settings: Any) -> RestConnector:
     return RestConnector("api", config)
 
 
-def read(conn: RestConnector, cursor: RestCursor | None = None) -> list[Page]:
+def read(conn: RestConnector, cursor: BaseModel | None = None) -> list[Page]:
     return list(conn.read(conn.stream("items"), cursor))
 
 

@@ -11,8 +11,10 @@ from click.testing import CliRunner
 
 from pmsync.app.cli import cli
 from pmsync.app.runtime import Runtime
+from pmsync.connectors.salesforce import SalesforceConnector
 from pmsync.connectors.salesforce.quota import QuotaGuard, parse_limit_info
 from pmsync.errors import QuotaExhausted
+from pmsync.simulators.clock import FakeClock
 from pmsync.simulators.salesforce import SalesforceSimulator, generate
 from tests.salesforce_support import make_connector, read_pages, running, write_config
 
@@ -22,14 +24,6 @@ def sim() -> Iterator[SalesforceSimulator]:
     yield from running(SalesforceSimulator())
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def test_limit_info_header_is_parsed() -> None:
     assert parse_limit_info("api-usage=18/5000") == (18, 5000)
     header = "api-usage=25/5000; per-app-api-usage=17/250(appName=sample-connected-app)"
@@ -37,8 +31,7 @@ def test_limit_info_header_is_parsed() -> None:
     assert parse_limit_info("") is None
 
 
-def test_guard_stops_at_the_reserve_and_rechecks_once_per_interval() -> None:
-    clock = FakeClock()
+def test_guard_stops_at_the_reserve_and_rechecks_once_per_interval(clock: FakeClock) -> None:
     guard = QuotaGuard("sf", reserve_percent=20, recheck_seconds=900, clock=clock)
     guard.begin()
     guard.acquire("GET", "https://x/services/data/v59.0/limits")  # nothing known yet
@@ -51,7 +44,7 @@ def test_guard_stops_at_the_reserve_and_rechecks_once_per_interval() -> None:
     guard.begin()
     with pytest.raises(QuotaExhausted):  # figures are fresh: no probe
         guard.acquire("GET", "https://x/services/data/v59.0/query/")
-    clock.now += 900
+    clock.advance(900)
     guard.begin()
     guard.acquire("GET", "https://x/services/data/v59.0/query/")  # one probe
     with pytest.raises(QuotaExhausted):
@@ -59,7 +52,11 @@ def test_guard_stops_at_the_reserve_and_rechecks_once_per_interval() -> None:
 
 
 def test_reserve_holds_and_the_next_cycle_finishes(
-    sim: SalesforceSimulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, store_url: str
+    sim: SalesforceSimulator,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    store_url: str,
+    clock: FakeClock,
 ) -> None:
     """Allocation 40, 10 already used by others, 25% reserve: pmsync may use 20 calls."""
     generate(sim, accounts=1500, contacts=900, seed=9)
@@ -68,8 +65,9 @@ def test_reserve_holds_and_the_next_cycle_finishes(
     monkeypatch.setenv("PMSYNC_TEST_SF_SECRET", sim.client_secret)
     config = write_config(tmp_path, sim, extra="quota_reserve_percent = 25", store_url=store_url)
     runtime = Runtime.load(str(config))
-    clock = FakeClock()
-    runtime.connector("salesforce").guard.clock = clock  # type: ignore[attr-defined]
+    connector = runtime.connector("salesforce")
+    assert isinstance(connector, SalesforceConnector)
+    connector.guard.clock = clock
 
     first = runtime.run_once()
     assert sim.api_used == 30, "stopped exactly where the reserve starts"
@@ -89,7 +87,7 @@ def test_reserve_holds_and_the_next_cycle_finishes(
     assert sim.api_used == 30
 
     sim.roll_quota(used=0)  # the rolling 24-hour window moved on
-    clock.now += 15 * 60
+    clock.advance(15 * 60)
     third = runtime.run_once()
     assert [r.status for r in third] == ["ok", "ok"]
     results = first + second + third

@@ -15,7 +15,7 @@ from pmsync.sync.engine import SyncEngine
 from pmsync.sync.mapping.compiler import CompiledStream
 from pmsync.sync.mapping.loader import load_mappings
 from pmsync.sync.store.store import Store
-from tests.salesforce_support import REPO, ids, make_connector, read_pages, running
+from tests.salesforce_support import REPO, cursor_of, ids, make_connector, read_pages, running
 
 ACCOUNT_FIELDS = ("Id", "Name", "ARR__c", "AnnualRevenue", "Owner", "Website", "CurrencyIsoCode")
 DAY = 86400
@@ -59,7 +59,7 @@ def test_thousands_of_rows_sharing_one_stamp_are_neither_lost_nor_looped(
     pages = read_pages(connector, spec)
     everything = set(before) | set(tied)
     assert ids(pages) == sorted(before) + sorted(tied)  # ordered by (stamp, Id), each once
-    positions = [(p.cursor.systemmodstamp, p.cursor.id) for p in pages if p.records]
+    positions = [(cursor_of(p).systemmodstamp, cursor_of(p).id) for p in pages if p.records]
     assert positions == sorted(set(positions)), "page cursors must move strictly forward"
     seen: set[str] = set()
     for page in pages:
@@ -111,7 +111,7 @@ def test_a_row_committed_late_with_an_older_stamp_is_caught_by_the_overlap(
     connector = make_connector(sim)
     spec = connector.stream("Account")
     pages = read_pages(connector, spec)
-    last = pages[-1].cursor
+    last = cursor_of(pages[-1])
     assert last.since is not None
     # A long transaction commits now a row stamped two minutes before the read above.
     late = sim.insert("Account", {"Name": "Late"}, at=int(last.since.timestamp()) + 180)
@@ -193,7 +193,7 @@ def test_large_first_sync_reads_through_bulk_and_matches_rest(sim: SalesforceSim
     rest_records = {r["Id"]: r for p in read_pages(rest, spec, fields=fields) for r in p.records}
     bulk_records = {r["Id"]: r for p in pages for r in p.records}
     assert bulk_records == rest_records  # same dicts, so the content hash skips re-reads
-    final = pages[-1].cursor
+    final = cursor_of(pages[-1])
     assert final.bulk_job is None
     assert final.since is not None
     bulk.close()
@@ -208,7 +208,7 @@ def test_bulk_first_sync_resumes_from_every_checkpoint(sim: SalesforceSimulator)
     assert len(pages[0].records) == 200  # the sizing query's page is kept
     assert pages[0].cursor == SObjectCursor()  # ... but the first sync is not done
     assert pages[1].records == []
-    assert pages[1].cursor.bulk_job  # the job id is committed before its results
+    assert cursor_of(pages[1]).bulk_job  # the job id is committed before its results
     everything = sim.live_ids("Account")
     seen: set[str] = set()
     jobs_before = len(sim.requests_to("/services/data/v59.0/jobs/query", "POST"))
@@ -229,7 +229,7 @@ def test_a_failed_bulk_job_restarts_the_first_sync(sim: SalesforceSimulator) -> 
     sim.bulk_failure = "InvalidBatch : query timed out"
     committed: list[SObjectCursor] = []
     with pytest.raises(FatalError, match="failed"):
-        committed.extend(p.cursor for p in connector.read(spec, None))
+        committed.extend(cursor_of(p) for p in connector.read(spec, None))
     assert committed[-1] == SObjectCursor()  # the next sync starts over
     sim.bulk_failure = None
     assert set(ids(read_pages(connector, spec, None))) == sim.live_ids("Account")
@@ -259,9 +259,9 @@ def test_formula_fields_are_reread_on_their_own_schedule(sim: SalesforceSimulato
     assert "LATAM" in regions.values()
     assert len(requests_since(sim, mark)) == 2 + 3  # describe, incremental, 3 refresh pages
     # Every refresh page can be resumed from; the last one ends the pass.
-    middle = next(p.cursor for p in refreshed if p.cursor.refresh_after)
+    middle = next(cursor_of(p) for p in refreshed if cursor_of(p).refresh_after)
     rest = read_pages(connector, spec, middle, fields=fields)
-    assert rest[-1].cursor.refresh_after is None
+    assert cursor_of(rest[-1]).refresh_after is None
     resumed = {r["Id"] for p in rest for r in p.records}
     assert resumed == {i for i in sim.live_ids("Account") if i > str(middle.refresh_after)}
     connector.close()

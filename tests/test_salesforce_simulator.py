@@ -8,35 +8,25 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from simple_salesforce.api import Salesforce
+from simple_salesforce.api import Salesforce, SFType
+from simple_salesforce.bulk2 import SFBulk2Handler
 from simple_salesforce.exceptions import (
+    SalesforceError,
     SalesforceExpiredSession,
     SalesforceMalformedRequest,
     SalesforceRefusedRequest,
 )
 
 from pmsync.connectors.http import make_session
+from pmsync.simulators.clock import FakeClock
 from pmsync.simulators.salesforce import SalesforceSimulator, generate
 from pmsync.simulators.salesforce import soql as parser
 from pmsync.simulators.salesforce.model import salesforce_id
 from tests.salesforce_support import MY_DOMAIN, make_connector, running
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = datetime.now(UTC).timestamp()
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def sim(clock: Clock) -> Iterator[SalesforceSimulator]:
+def sim(clock: FakeClock) -> Iterator[SalesforceSimulator]:
     yield from running(SalesforceSimulator(clock=clock))
 
 
@@ -55,6 +45,22 @@ def sf(sim: SalesforceSimulator) -> Iterator[Salesforce]:
         session=session,
     )
     session.close()
+
+
+def error_code(error: SalesforceError) -> object:
+    """Salesforce's errorCode. simple-salesforce annotates `content` as bytes, but it holds the
+    parsed JSON body (its exception_handler passes `response.json()`)."""
+    body: object = error.content
+    assert isinstance(body, list)
+    return body[0]["errorCode"]
+
+
+def sobject(sf: Salesforce, name: str) -> SFType:
+    """`sf.<name>`, typed: simple-salesforce's __getattr__ is annotated with every handler it
+    can return (bulk, bulk2 or an sObject)."""
+    handler = getattr(sf, name)
+    assert isinstance(handler, SFType)
+    return handler
 
 
 def test_soql_subset_parses_and_rejects() -> None:
@@ -94,15 +100,15 @@ def test_query_pages_with_the_batch_size_and_next_records_url(
 def test_query_errors_read_like_salesforce(sim: SalesforceSimulator, sf: Salesforce) -> None:
     with pytest.raises(SalesforceMalformedRequest) as info:
         sf.query("SELECT Nope__c FROM Account")
-    assert info.value.content[0]["errorCode"] == "INVALID_FIELD"
+    assert error_code(info.value) == "INVALID_FIELD"
     with pytest.raises(SalesforceMalformedRequest) as info:
         sf.query("SELECT Id FROM Account WHERE")
-    assert info.value.content[0]["errorCode"] == "MALFORMED_QUERY"
+    assert error_code(info.value) == "MALFORMED_QUERY"
     sim.locator_ttl = -1
     first = sf.query("SELECT Id FROM Account", headers={"Sforce-Query-Options": "batchSize=200"})
     with pytest.raises(SalesforceMalformedRequest) as info:
         sf.query_more(first["nextRecordsUrl"], identifier_is_url=True)
-    assert info.value.content[0]["errorCode"] == "INVALID_QUERY_LOCATOR"
+    assert error_code(info.value) == "INVALID_QUERY_LOCATOR"
 
 
 def test_query_all_returns_recycle_bin_rows(sim: SalesforceSimulator, sf: Salesforce) -> None:
@@ -114,26 +120,29 @@ def test_query_all_returns_recycle_bin_rows(sim: SalesforceSimulator, sf: Salesf
 
 
 def test_get_updated_and_get_deleted(
-    sim: SalesforceSimulator, sf: Salesforce, clock: Clock
+    sim: SalesforceSimulator, sf: Salesforce, clock: FakeClock
 ) -> None:
     start = datetime.fromtimestamp(clock.now, UTC) - timedelta(hours=1)
     changed = sorted(sim.live_ids("Account"))[:2]
     sim.update("Account", changed[0], {"Name": "x"}, at=int(clock.now) - 600)
     sim.soft_delete("Account", changed[1], at=int(clock.now) - 600)
     end = datetime.fromtimestamp(clock.now, UTC) + timedelta(minutes=1)
-    updated = sf.Account.updated(start, end)
+    account = sobject(sf, "Account")
+    updated = account.updated(start, end)
     assert updated["ids"] == [changed[0]]
-    deleted = sf.Account.deleted(start, end)
+    deleted = account.deleted(start, end)
     assert [r["id"] for r in deleted["deletedRecords"]] == [changed[1]]
     assert deleted["latestDateCovered"].endswith(":00.000+0000")  # seconds dropped
     with pytest.raises(SalesforceMalformedRequest) as info:
-        sf.Account.deleted(start - timedelta(days=20), end)  # beyond 15 days
-    assert info.value.content[0]["errorCode"] == "INVALID_REPLICATION_DATE"
+        account.deleted(start - timedelta(days=20), end)  # beyond 15 days
+    assert error_code(info.value) == "INVALID_REPLICATION_DATE"
 
 
 def test_bulk_query_job_through_the_library(sf: Salesforce) -> None:
+    bulk2 = sf.bulk2
+    assert isinstance(bulk2, SFBulk2Handler)
     pages = list(
-        sf.bulk2.Account.query("SELECT Id, Name, ARR__c FROM Account", max_records=200, wait=0)
+        bulk2.Account.query("SELECT Id, Name, ARR__c FROM Account", max_records=200, wait=0)
     )
     rows = [row for page in pages for row in csv.DictReader(io.StringIO(str(page)))]
     assert len(pages) == 3
@@ -145,18 +154,18 @@ def test_request_limit_exceeded_is_a_403(sim: SalesforceSimulator, sf: Salesforc
     sim.roll_quota(used=sim.api_allocation)
     with pytest.raises(SalesforceRefusedRequest) as info:
         sf.limits()
-    assert info.value.content[0]["errorCode"] == "REQUEST_LIMIT_EXCEEDED"
+    assert error_code(info.value) == "REQUEST_LIMIT_EXCEEDED"
     sim.roll_quota(used=0)
     assert sf.limits()["DailyApiRequests"]["Remaining"] == sim.api_allocation - 1
 
 
-def test_sessions_end_after_their_lifetime(sim: SalesforceSimulator, clock: Clock) -> None:
+def test_sessions_end_after_their_lifetime(sim: SalesforceSimulator, clock: FakeClock) -> None:
     sim.session_ttl = 60
     generate(sim, accounts=1, contacts=0)
     connector = make_connector(sim)
     sf = connector.client.sf()
     sf.limits()
-    clock.now += 61
+    clock.advance(61)
     direct = Salesforce(session_id=sf.session_id, instance_url=sim.base_url, session=sf.session)
     with pytest.raises(SalesforceExpiredSession):
         direct.limits()  # a session-id client cannot log in again
@@ -169,4 +178,4 @@ def test_collections_refuse_more_than_200_records(sf: Salesforce) -> None:
     records = [{"attributes": {"type": "Account"}, "id": f"001{n:015d}"} for n in range(201)]
     with pytest.raises(SalesforceMalformedRequest) as info:
         sf.restful("composite/sobjects", method="PATCH", json={"records": records})
-    assert info.value.content[0]["errorCode"] == "EXCEEDED_ID_LIMIT"
+    assert error_code(info.value) == "EXCEEDED_ID_LIMIT"

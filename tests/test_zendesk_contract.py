@@ -73,15 +73,15 @@ class TestZendeskContract(ConnectorContract):
     def change_one(self, stream: str) -> str:
         sim = self.sim
         if stream == "tickets":
-            ticket = sim._public(sim.tickets.items[5])
+            ticket = sim.ticket_record(5)
             sim.put_ticket({**ticket, "subject": "changed"})
             return "5"
         if stream == "users":
-            user = sim._public(next(iter(sim.users.items.values())))
+            user = sim.user_record(next(iter(sim.users.items)))
             sim.put_user({**user, "name": "Changed Name"})
             return str(user["id"])
         if stream == "organizations":
-            org = sim._public(next(iter(sim.organizations.values())))
+            org = sim.organization_record(next(iter(sim.organizations)))
             sim.put_organization({**org, "notes": "changed"})
             return str(org["id"])
         return str(sim.add_jira_link(7, "10099", "PROJ-99")["id"])

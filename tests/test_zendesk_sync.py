@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,8 @@ from tests.conftest import write_config
 STREAMS = ("tickets", "users", "organizations", "jira_links")
 
 
-def snapshot(runtime: Runtime) -> dict[tuple[str, str], tuple[str, bool]]:
+def snapshot(runtime: Runtime) -> dict[tuple[str, str], tuple[str, bool, datetime]]:
+    """(stream, key) -> (content hash, tombstoned, last seen) of every stored record."""
     with runtime.store.engine.connect() as c:
         rows = c.execute(
             sa.select(
@@ -108,7 +110,7 @@ def test_updates_sharing_one_timestamp_across_a_page_boundary_are_all_read(
     moment = sim.now() - 300
     changed = list(range(50, 300))  # 250 tickets, one second, across pages of 100
     for ticket_id in changed:
-        ticket = sim._public(sim.tickets.items[ticket_id])
+        ticket = sim.ticket_record(ticket_id)
         sim.put_ticket({**ticket, "subject": f"updated {ticket_id}"}, at=moment)
     [result] = runtime.run_once(["zendesk.tickets"])
     assert result.status == "ok"
@@ -172,7 +174,7 @@ def test_a_record_that_fails_its_mapping_is_dead_lettered_and_the_rest_sync(
     tmp_path: Path, small_zendesk: ZendeskSimulator, zendesk_token: str
 ) -> None:
     sim = small_zendesk
-    bad = sim._public(sim.tickets.items[10])
+    bad = sim.ticket_record(10)
     sim.put_ticket({**bad, "status": "open", "created_at": "the day before yesterday"})
     runtime = Runtime.load(str(write_config(tmp_path, zendesk_url=sim.base_url, page_size=50)))
     [result] = runtime.run_once(["zendesk.tickets"])
@@ -237,7 +239,7 @@ def test_full_refresh_keeps_a_record_whose_new_version_fails_its_mapping(
     sim = small_zendesk
     runtime = Runtime.load(str(write_config(tmp_path, zendesk_url=sim.base_url, page_size=50)))
     runtime.run_once(["zendesk.tickets"])
-    ticket = sim._public(sim.tickets.items[10])
+    ticket = sim.ticket_record(10)
     sim.put_ticket({**ticket, "status": "open", "created_at": "not a date"}, at=sim.now() - 61)
     [result] = runtime.run_once(["zendesk.tickets"], full_refresh=True)
     assert result.status == "ok"

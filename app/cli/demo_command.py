@@ -121,6 +121,12 @@ def _print_next(
         f"in {shown / demo.mappings_dir.name}/.",
         markup=False,
     )
+    out.print(
+        f"\nOpen the web view on the demo's data: pmsync -c {config} serve\n"
+        "then browse http://127.0.0.1:9474/ (issues by revenue, accounts, product areas, "
+        "review queue, freshness; Ctrl-C stops it).",
+        markup=False,
+    )
     if keep_running:
         return
     again = ["pmsync", "demo"]

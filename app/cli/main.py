@@ -12,6 +12,7 @@ from pmsync.logs import LogFormat, configure_logging
 from . import (
     demo_command,
     report_commands,
+    serve_command,
     setup_commands,
     state_commands,
     sync_commands,
@@ -117,6 +118,7 @@ for _module in (
     report_commands,
     writeback_commands,
     demo_command,
+    serve_command,
 ):
     for _command in _module.COMMANDS:
         cli.add_command(_command)

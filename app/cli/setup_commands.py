@@ -13,7 +13,8 @@ from pmsync.errors import AuthError, ConnectorError
 from pmsync.redact import redact
 
 from .context import Context, WholeHelpGroup, handle_errors, pass_context
-from .output import emit_json, out, shown
+from .output import emit_json, err, out, shown
+from .sampling import sample_records
 from .tables import key, print_table, text
 
 # ---- configuration ------------------------------------------------------------------------
@@ -110,31 +111,35 @@ def mappings_preview(ctx: Context, stream: str, limit: int, as_json: bool) -> No
     runtime = ctx.runtime()
     job = runtime.jobs([stream], option="STREAM")[0]
     connector = runtime.connector(job.connector)
+    try:
+        raws = sample_records(
+            connector,
+            job.spec,
+            limit,
+            fields=job.mapping.source_fields,
+            notify=lambda message: err.print(f"[yellow]{escape(message)}[/]", markup=True),
+        )
+    finally:
+        connector.close()
     samples: list[dict[str, Any]] = []
-    for page in connector.read(job.spec, None, fields=job.mapping.source_fields):
-        for raw in page.records:
-            entry: dict[str, Any] = {"raw": raw, "fields": [], "error": None}
-            try:
-                record_key, unified = job.mapping.map_record(raw)
-                entry["key"] = record_key
-            except MappingFailure as exc:
-                entry["error"] = str(exc)
-                unified = {}
-            for spec in job.mapping.fields:
-                entry["fields"].append(
-                    {
-                        "field": spec.name,
-                        "source": spec.source,
-                        "source_value": spec.getter(raw),
-                        "value": unified.get(spec.name),
-                    }
-                )
-            samples.append(entry)
-            if len(samples) >= limit:
-                break
-        if len(samples) >= limit:
-            break
-    connector.close()
+    for raw in raws:
+        entry: dict[str, Any] = {"raw": raw, "fields": [], "error": None}
+        try:
+            record_key, unified = job.mapping.map_record(raw)
+            entry["key"] = record_key
+        except MappingFailure as exc:
+            entry["error"] = str(exc)
+            unified = {}
+        for spec in job.mapping.fields:
+            entry["fields"].append(
+                {
+                    "field": spec.name,
+                    "source": spec.source,
+                    "source_value": spec.getter(raw),
+                    "value": unified.get(spec.name),
+                }
+            )
+        samples.append(entry)
     if as_json:
         emit_json([{k: v for k, v in s.items() if k != "raw"} for s in samples])
         return

@@ -182,6 +182,8 @@ def _announce(started: Any) -> None:
         if started.http
         else ""
     )
+    if started.web:
+        where += f"; the web view on {started.web}"
     err.print(
         f"pmsync runs {_count(len(started.connectors), 'connector')} "
         f"({', '.join(started.connectors)}), {_count(started.streams, 'stream')}{where}. "

@@ -22,7 +22,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 import structlog
@@ -39,6 +39,9 @@ from pmsync.app.daemon.worker import ConnectorWorker, WorkerContext, owner_name
 from pmsync.app.daemon.writeback import WriteBack, auto_write_back
 from pmsync.app.runtime import Runtime, StreamJob
 from pmsync.app.status import stream_statuses
+
+if TYPE_CHECKING:
+    from pmsync.app.web.server import WebServer
 from pmsync.connectors.http import set_replica_tag
 from pmsync.errors import ConfigError, PmsyncError
 from pmsync.logs import configure_logging
@@ -56,6 +59,7 @@ class Started:
     connectors: list[str]
     streams: int
     http: str | None  # the base URL of /healthz, /readyz and /metrics; None when disabled
+    web: str | None = None  # the web view's URL when `[web] enabled`
 
 
 @dataclass
@@ -117,14 +121,18 @@ class Daemon:
         self.metrics = Metrics(self.replica, self._store_or_none)
         self._current = _Generation(runtime)
         http: HealthServer | None = None
+        web: WebServer | None = None
         try:
             http = self._start_http(settings)
-            self._serve(runtime, http)
+            web = self._start_web(runtime)
+            self._serve(runtime, http, web)
         finally:
             self._shutdown(http)
+            if web is not None:
+                web.stop()
         return EXIT_OK
 
-    def _serve(self, runtime: Runtime, http: HealthServer | None) -> None:
+    def _serve(self, runtime: Runtime, http: HealthServer | None, web: WebServer | None) -> None:
         assert self._current is not None
         log.info(
             "daemon_started",
@@ -145,6 +153,7 @@ class Daemon:
                     connectors=sorted(workers),
                     streams=sum(len(w.jobs) for w in workers.values()),
                     http=f"http://{_url_host(http.host)}:{http.port}" if http else None,
+                    web=web.url if web else None,
                 )
             )
         self._main_loop()
@@ -169,6 +178,19 @@ class Daemon:
             ) from None
         server.start()
         log.info("http_listening", host=server.host, port=server.port)
+        return server
+
+    def _start_web(self, runtime: Runtime) -> WebServer | None:
+        """The web view, when `[web] enabled`: its own runtime over the same configuration."""
+        settings = runtime.config.settings.web
+        if not settings.enabled:
+            return None
+        from pmsync.app.web.server import WebServer, build_app
+
+        path = str(runtime.config.path)
+        own = Runtime.load(path)
+        server = WebServer(build_app(own, settings, lambda: Runtime.load(path)), settings, own)
+        server.start()
         return server
 
     def _start_workers(

@@ -4,6 +4,11 @@ The settings say how to authenticate, what to send, where the records are (JMESP
 page (paginators.py) and what marks a change (cursor.py). Each page is committed with a cursor
 that can resume the read mid-way; when the read ends, the cursor moves to the largest change
 marker seen, and the next read starts there (minus the lookback).
+
+Deletes: records matching the endpoint's `deleted_when` go to the page's `deleted` list (the
+engine tombstones them); an endpoint read in full each cycle marks its reads as censuses.
+Pacing: the connector's total budget counts every request; an endpoint's own limit and a
+shared group's limit are budget rules scoped to that endpoint's requests.
 """
 
 from __future__ import annotations
@@ -18,9 +23,9 @@ import structlog
 from pydantic import BaseModel
 
 from pmsync.connectors.base import Connector, FieldInfo, Page, Record, StreamSpec, SweepPage
-from pmsync.connectors.budget import BudgetRule, RequestBudget
+from pmsync.connectors.budget import BudgetRule, RequestBudget, budget_scope
 from pmsync.connectors.http import make_session, request_json, send
-from pmsync.connectors.rest.cursor import RestCursor, later, step_back
+from pmsync.connectors.rest.cursor import RestCursor, later, outgoing, step_back
 from pmsync.connectors.rest.paginators import PaginationLoop, Paginator, make_paginator
 from pmsync.connectors.rest.settings import EndpointSettings, RestSettings
 from pmsync.connectors.rest.templates import render
@@ -46,9 +51,7 @@ class RestConnector(Connector):
 
     def session(self) -> requests.Session:
         if self._session is None:
-            budget = RequestBudget(
-                [BudgetRule("rest", r"", per_minute=self.settings.requests_per_minute)]
-            )
+            budget = RequestBudget(self._budget_rules())
             session, _adapter = make_session(
                 ca_bundle=self.settings.ca_bundle, timeout=self.settings.timeout, budget=budget
             )
@@ -63,6 +66,32 @@ class RestConnector(Connector):
                 session.auth = (auth.username or "", auth.password.get_secret_value())
             self._session = session
         return self._session
+
+    def _budget_rules(self) -> list[BudgetRule]:
+        """The total for every request, then each endpoint's own limit and each group's."""
+        rules = [BudgetRule("rest", r"", per_minute=self.settings.requests_per_minute)]
+        for name, endpoint in self.settings.endpoints.items():
+            if endpoint.requests_per_minute is not None:
+                scope = f"endpoint:{name}"
+                rules.append(
+                    BudgetRule(
+                        scope,
+                        r"",
+                        per_minute=endpoint.requests_per_minute,
+                        scopes=frozenset({scope}),
+                    )
+                )
+        for group, limit in self.settings.rate_limit_groups.items():
+            scope = f"group:{group}"
+            rules.append(BudgetRule(scope, r"", per_minute=limit, scopes=frozenset({scope})))
+        return rules
+
+    @staticmethod
+    def _scopes(stream: str, endpoint: EndpointSettings) -> list[str]:
+        scopes = [f"endpoint:{stream}"]
+        if endpoint.rate_limit_group is not None:
+            scopes.append(f"group:{endpoint.rate_limit_group}")
+        return scopes
 
     def close(self) -> None:
         if self._session is not None:
@@ -84,36 +113,62 @@ class RestConnector(Connector):
         since: Any,
     ) -> tuple[requests.Response, Any]:
         """One page request; every failure becomes an error of the taxonomy."""
-        variables = {**paginator.variables(), "since": since}
-        params: dict[str, Any] = {}
-        body = render(endpoint.body, variables) if endpoint.body is not None else None
-        url = paginator.url()
-        if url is None:
-            url = self._url(render(endpoint.path, variables))
-            params = {k: v for k, v in render(endpoint.params, variables).items() if v is not None}
-            extra = paginator.params()
-            if endpoint.pagination.send_in == "query":
-                params.update(extra)
-            elif endpoint.pagination.send_in == "body" and extra:
-                body = {**(body or {}), **extra}
-            incremental = endpoint.incremental
-            if incremental is not None and incremental.param and since is not None:
-                if incremental.send_in == "body":
-                    body = {**(body or {}), incremental.param: since}
-                elif incremental.send_in == "query":
-                    params[incremental.param] = since
+        url, params, body = self._request(
+            endpoint, paginator, self._outgoing(stream, endpoint, since)
+        )
         if self.settings.auth.type == "query" and self.settings.auth.token is not None:
             params[str(self.settings.auth.name)] = self.settings.auth.token.get_secret_value()
-        return request_json(
-            self.session(),
-            endpoint.method,
-            url,
-            params=params or None,
-            json=body,
-            headers=endpoint.headers,
-            connector=self.name,
-            what=f"{endpoint.method} {stream}",
-        )
+        with budget_scope(*self._scopes(stream, endpoint)):
+            return request_json(
+                self.session(),
+                endpoint.method,
+                url,
+                params=params or None,
+                json=body,
+                headers=endpoint.headers,
+                connector=self.name,
+                what=f"{endpoint.method} {stream}",
+            )
+
+    def _request(
+        self, endpoint: EndpointSettings, paginator: Paginator, since: Any
+    ) -> tuple[str, dict[str, Any], Any]:
+        """URL, query parameters and JSON body of the next page's request."""
+        variables = {**paginator.variables(), "since": since}
+        body = render(endpoint.body, variables) if endpoint.body is not None else None
+        url = paginator.url()
+        if url is not None:  # a next page the API named: requested exactly as named
+            return url, {}, body
+        params = {k: v for k, v in render(endpoint.params, variables).items() if v is not None}
+        incremental = endpoint.incremental
+        if incremental is not None and incremental.param and since is not None:
+            if incremental.send_in == "body":
+                body = {**(body or {}), incremental.param: since}
+            elif incremental.send_in == "query":
+                params[incremental.param] = since
+        # The paginator's parameters come last: where the incremental parameter is also the
+        # page token (since_id), the first page carries the cursor and later pages the token.
+        extra = paginator.params()
+        if endpoint.pagination.send_in == "query":
+            params.update(extra)
+        elif endpoint.pagination.send_in == "body" and extra:
+            body = {**(body or {}), **extra}
+        return self._url(render(endpoint.path, variables)), params, body
+
+    def _outgoing(self, stream: str, endpoint: EndpointSettings, since: Any) -> Any:
+        """The incremental value in the format the API wants (incremental.format)."""
+        incremental = endpoint.incremental
+        if incremental is None:
+            return since
+        try:
+            return outgoing(incremental.type, incremental.format, since)
+        except ValueError:
+            raise FatalError(
+                f"{stream}: the cursor value {since!r} cannot be read as a {incremental.type} "
+                f"to send as {incremental.format}; check incremental.cursor_field, or run "
+                f"`pmsync sync --stream {self.name}.{stream} --full-refresh`",
+                connector=self.name,
+            ) from None
 
     def _url(self, path: str) -> str:
         if path.startswith(("https://", "http://")):
@@ -130,7 +185,7 @@ class RestConnector(Connector):
                 RestCursor,
                 endpoint.description or f"{endpoint.method} {endpoint.path}",
                 object_name=name,
-                sweep=endpoint.sweep,
+                sweep="census" if endpoint.census_by_sweep else "none",
             )
             for name, endpoint in self.settings.endpoints.items()
         ]
@@ -156,7 +211,7 @@ class RestConnector(Connector):
         spec = self.stream(object_name)
         page = next(iter(self.read(spec, None)), None)
         seen: dict[str, str] = {}
-        for record in page.records if page else []:
+        for record in [*page.records, *page.deleted] if page else []:
             for key, value in record.items():
                 seen.setdefault(key, type(value).__name__ if value is not None else "null")
         return [FieldInfo(name, kind) for name, kind in seen.items()]
@@ -176,7 +231,10 @@ class RestConnector(Connector):
         if stream.sweep != "census":
             return super().sweep(stream)
         endpoint = self._endpoint(stream.name)
-        return (SweepPage(present=p.records) for p in self._pages(stream.name, endpoint, None))
+        return (
+            SweepPage(present=p.records, deleted=p.deleted)
+            for p in self._pages(stream.name, endpoint, None)
+        )
 
     # ---- reading ----------------------------------------------------------------------
 
@@ -184,16 +242,8 @@ class RestConnector(Connector):
         self, stream: str, endpoint: EndpointSettings, state: RestCursor | None
     ) -> Iterator[Page]:
         incremental = endpoint.incremental
-        if state is not None and state.page is not None:
-            since, max_seen, position = state.since, state.max_seen, state.page
-        else:
-            base = state.since if state is not None else None
-            if base is None and incremental is not None:
-                base = incremental.initial_value
-            since = base
-            if incremental is not None and base is not None and state is not None:
-                since = step_back(incremental.type, base, incremental.lookback)
-            max_seen, position = base, None
+        since, max_seen, position = self._start(endpoint, state)
+        census = endpoint.census_by_read and position is None
         paginator = make_paginator(endpoint.pagination, position)
         previous_digest = b""
         while True:
@@ -211,17 +261,49 @@ class RestConnector(Connector):
                 for record in records:
                     value = jmespath.search(incremental.cursor_field, record)
                     max_seen = later(incremental.type, max_seen, value)
+            live, deleted = self._split_deleted(endpoint, records)
             try:
                 more = paginator.advance(response, body, len(records))
             except PaginationLoop as exc:
                 raise FatalError(f"{stream}: {exc}", connector=self.name) from None
             if more:
-                following = RestCursor(since=since, max_seen=max_seen, page=paginator.position)
-                yield Page(records=records, cursor=following)
-                continue
-            final = RestCursor(since=max_seen) if incremental is not None else RestCursor()
-            yield Page(records=records, cursor=final)
-            return
+                cursor = RestCursor(since=since, max_seen=max_seen, page=paginator.position)
+            else:
+                cursor = RestCursor(since=max_seen) if incremental is not None else RestCursor()
+            yield Page(records=live, cursor=cursor, deleted=deleted, begins_census=census)
+            if not more:
+                return
+            census = False
+
+    @staticmethod
+    def _start(
+        endpoint: EndpointSettings, state: RestCursor | None
+    ) -> tuple[Any, Any, dict[str, Any] | None]:
+        """(value to send, largest value seen, page position) where a read begins or resumes."""
+        if state is not None and state.page is not None:
+            return state.since, state.max_seen, state.page
+        incremental = endpoint.incremental
+        base = state.since if state is not None else None
+        if base is None and incremental is not None:
+            base = incremental.initial_value
+        since = base
+        if incremental is not None and base is not None and state is not None:
+            since = step_back(incremental.type, base, incremental.lookback)
+        return since, base, None
+
+    @staticmethod
+    def _split_deleted(
+        endpoint: EndpointSettings, records: list[Record]
+    ) -> tuple[list[Record], list[Record]]:
+        """Records the endpoint's `deleted_when` marks as deletions, apart from the live ones."""
+        if endpoint.deleted_when is None:
+            return records, []
+        live: list[Record] = []
+        deleted: list[Record] = []
+        for record in records:
+            marked = jmespath.search(endpoint.deleted_when, record)
+            (deleted if marked else live).append(record)
+        return live, deleted
 
     def _records(self, stream: str, endpoint: EndpointSettings, body: Any) -> list[Record]:
         found = jmespath.search(endpoint.records_path, body)

@@ -5,7 +5,8 @@ sort by the cursor field, so the cursor holds two things: where the current read
 (`since`, the value sent to the API) with the largest value seen so far, and the pagination
 position of the next page. Only when the last page is stored does `since` move to the largest
 value seen. Values are kept exactly as the API wrote them (so they are sent back in its format)
-and compared after parsing, never as text.
+and compared after parsing, never as text; `outgoing` renders a value in the format the API
+wants (`incremental.format`) only when it is sent.
 """
 
 from __future__ import annotations
@@ -13,12 +14,11 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel
 
-from pmsync.connectors.rest.settings import CursorType
-
+CursorType = Literal["datetime", "date", "integer", "number", "string"]
 JsonScalar = str | int | float
 
 
@@ -67,6 +67,32 @@ def later(kind: CursorType, current: JsonScalar | None, candidate: Any) -> JsonS
         return current
     old = parse_value(kind, current)
     return candidate if old is None or new > old else current
+
+
+def outgoing(kind: CursorType, fmt: str | None, raw: JsonScalar | None) -> JsonScalar | None:
+    """The value to send for `raw`: as read (fmt None), epoch seconds or ms, ISO, or strftime.
+
+    Raises ValueError when `raw` cannot be read as `kind` (a stored value the API changed).
+    """
+    if raw is None or fmt is None or fmt == "as_read":
+        return raw
+    value = parse_value(kind, raw)
+    if not isinstance(value, date):
+        raise ValueError(f"{raw!r} is not a {kind}")
+    moment = (
+        value
+        if isinstance(value, datetime)
+        else datetime(value.year, value.month, value.day, tzinfo=UTC)
+    )
+    if fmt == "epoch":
+        return math.floor(moment.timestamp())
+    if fmt == "epoch_ms":
+        return math.floor(moment.timestamp() * 1000)
+    if fmt == "iso":
+        if isinstance(value, datetime):
+            return value.strftime("%Y-%m-%dT%H:%M:%SZ")
+        return value.isoformat()
+    return moment.strftime(fmt)
 
 
 def step_back(kind: CursorType, raw: JsonScalar, lookback: timedelta | None) -> JsonScalar:

@@ -4,7 +4,9 @@ A paginator knows the position of the next request (`position`, JSON that a curs
 so a read resumes mid-way), what that request must carry (`variables` for placeholders,
 `params` for the query string or body, or a whole `url`), and how an answer moves it on
 (`advance`, False when there is no next page). A paginator that would ask for the same page
-twice raises instead of looping.
+twice raises instead of looping; a stop flag in the answer (`has_more_path` false,
+`last_page_path` true) ends the read first, whatever else the answer says, since APIs such as
+Zendesk's exports name a next page on their last page too.
 """
 
 from __future__ import annotations
@@ -49,10 +51,12 @@ class Paginator(ABC):
         """Move to the page after this answer; False when this was the last page."""
 
     def _more(self, body: Any) -> bool | None:
-        """The answer's own 'more pages' flag, when the settings name one."""
-        if self.settings.has_more_path is None:
-            return None
-        return bool(jmespath.search(self.settings.has_more_path, body))
+        """Whether the answer's own flag says more pages follow; None without a flag."""
+        if self.settings.has_more_path is not None:
+            return bool(jmespath.search(self.settings.has_more_path, body))
+        if self.settings.last_page_path is not None:
+            return not jmespath.search(self.settings.last_page_path, body)
+        return None
 
 
 class SinglePage(Paginator):
@@ -97,10 +101,10 @@ class NextUrlPaginator(Paginator):
 
     def advance(self, response: requests.Response, body: Any, count: int) -> bool:
         following = jmespath.search(str(self.settings.next_url_path), body)
-        return self._follow(following, response)
+        return self._follow(following, response, body)
 
-    def _follow(self, following: Any, response: requests.Response) -> bool:
-        if not following:
+    def _follow(self, following: Any, response: requests.Response, body: Any) -> bool:
+        if not following or self._more(body) is False:
             return False
         absolute = requests.compat.urljoin(response.url, str(following))
         if absolute == self.position.get("url"):
@@ -114,7 +118,7 @@ class LinkHeaderPaginator(NextUrlPaginator):
 
     def advance(self, response: requests.Response, body: Any, count: int) -> bool:
         following = (response.links.get("next") or {}).get("url")
-        return self._follow(following, response)
+        return self._follow(following, response, body)
 
 
 class OffsetPaginator(Paginator):

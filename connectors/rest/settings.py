@@ -2,7 +2,9 @@
 
 Everything is checked when the configuration loads (`pmsync check-config`), before any
 request: JMESPath expressions compile, the pagination style exists and gets only its own
-options, placeholders name variables that the endpoint provides. Errors name the TOML path and
+options, placeholders are well formed and name variables that the endpoint provides, no
+parameter is sent by two settings, cursor formats fit the cursor type, rate limits fit the
+connector's total (the checks across settings are in checks.py). Errors name the TOML path and
 suggest the closest valid name.
 """
 
@@ -11,8 +13,6 @@ from __future__ import annotations
 import re
 from typing import Any, Literal
 
-import jmespath
-from jmespath.exceptions import JMESPathError
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -21,34 +21,43 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_core import PydanticCustomError
 
 from pmsync.connectors.base import ConnectorSettings
-from pmsync.connectors.rest.templates import VARIABLES, placeholders
+from pmsync.connectors.rest.checks import (
+    SendIn,
+    check_headers,
+    check_jmespath,
+    check_limits,
+    check_parameter_names,
+    check_placeholders,
+    choice,
+    config_error,
+)
+from pmsync.connectors.rest.cursor import CursorType, parse_value
 from pmsync.durations import Duration
-from pmsync.validation import did_you_mean
 
 AuthType = Literal["none", "header", "bearer", "basic", "query"]
 Style = Literal["none", "cursor", "next_url", "offset", "page_number", "link_header"]
-SendIn = Literal["query", "body", "none"]
-CursorType = Literal["datetime", "date", "integer", "number", "string"]
 
+STOP_FLAGS = frozenset({"has_more_path", "last_page_path"})
 STYLE_OPTIONS: dict[str, frozenset[str]] = {
     "none": frozenset(),
-    "cursor": frozenset({"next_token_path", "token_param", "has_more_path", "send_in"}),
-    "next_url": frozenset({"next_url_path"}),
-    "offset": frozenset(
-        {"offset_param", "limit_param", "limit", "has_more_path", "total_path", "send_in"}
-    ),
+    "cursor": frozenset({"next_token_path", "token_param", "send_in"}) | STOP_FLAGS,
+    "next_url": frozenset({"next_url_path"}) | STOP_FLAGS,
+    "offset": frozenset({"offset_param", "limit_param", "limit", "total_path", "send_in"})
+    | STOP_FLAGS,
     "page_number": frozenset(
-        {"page_param", "first_page", "page_size_param", "page_size", "has_more_path", "send_in"}
-    ),
-    "link_header": frozenset(),
+        {"page_param", "first_page", "page_size_param", "page_size", "send_in"}
+    )
+    | STOP_FLAGS,
+    "link_header": STOP_FLAGS,
 }
-STYLE_VARIABLES: dict[str, frozenset[str]] = {
-    "cursor": frozenset({"next_token"}),
-    "offset": frozenset({"offset", "limit"}),
-    "page_number": frozenset({"page", "page_size"}),
+#: incremental.format: how the cursor value is sent (a strftime pattern is also accepted).
+CURSOR_FORMATS = {
+    "as_read": "the value exactly as the API wrote it in the records",
+    "epoch": "Unix time in whole seconds (1714557600)",
+    "epoch_ms": "Unix time in milliseconds (1714557600000)",
+    "iso": "ISO 8601 in UTC (2024-05-01T10:00:00Z; a date cursor: 2024-05-01)",
 }
 AUTH_OPTIONS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
     # type: (required, allowed)
@@ -59,48 +68,7 @@ AUTH_OPTIONS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
     "basic": (frozenset({"username", "password"}), frozenset({"username", "password"})),
 }
 CURSOR_TYPES = ("datetime", "date", "integer", "number", "string")
-SECRET_HEADER = re.compile(r"auth|key|token|secret|cookie|password", re.IGNORECASE)
 STREAM_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
-
-
-def config_error(message: str) -> PydanticCustomError:
-    """A validation error whose message is shown as written (no 'Value error,' prefix)."""
-    return PydanticCustomError("rest_config", message)
-
-
-def check_jmespath(expression: str | None, what: str) -> str | None:
-    """Compile a JMESPath expression now, so a typo is found before the first request."""
-    if expression is None:
-        return None
-    if not expression.strip():
-        raise config_error(f"{what} is empty; write a JMESPath expression such as 'results'")
-    try:
-        jmespath.compile(expression)
-    except JMESPathError as exc:
-        detail = str(exc).splitlines()[0].removeprefix("Invalid jmespath expression: ")
-        raise config_error(
-            f"{what} '{expression}' is not a valid JMESPath expression ({detail})"
-        ) from None
-    return expression
-
-
-def check_headers(headers: dict[str, str]) -> dict[str, str]:
-    """Plain headers are written in the file, so they must not carry credentials."""
-    for name in headers:
-        if SECRET_HEADER.search(name):
-            raise config_error(
-                f"header '{name}' looks like a credential; set it under auth (type = \"header\", "
-                f'name = "{name}", token = {{ env = "..." }}) so it stays a secret reference'
-            )
-    return headers
-
-
-def _choice(value: Any, choices: dict[str, Any], what: str) -> Any:
-    if isinstance(value, str) and value not in choices:
-        raise config_error(
-            f"unknown {what} '{value}'{did_you_mean(value, choices)} (known: {', '.join(choices)})"
-        )
-    return value
 
 
 class AuthSettings(BaseModel):
@@ -122,7 +90,7 @@ class AuthSettings(BaseModel):
     @field_validator("type", mode="before")
     @classmethod
     def _known_type(cls, value: Any) -> Any:
-        return _choice(value, AUTH_OPTIONS, "auth type")
+        return choice(value, AUTH_OPTIONS, "auth type")
 
     @model_validator(mode="after")
     def _options_fit_type(self) -> AuthSettings:
@@ -169,7 +137,13 @@ class PaginationSettings(BaseModel):
     )
     page_size: int | None = Field(default=None, ge=1, description="page_number: page size.")
     has_more_path: str | None = Field(
-        default=None, description="JMESPath to a 'more pages' flag in the answer (hasMore)."
+        default=None,
+        description="JMESPath to a 'more pages' flag in the answer (hasMore): false ends the read.",
+    )
+    last_page_path: str | None = Field(
+        default=None,
+        description="JMESPath to a 'last page' flag in the answer (end_of_stream): true ends "
+        "the read, even when the answer still names a next page.",
     )
     total_path: str | None = Field(
         default=None, description="offset: JMESPath to the total number of records."
@@ -183,9 +157,11 @@ class PaginationSettings(BaseModel):
     @field_validator("style", mode="before")
     @classmethod
     def _known_style(cls, value: Any) -> Any:
-        return _choice(value, STYLE_OPTIONS, "pagination style")
+        return choice(value, STYLE_OPTIONS, "pagination style")
 
-    @field_validator("next_token_path", "next_url_path", "has_more_path", "total_path")
+    @field_validator(
+        "next_token_path", "next_url_path", "has_more_path", "last_page_path", "total_path"
+    )
     @classmethod
     def _paths_compile(cls, value: str | None, info: Any) -> str | None:
         return check_jmespath(value, f"pagination.{info.field_name}")
@@ -205,7 +181,25 @@ class PaginationSettings(BaseModel):
             raise config_error("pagination style 'next_url' needs next_url_path")
         if (self.page_size is None) != (self.page_size_param is None):
             raise config_error("set page_size and page_size_param together")
+        if self.has_more_path is not None and self.last_page_path is not None:
+            raise config_error(
+                "set has_more_path (a 'more pages' flag) or last_page_path (a 'last page' "
+                "flag), not both"
+            )
         return self
+
+    def sent_parameters(self) -> dict[str, str]:
+        """Parameter name -> the option naming it, for the parameters this style sends itself."""
+        if self.send_in == "none":
+            return {}
+        names = {
+            "cursor": ("token_param",),
+            "offset": ("offset_param", "limit_param"),
+            "page_number": ("page_param", "page_size_param"),
+        }.get(self.style, ())
+        found = {getattr(self, option): option for option in names}
+        found.pop(None, None)
+        return found
 
 
 class IncrementalSettings(BaseModel):
@@ -223,8 +217,16 @@ class IncrementalSettings(BaseModel):
         default=None, description="Parameter that carries the value (or use {{since}})."
     )
     send_in: SendIn = Field(default="query", description="Where `param` goes: query or body.")
+    format: str = Field(
+        default="as_read",
+        description="How the value is sent (param and {{since}}), for datetime and date "
+        "cursors: as_read, epoch (Unix seconds), epoch_ms, iso, or a strftime pattern such as "
+        "'%Y-%m-%d %H:%M'.",
+    )
     initial_value: str | int | float | None = Field(
-        default=None, description="The value of the first read; default: no filter."
+        default=None,
+        description="The value of the first read, sent as written (with a format: read as the "
+        "cursor type, or as epoch seconds for a datetime, then formatted); default: no filter.",
     )
     lookback: Duration | None = Field(
         default=None,
@@ -240,12 +242,30 @@ class IncrementalSettings(BaseModel):
     @field_validator("type", mode="before")
     @classmethod
     def _known_type(cls, value: Any) -> Any:
-        return _choice(value, dict.fromkeys(CURSOR_TYPES), "cursor type")
+        return choice(value, dict.fromkeys(CURSOR_TYPES), "cursor type")
+
+    @field_validator("format")
+    @classmethod
+    def _known_format(cls, value: str) -> str:
+        if "%" in value:
+            return value
+        return str(choice(value, CURSOR_FORMATS, "cursor format"))
 
     @model_validator(mode="after")
-    def _lookback_fits(self) -> IncrementalSettings:
+    def _options_fit_type(self) -> IncrementalSettings:
         if self.lookback is not None and self.type not in ("datetime", "date"):
             raise config_error("lookback applies to datetime and date cursors only")
+        if self.format != "as_read" and self.type not in ("datetime", "date"):
+            raise config_error(
+                f"format applies to datetime and date cursors only ({self.type} values are "
+                "sent as read)"
+            )
+        formatted = self.format != "as_read" and self.initial_value is not None
+        if formatted and parse_value(self.type, self.initial_value) is None:
+            raise config_error(
+                f"initial_value {self.initial_value!r} cannot be read as a {self.type}, so it "
+                f"cannot be sent as {self.format}"
+            )
         return self
 
 
@@ -275,14 +295,42 @@ class EndpointSettings(BaseModel):
     key: str = Field(default="id", description="JMESPath to a record's unique key.")
     pagination: PaginationSettings = Field(default_factory=PaginationSettings)
     incremental: IncrementalSettings | None = None
-    sweep: Literal["none", "census"] = Field(
-        default="none",
-        description="census: the periodic sweep reads the endpoint from the start and "
-        "tombstones stored records it no longer returns.",
+    deleted_when: str | None = Field(
+        default=None,
+        description="JMESPath predicate marking a record deleted at the source, e.g. "
+        "\"status == 'deleted'\" or 'deleted_at': such records are stored as tombstones.",
+    )
+    sweep: Literal["none", "census"] | None = Field(
+        default=None,
+        description="census: find records the source no longer returns and tombstone them. "
+        "An endpoint without incremental is read in full each cycle, so each complete read is "
+        "the census (the default); with incremental, a periodic sweep reads the endpoint from "
+        "the start. none: never tombstone what is merely missing.",
+    )
+    requests_per_minute: int | None = Field(
+        default=None,
+        ge=1,
+        description="This endpoint's own limit, counted within the connector's "
+        "requests_per_minute.",
+    )
+    rate_limit_group: str | None = Field(
+        default=None,
+        description="A limit of the connector's rate_limit_groups that this endpoint shares "
+        "with the other endpoints naming it (Zendesk: 10 a minute across incremental exports).",
     )
     description: str = ""
 
-    @field_validator("records_path", "columns_path", "key")
+    @property
+    def census_by_read(self) -> bool:
+        """Each complete read returns every live record, so it is the census."""
+        return self.incremental is None and self.sweep != "none"
+
+    @property
+    def census_by_sweep(self) -> bool:
+        """A separate id sweep re-reads the endpoint from the start."""
+        return self.incremental is not None and self.sweep == "census"
+
+    @field_validator("records_path", "columns_path", "key", "deleted_when")
     @classmethod
     def _paths_compile(cls, value: str | None, info: Any) -> str | None:
         return check_jmespath(value, str(info.field_name))
@@ -308,22 +356,8 @@ class EndpointSettings(BaseModel):
             sends_in_body = True
         if sends_in_body and self.method != "POST":
             raise config_error('send_in = "body" needs method = "POST"')
-        available = set(STYLE_VARIABLES.get(self.pagination.style, ()))
-        if self.incremental is not None:
-            available.add("since")
-        used = placeholders(self.path) | placeholders(self.params) | placeholders(self.body)
-        for name in sorted(used - available):
-            if name in VARIABLES:
-                raise config_error(f"{{{{{name}}}}} is not available here: it is {VARIABLES[name]}")
-            raise config_error(
-                f"unknown placeholder {{{{{name}}}}}{did_you_mean(name, VARIABLES)} "
-                f"(available here: {', '.join(sorted(available)) or 'none'})"
-            )
-        if "since" in used and self.incremental and self.incremental.initial_value is None:
-            raise config_error(
-                "{{since}} is used but incremental.initial_value is not set: the first read "
-                "would have no value to send"
-            )
+        check_placeholders(self)
+        check_parameter_names(self)
         return self
 
 
@@ -337,7 +371,15 @@ class RestSettings(ConnectorSettings):
         default_factory=dict, description="Headers sent with every request (never secrets)."
     )
     requests_per_minute: int = Field(
-        default=60, ge=1, description="Polite pacing before the API answers 429."
+        default=60,
+        ge=1,
+        description="Polite pacing before the API answers 429: the connector's total, which "
+        "every endpoint's requests count against.",
+    )
+    rate_limit_groups: dict[str, int] = Field(
+        default_factory=dict,
+        description="Named per-minute limits that several endpoints share (rate_limit_group), "
+        "within the total: e.g. { exports = 10 }.",
     )
     check_path: str | None = Field(
         default=None,
@@ -362,3 +404,8 @@ class RestSettings(ConnectorSettings):
                     f"endpoint name '{name}' must be letters, digits, _ or - (it names a stream)"
                 )
         return value
+
+    @model_validator(mode="after")
+    def _limits_fit(self) -> RestSettings:
+        check_limits(self)
+        return self

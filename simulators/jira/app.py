@@ -57,7 +57,7 @@ import re
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
@@ -209,6 +209,7 @@ class JiraSimulator(Simulator):
         *,
         versions: Iterable[tuple[str, bool]] = (),
         components: Iterable[str] = (),
+        release_dates: Mapping[str, str] | None = None,
     ) -> dict[str, Any]:
         with self.lock:
             number = 10_000 + len(self.projects)
@@ -223,6 +224,12 @@ class JiraSimulator(Simulator):
                         "name": version,
                         "archived": False,
                         "released": released,
+                        # Jira sends releaseDate (YYYY-MM-DD) only for versions that have one.
+                        **(
+                            {"releaseDate": release_dates[version]}
+                            if release_dates and version in release_dates
+                            else {}
+                        ),
                     }
                     for i, (version, released) in enumerate(versions)
                 ],
@@ -301,6 +308,28 @@ class JiraSimulator(Simulator):
         with self.lock:
             return {str(i) for i, s in self.issues.items() if not s.hidden}
 
+    # ---- inspection, for tests ----------------------------------------------------------
+
+    def issue_record(self, id_or_key: str | int) -> dict[str, Any]:
+        """The issue as GET issue/{idOrKey} answers it now (API v2, every field), a copy.
+
+        Raises KeyError when the issue does not exist or the API user cannot see it."""
+        with self.lock:
+            return copy.deepcopy(self._render(self._visible(id_or_key).current, None, "2"))
+
+    def issue_properties(self, id_or_key: str | int) -> dict[str, Any]:
+        """The issue's properties, key -> JSON value (a copy); KeyError as for issue_record."""
+        with self.lock:
+            issue_id = int(self._visible(id_or_key).current["id"])
+            return copy.deepcopy(self.properties.get(issue_id, {}))
+
+    def issue_remote_links(self, id_or_key: str | int) -> list[dict[str, Any]]:
+        """The issue's remote links as GET issue/{k}/remotelink lists them (a copy); KeyError
+        as for issue_record."""
+        with self.lock:
+            issue_id = int(self._visible(id_or_key).current["id"])
+            return copy.deepcopy(self.links.get(issue_id, []))
+
     def field_value(self, issue: dict[str, Any], name: str) -> Any:
         if name == "statusCategory":
             status = issue["fields"].get("status") or {}
@@ -319,6 +348,12 @@ class JiraSimulator(Simulator):
         stored = self.issues.get(issue_id) if issue_id is not None else None
         if stored is None or stored.hidden:
             return None
+        return stored
+
+    def _visible(self, id_or_key: str | int) -> StoredIssue:
+        stored = self._stored(id_or_key)
+        if stored is None:
+            raise KeyError(id_or_key)
         return stored
 
     def _apply(self, stored: StoredIssue, changes: dict[str, Any], *, at: float | None) -> None:

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import base64
 import bisect
+import copy
 from collections import deque
 from collections.abc import Iterable
 from datetime import UTC, datetime
@@ -246,6 +247,24 @@ class ZendeskSimulator(Simulator):
     def remove_jira_link(self, link_id: int) -> None:
         with self.lock:
             self.jira_links.pop(link_id, None)
+
+    # ---- inspection, for tests ------------------------------------------------------------
+
+    def ticket_record(self, ticket_id: int) -> dict[str, Any]:
+        """The ticket as the API shows it (a copy; a deleted one has status "deleted"), e.g. to
+        change a field and put it back with put_ticket. KeyError for an unknown id."""
+        with self.lock:
+            return copy.deepcopy(self._public(self.tickets.items[ticket_id]))
+
+    def user_record(self, user_id: int) -> dict[str, Any]:
+        """The user as the API shows it (a copy). KeyError for an unknown or purged id."""
+        with self.lock:
+            return copy.deepcopy(self._public(self.users.items[user_id]))
+
+    def organization_record(self, org_id: int) -> dict[str, Any]:
+        """The organization as the API shows it (a copy). KeyError for an unknown or purged id."""
+        with self.lock:
+            return copy.deepcopy(self._public(self.organizations[org_id]))
 
     # ---- HTTP plumbing --------------------------------------------------------------------
 
