@@ -23,8 +23,9 @@ CHROMIUM ?= /usr/bin/chromium
 demo: $(VENV)/.installed
 	$(BIN)/pmsync demo --dir $(DEMO_DIR)
 
+# The suite runs as in an activated environment: tests that start `pmsync` find it on PATH.
 test: $(VENV)/.installed-dev lint browser
-	$(BIN)/python -m pytest
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest
 
 # The web view's browser tests drive Debian's Chromium (Playwright cannot download a browser
 # here). Installed when missing and running as root (CI); otherwise those tests are skipped.

@@ -136,7 +136,7 @@ def _print_next(
         again += ["--seed", str(seed)]
     again.append("--keep-running")
     _print_commands(
-        "Try next:",
+        "\nTry next:",
         [
             (f"pmsync -c {config} report", "issues, areas, unlinked"),
             (f"pmsync -c {config} links review", "what rules left open"),

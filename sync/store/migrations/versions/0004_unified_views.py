@@ -104,6 +104,7 @@ ENTITIES: dict[str, dict[str, str]] = {
         "resolution_date": "datetime",
         "fix_versions": "string_list",
         "fix_versions_released": "boolean",
+        "release_date": "date",
         "components": "string_list",
         "labels": "string_list",
         "story_points": "number",
