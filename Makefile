@@ -10,8 +10,11 @@ BIN := $(VENV)/bin
 # mode), which mypy and import-linter can read. It is redone when the list of files changes
 # (a new module needs a new link), not when a file is edited.
 SOURCE_LIST := $(VENV)/.pmsync-sources
+# pip's output (and setuptools' notes about the editable install) go here, shown on failure.
+INSTALL_LOG := $(VENV)/pip-install.log
 SOURCES_NOW := $(shell git ls-files --cached --others --exclude-standard \
-	foundation connectors sync app testing simulators mappings pyproject.toml 2>/dev/null | sort | cksum)
+	foundation connectors sync app testing simulators mappings pyproject.toml 2>/dev/null \
+	| LC_ALL=C sort | cksum)
 
 CHROMIUM ?= /usr/bin/chromium
 
@@ -20,8 +23,9 @@ CHROMIUM ?= /usr/bin/chromium
 demo: $(VENV)/.installed
 	$(BIN)/pmsync demo --dir $(DEMO_DIR)
 
+# The suite runs as in an activated environment: tests that start `pmsync` find it on PATH.
 test: $(VENV)/.installed-dev lint browser
-	$(BIN)/python -m pytest
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest
 
 # The web view's browser tests drive Debian's Chromium (Playwright cannot download a browser
 # here). Installed when missing and running as root (CI); otherwise those tests are skipped.
@@ -44,7 +48,7 @@ lint: $(VENV)/.installed-dev
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet --upgrade pip > /dev/null 2>&1 || true
 
 check-sources: $(BIN)/python
 	@if [ "$$(cat $(SOURCE_LIST) 2>/dev/null)" != "$(SOURCES_NOW)" ]; then \
@@ -53,14 +57,16 @@ check-sources: $(BIN)/python
 
 $(VENV)/.installed: check-sources
 	@if [ ! -f $@ ]; then \
-		echo "installing pmsync into $(VENV)"; \
-		$(BIN)/python -m pip install --quiet -e . --config-settings editable_mode=strict && \
+		echo "installing pmsync into $(VENV) (log: $(INSTALL_LOG))"; \
+		$(BIN)/python -m pip install -e . --config-settings editable_mode=strict \
+			> $(INSTALL_LOG) 2>&1 || { tail -n 30 $(INSTALL_LOG); exit 1; }; \
 		echo "$(SOURCES_NOW)" > $(SOURCE_LIST) && touch $@; \
 	fi
 
 $(VENV)/.installed-dev: check-sources
 	@if [ ! -f $@ ]; then \
-		echo "installing pmsync and its development tools into $(VENV)"; \
-		$(BIN)/python -m pip install --quiet -e '.[dev]' --config-settings editable_mode=strict && \
+		echo "installing pmsync and its development tools into $(VENV) (log: $(INSTALL_LOG))"; \
+		$(BIN)/python -m pip install -e '.[dev]' --config-settings editable_mode=strict \
+			> $(INSTALL_LOG) 2>&1 || { tail -n 30 $(INSTALL_LOG); exit 1; }; \
 		echo "$(SOURCES_NOW)" > $(SOURCE_LIST) && touch $(VENV)/.installed $@; \
 	fi

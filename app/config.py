@@ -100,6 +100,7 @@ class Config:
     path: Path
     settings: Settings
     connectors: dict[str, ConnectorSettings]
+    raw_sections: frozenset[str] = frozenset()  # the top-level tables the file wrote
 
     @property
     def directory(self) -> Path:
@@ -118,17 +119,38 @@ class Config:
         return url
 
     def mapping_paths(self) -> list[Path]:
-        """Every mapping file the configuration names, in a stable order."""
+        """Every mapping file the configuration names, in a stable order (entries that do not
+        exist are left out: `mapping_problems` names them)."""
         found: list[Path] = []
-        for entry in self.settings.mappings.paths:
-            path = Path(entry)
-            if not path.is_absolute():
-                path = self.directory / path
+        for path in map(self._mapping_path, self.settings.mappings.paths):
             if path.is_dir():
                 found.extend(sorted(path.glob("*.toml")))
-            else:
+            elif path.exists():
                 found.append(path)
         return found
+
+    def mapping_problems(self) -> list[Problem]:
+        """An entry of `mappings.paths` that does not exist, named with where it was looked for."""
+        problems = []
+        default = "mappings" not in self.raw_sections
+        for entry in self.settings.mappings.paths:
+            path = self._mapping_path(entry)
+            if not path.exists():
+                which = " (the default)" if default else ""
+                problems.append(
+                    Problem(
+                        str(self.path),
+                        "mappings.paths",
+                        f"'{entry}'{which} does not exist: no file or folder {path} (relative "
+                        "paths start at the configuration's folder; copy the shipped mappings/ "
+                        "there, or list where yours are)",
+                    )
+                )
+        return problems
+
+    def _mapping_path(self, entry: str) -> Path:
+        path = Path(entry)
+        return path if path.is_absolute() else self.directory / path
 
 
 def find_config_path(explicit: str | Path | None = None) -> Path:
@@ -142,6 +164,16 @@ def find_config_path(explicit: str | Path | None = None) -> Path:
         if candidate.exists():
             return candidate
     return DEFAULT_CONFIG_PATHS[0]
+
+
+def _nothing_found() -> Problem:
+    first, *others = DEFAULT_CONFIG_PATHS
+    return Problem(
+        str(first.resolve()),
+        "",
+        f"no such file; pmsync also looked for {', '.join(map(str, others))}. Pass -c FILE "
+        f"(before or after the command) or set ${CONFIG_ENV}; config.example.toml is a start",
+    )
 
 
 def load_config(path: str | Path | None = None, registry: Registry | None = None) -> Config:
@@ -160,6 +192,8 @@ def load_config_leniently(
     TOML at all still raises ConfigError.
     """
     config_path = find_config_path(path).resolve()
+    if path is None and not os.environ.get(CONFIG_ENV) and not config_path.exists():
+        raise ConfigError(_nothing_found())
     raw = read_toml(config_path)
     file = str(config_path)
     problems: list[Problem] = []
@@ -191,7 +225,8 @@ def load_config_leniently(
         typed = _load_connector(name, table, registry, file, config_path.parent, problems)
         if typed is not None:
             connectors[name] = typed
-    return Config(path=config_path, settings=settings, connectors=connectors), problems
+    config = Config(config_path, settings, connectors, frozenset(raw))
+    return config, problems
 
 
 def _valid_sections(raw: Mapping[str, Any]) -> dict[str, Any]:

@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from pmsync.app.runtime import Runtime
-from pmsync.simulators.demo import Demo, launch
+from pmsync.app.status import stream_statuses
+from pmsync.simulators.demo import Change, Demo, launch, world_changes
 from pmsync.sync.engine import StreamResult
 from pmsync.sync.links.derive import Derived
 from pmsync.sync.writeback.apply import ApplyResult
@@ -36,6 +37,63 @@ class DemoRun:
     def close(self) -> None:
         self.runtime.close()
         self.demo.stop()
+
+    def summary(self) -> Summary:
+        """What the run did, counted the way `pmsync status` and `links review` count."""
+        assert self.derived is not None
+        assert self.applied is not None
+        jobs = self.runtime.jobs()
+        statuses = stream_statuses(self.runtime.store, [(j.connector, j.spec.name) for j in jobs])
+        live = {row.stream: row.records for row in statuses}
+        by_entity: dict[str, int] = {}
+        for job in jobs:
+            entity = job.mapping.entity
+            by_entity[entity] = by_entity.get(entity, 0) + live[job.qualified]
+        links = self.derived.links
+        applied = self.applied.applied
+        return Summary(
+            accounts=by_entity.get("account", 0),
+            tickets=by_entity.get("feedback", 0),
+            issues=by_entity.get("issue", 0),
+            records=sum(row.records for row in statuses),
+            tombstones=sum(row.tombstones for row in statuses),
+            streams=len(statuses),
+            streams_ok=sum(1 for row in statuses if row.status == "ok"),
+            linked_to_account=len(links.account_of),
+            linked_to_issues=len(links.issues_of),
+            to_review=len(links.unresolved),
+            written=sum(1 for w in applied if w.action != "note"),
+            targets=len({(w.connector, w.target_key) for w in applied if w.action != "note"}),
+            notes=sum(1 for w in applied if w.action == "note"),
+            failed=len(self.applied.failed),
+        )
+
+    def change(self, kind: str) -> Change:
+        """Change the demo's world (one of `CHANGES`): the next sync and plan show it."""
+        return self.demo.change(kind)
+
+
+CHANGES: dict[str, str] = world_changes()
+
+
+@dataclass(frozen=True)
+class Summary:
+    """The demo's counts, in the words of the commands a user runs next."""
+
+    accounts: int  # live records of the account entity, as `pmsync status` counts them
+    tickets: int
+    issues: int
+    records: int
+    tombstones: int
+    streams: int
+    streams_ok: int
+    linked_to_account: int
+    linked_to_issues: int
+    to_review: int  # the rows of `pmsync links review`
+    written: int
+    targets: int
+    notes: int
+    failed: int
 
 
 def run_demo(

@@ -16,7 +16,14 @@ import structlog
 from pmsync.app.config import Config, load_config_leniently
 from pmsync.connectors.base import Connector, StreamSpec
 from pmsync.connectors.registry import Registry, load_registry
-from pmsync.errors import ConfigError, FatalError, PmsyncError, Problem, QuotaExhausted
+from pmsync.errors import (
+    ConfigError,
+    FatalError,
+    PmsyncError,
+    Problem,
+    QuotaExhausted,
+    UsageError,
+)
 from pmsync.sync.engine import PageHook, RetryPolicy, StopCheck, StreamResult, SyncEngine
 from pmsync.sync.links.derive import Derived, derive
 from pmsync.sync.links.linker import Overrides
@@ -61,6 +68,7 @@ class Runtime:
         """Load config and mappings and check them against each other; ConfigError lists all."""
         registry = load_registry()
         config, problems = load_config_leniently(config_path, registry)
+        problems.extend(config.mapping_problems())
         try:
             mappings = load_mappings(config.mapping_paths())
         except ConfigError as exc:
@@ -119,20 +127,22 @@ class Runtime:
         if name not in self._connectors:
             settings = self.config.connectors.get(name)
             if settings is None:
-                raise ConfigError(
-                    Problem(
-                        str(self.config.path),
-                        "connectors",
-                        f"no connector '{name}'{did_you_mean(name, self.config.connectors)}",
-                    )
+                raise UsageError(
+                    "CONNECTOR",
+                    f"no connector '{name}' in {self.config.path}"
+                    f"{did_you_mean(name, self.config.connectors)} "
+                    f"(connectors: {', '.join(self.config.connectors) or 'none'})",
                 )
             cls = self.registry.get(settings.type)
             assert cls is not None  # load_config checked the type
             self._connectors[name] = cls(name, settings)
         return self._connectors[name]
 
-    def jobs(self, selection: Sequence[str] = ()) -> list[StreamJob]:
-        """The streams to sync: enabled connectors' mapped (or configured) streams, filtered."""
+    def jobs(self, selection: Sequence[str] = (), *, option: str = "--stream") -> list[StreamJob]:
+        """The streams to sync: enabled connectors' mapped (or configured) streams, filtered.
+
+        An unknown name in `selection` is a UsageError naming `option`, the argument it came
+        from."""
         jobs: list[StreamJob] = []
         for name, settings in self.config.connectors.items():
             if not settings.enabled:
@@ -155,13 +165,10 @@ class Runtime:
         for item in selection:
             matches = [j for j in jobs if item in (j.qualified, j.spec.name, j.connector)]
             if not matches:
-                raise ConfigError(
-                    Problem(
-                        None,
-                        "--stream",
-                        f"no stream '{item}'{did_you_mean(item, [j.qualified for j in jobs])} "
-                        f"(streams: {', '.join(j.qualified for j in jobs) or 'none'})",
-                    )
+                raise UsageError(
+                    option,
+                    f"no stream '{item}'{did_you_mean(item, _selectable(jobs))} "
+                    f"(streams: {', '.join(j.qualified for j in jobs) or 'none'})",
                 )
             chosen.extend(m for m in matches if m not in chosen)
         return chosen
@@ -310,6 +317,11 @@ class Runtime:
             connector.close()
         if self._store is not None:
             self._store.close()
+
+
+def _selectable(jobs: Sequence[StreamJob]) -> set[str]:
+    """Every name `--stream` accepts: connector.stream, stream, connector."""
+    return {name for j in jobs for name in (j.qualified, j.spec.name, j.connector)}
 
 
 def new_run_id() -> str:

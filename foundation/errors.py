@@ -47,6 +47,21 @@ class ConfigError(PmsyncError):
             raise cls(found)
 
 
+class UsageError(PmsyncError):
+    """A command-line argument names something the configuration does not have.
+
+    `param` is the argument or option as the user typed it (`CONNECTOR`, `--stream`).
+    """
+
+    def __init__(self, param: str, message: str) -> None:
+        self.param = param
+        super().__init__(f"{param}: {message}")
+
+
+class StoreBusy(PmsyncError):
+    """Another pmsync process holds the store (a running daemon on a SQLite file)."""
+
+
 class ConnectorError(PmsyncError):
     """Raised by a connector; the subclass says what the engine should do."""
 

@@ -44,7 +44,8 @@ def resolve_reference(ref: Mapping[str, str], base_dir: Path | None = None) -> s
         if not directory:
             raise SecretReferenceError(
                 f"credential '{target}' needs $CREDENTIALS_DIRECTORY "
-                "(set by systemd's LoadCredential=); it is not set"
+                "(set by systemd's LoadCredential=); it is not set. Outside systemd, write "
+                '{ env = "VAR" } or { file = "/path" } instead'
             )
         path = Path(directory) / target
         if not path.exists():

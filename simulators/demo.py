@@ -10,7 +10,7 @@ ready-to-run pmsync configuration next to a SQLite store.
     edits survive a relaunch; `reset_mappings` restores the shipped files);
   * the store, pmsync-demo.db (removed at each launch: the simulators start afresh).
 The simulators live as long as the `Demo` object; `Demo.stop()` (or leaving its `with` block)
-ends them.
+ends them. `Demo.change(...)` changes their world while they run (simulators/demo_changes.py).
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import json
 import os
 import shutil
 import zlib
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
@@ -83,6 +84,7 @@ ENV_SALESFORCE = "PMSYNC_DEMO_SALESFORCE_CLIENT_SECRET"
 ENV_ZENDESK = "PMSYNC_DEMO_ZENDESK_API_TOKEN"
 ENV_JIRA = "PMSYNC_DEMO_JIRA_API_TOKEN"
 ENV_PENDO = "PMSYNC_DEMO_PENDO_INTEGRATION_KEY"
+POLL_INTERVAL = "30s"  # `pmsync run` on the demo notices a world change within half a minute
 
 
 # ---- where things are -------------------------------------------------------------------------
@@ -144,6 +146,21 @@ def start_simulators(*, pendo: bool = True, host: str = "127.0.0.1") -> Simulato
 # ---- the demo ---------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Change:
+    """What one change to the demo's world did, in a sentence, and the issues it moves."""
+
+    summary: str
+    issue_keys: tuple[str, ...]
+
+
+def world_changes() -> dict[str, str]:
+    """The changes `Demo.change` makes, by name, with what each does."""
+    from pmsync.simulators.demo_changes import CHANGES
+
+    return {name: what for name, (what, _change) in CHANGES.items()}
+
+
 @dataclass
 class Demo:
     """A launched demo: the company, its running simulators and the files written for pmsync."""
@@ -152,6 +169,7 @@ class Demo:
     company: Company
     simulators: Simulators
     env: dict[str, str] = field(default_factory=dict)
+    turns: Counter[str] = field(default_factory=Counter)  # world changes made, by kind
 
     @property
     def config_path(self) -> Path:
@@ -180,6 +198,12 @@ class Demo:
         if self.simulators.pendo is None:
             counts = {k: v for k, v in counts.items() if k[0] != "pendo"}
         return counts
+
+    def change(self, kind: str) -> Change:
+        """Change the world: one of `world_changes()` (simulators/demo_changes.py)."""
+        from pmsync.simulators.demo_changes import CHANGES
+
+        return CHANGES[kind][1](self)
 
     def stop(self) -> None:
         self.simulators.stop()
@@ -304,9 +328,14 @@ from_store = false
 
 [writeback]
 max_change_share = 1.0   # the first fill writes every asked-for issue at once
+auto_apply = true        # `pmsync run` writes back after each read cycle
+
+[close_loop]
+enabled = true           # an issue ships: each open ticket waiting on it gets one note
 
 [connectors.salesforce]
 type = "salesforce"
+poll_interval = "{POLL_INTERVAL}"
 base_url = {_toml(sims.salesforce.base_url)}
 my_domain = "{MY_DOMAIN}"
 
@@ -317,6 +346,7 @@ client_secret = {{ file = "{secret_file(ENV_SALESFORCE)}" }}
 
 [connectors.zendesk]
 type = "zendesk"
+poll_interval = "{POLL_INTERVAL}"
 base_url = {_toml(sims.zendesk.base_url)}
 incremental_requests_per_minute = {sims.zendesk.incremental_per_minute}
 requests_per_minute = {sims.zendesk.plan_per_minute}
@@ -327,6 +357,7 @@ api_token = {{ file = "{secret_file(ENV_ZENDESK)}" }}
 
 [connectors.jira]
 type = "jira"
+poll_interval = "{POLL_INTERVAL}"
 base_url = {_toml(sims.jira.base_url)}
 projects = [{", ".join(_toml(p) for p in PROJECTS)}]
 requests_per_second = 200
@@ -341,6 +372,7 @@ api_token = {{ file = "{secret_file(ENV_JIRA)}" }}
             f"""
 [connectors.pendo]
 type = "pendo"
+poll_interval = "{POLL_INTERVAL}"
 base_url = {_toml(sims.pendo.base_url)}
 integration_key = {{ file = "{secret_file(ENV_PENDO)}" }}
 backfill_days = {USAGE_DAYS}
@@ -476,7 +508,7 @@ def fill_zendesk(company: Company, sim: ZendeskSimulator) -> None:
     for n, user in enumerate(company.requesters):
         sim.put_user(_user(user, sim.base_url), at=now - 200 * DAY + n * 60)
     for ticket in company.tickets:
-        record = _ticket_record(ticket, sim.base_url, now)
+        record = ticket_record(ticket, sim.base_url, now)
         if ticket.deleted:
             record["status"] = "deleted"
         sim.put_ticket(record, at=now - ticket.updated_age)
@@ -525,7 +557,7 @@ def _user(user: Requester, base_url: str) -> dict[str, Any]:
     }
 
 
-def _ticket_record(ticket: Ticket, base_url: str, now: int) -> dict[str, Any]:
+def ticket_record(ticket: Ticket, base_url: str, now: int) -> dict[str, Any]:
     return {
         "id": ticket.id,
         "url": f"{base_url}/api/v2/tickets/{ticket.id}.json",

@@ -6,7 +6,7 @@ here is an error with a did-you-mean; free-form fields go under `extra_fields`.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 FieldType = Literal[
     "string", "integer", "number", "boolean", "datetime", "date", "string_list", "json"
@@ -162,6 +162,60 @@ ENTITIES: dict[str, dict[str, FieldType]] = {
 }
 
 
+DESCRIPTIONS: dict[str, str] = {
+    "account": "A revenue account (Salesforce Account): what a rollup sums.",
+    "person": "A person at a customer or an end user (Salesforce Contact, Zendesk user).",
+    "organization": "A customer organization in the support tool (Zendesk organization).",
+    "feedback": "A piece of customer feedback (Zendesk ticket).",
+    "issue": "A unit of engineering work (Jira issue).",
+    "issue_link": "A link the support tool keeps between a ticket and an issue.",
+    "currency_rate": "An exchange rate from the CRM: units per one corporate unit.",
+    "opportunity": "A sales opportunity (Salesforce Opportunity): pipeline at stake on the "
+    "issues it cites.",
+    "opportunity_issue": "A link between an opportunity and an issue kept as its own record "
+    "(a junction object).",
+    "survey_response": "One answer to a survey (NPS, CSAT) from a person at a customer.",
+    "usage": "Product usage of one account over one period (Pendo, PostHog, ...).",
+}
+
+_JSON_TYPES: dict[FieldType, dict[str, Any]] = {
+    "string": {"type": ["string", "null"]},
+    "integer": {"type": ["integer", "null"]},
+    "number": {"type": ["number", "null"]},
+    "boolean": {"type": ["boolean", "null"]},
+    "datetime": {"type": ["string", "null"], "format": "date-time"},
+    "date": {"type": ["string", "null"], "format": "date"},
+    "string_list": {"type": ["array", "null"], "items": {"type": "string"}},
+    "json": {},
+}
+SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
+
+
 def entity_fields(entity: str) -> dict[str, FieldType]:
     """The fields of an entity; KeyError when it does not exist."""
     return ENTITIES[entity]
+
+
+def json_schema(entity: str) -> dict[str, Any]:
+    """One entity's unified record as JSON Schema. Every field may be null (a mapping that
+    leaves it out stores nothing); a mapping's `extra_fields` sit beside these, so other
+    properties are allowed."""
+    return {
+        "title": entity,
+        "description": DESCRIPTIONS.get(entity, ""),
+        "type": "object",
+        "properties": {
+            name: {**_JSON_TYPES[kind], "x-pmsync-type": kind}
+            for name, kind in ENTITIES[entity].items()
+        },
+    }
+
+
+def json_schemas() -> dict[str, Any]:
+    """Every entity, as one JSON Schema document with a definition per entity."""
+    return {
+        "$schema": SCHEMA_DIALECT,
+        "title": "pmsync unified entities",
+        "description": "The records mapping files produce, one definition per entity.",
+        "$defs": {entity: json_schema(entity) for entity in ENTITIES},
+    }

@@ -12,7 +12,7 @@ from sqlalchemy.engine import make_url
 
 from pmsync.app.daemon.leases import LeaseLost, SingleProcessLease, make_leases
 from pmsync.app.daemon.pg_leases import PostgresLeases, lock_key, split_key
-from pmsync.errors import ConfigError
+from pmsync.errors import StoreBusy
 from pmsync.sync.store import store as st
 from pmsync.sync.store.store import Store, utcnow
 
@@ -20,7 +20,7 @@ from pmsync.sync.store.store import Store, utcnow
 def test_a_second_daemon_on_one_sqlite_file_is_refused(tmp_path: Path) -> None:
     database = tmp_path / "pmsync.db"
     first = SingleProcessLease(database, "a")
-    with pytest.raises(ConfigError, match=rf"pid {os.getpid()}.*PostgreSQL"):
+    with pytest.raises(StoreBusy, match=rf"pid {os.getpid()}.*PostgreSQL"):
         SingleProcessLease(database, "b")
     first.close()
     SingleProcessLease(database, "c").close()  # free again once the first is gone
@@ -140,7 +140,7 @@ def test_pmsync_sync_skips_what_a_daemon_owns_on_sqlite(tmp_path: Path) -> None:
     engine = sa.create_engine(f"sqlite:///{database}")
     daemon = SingleProcessLease(database, "daemon")  # a running daemon holds the store
     with (
-        pytest.raises(ConfigError, match=r"another pmsync process \(pid \d+\) already syncs"),
+        pytest.raises(StoreBusy, match=r"another pmsync process \(pid \d+\) already syncs"),
         cli_ownership(engine, ["zendesk"]),
     ):
         pass

@@ -218,10 +218,16 @@ def _kill_during_apply(run: DemoRun) -> None:
     jira = run.demo.simulators.jira
     config = run.demo.config_path
     config.write_text(
-        config.read_text() + "\n[close_loop]\nenabled = true\n"
-        'ticket_field = "Jira issue key"\nticket_field_value = "shipped"\n'
+        config.read_text().replace(
+            "[close_loop]\n",
+            '[close_loop]\nticket_field = "Jira issue key"\nticket_field_value = "shipped"\n',
+        )
     )
+    for _ in range(3):  # issues ship: their open tickets wait for a note
+        run.change("ship")
     runtime = reload(run)
+    jira_connector: Any = runtime.connector("jira")
+    jira_connector.clock = lambda: time.time() + 120  # the edits' minute has settled
     # Some asked-for work changes after the first write-back, so there are fields to rewrite.
     salesforce = run.demo.simulators.salesforce
     for account in sorted(run.demo.company.truth.accounts)[:40]:

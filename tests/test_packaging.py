@@ -27,8 +27,23 @@ def _source_packages() -> dict[str, Path]:
     return found
 
 
-def test_every_code_folder_is_a_listed_package_and_nothing_else_is() -> None:
-    assert sorted(SETUPTOOLS["packages"]) == sorted(_source_packages())
+def _data_folders() -> dict[str, Path]:
+    """Folders of data files inside a package (no code), by their installed name."""
+    found: dict[str, Path] = {}
+    for package, folder in _source_packages().items():
+        for child in folder.iterdir():
+            if (
+                child.is_dir()
+                and child.name != "__pycache__"
+                and any(path.is_file() for path in child.iterdir())
+                and not (child / "__init__.py").exists()
+            ):
+                found[f"{package}.{child.name}"] = child
+    return found
+
+
+def test_every_code_and_data_folder_is_a_listed_package_and_nothing_else_is() -> None:
+    assert sorted(SETUPTOOLS["packages"]) == sorted({**_source_packages(), **_data_folders()})
 
 
 def test_the_root_holds_no_pmsync_folder_that_would_shadow_the_installed_package() -> None:
@@ -46,12 +61,13 @@ def test_every_foundation_module_is_held_by_the_floor_contracts() -> None:
 
 def test_every_data_file_is_package_data() -> None:
     data = SETUPTOOLS["package-data"]
-    for path in (REPO / "mappings").rglob("*.toml"):
-        relative = path.relative_to(REPO / "mappings")
-        assert any(relative.match(p) for p in data["pmsync.mappings"]), path
-    for path in (REPO / "simulators" / "demo_mappings").glob("*.toml"):
-        relative = path.relative_to(REPO / "simulators")
-        assert any(relative.match(p) for p in data["pmsync.simulators"]), path
+    folders = {**_source_packages(), **_data_folders()}
+    for package, folder in _data_folders().items():
+        for path in filter(Path.is_file, folder.iterdir()):
+            assert any(Path(path.name).match(p) for p in data[package]), path
+    for path in [*(REPO / "mappings").rglob("*.toml"), *(REPO / "simulators").rglob("*.toml")]:
+        package = next(name for name, folder in folders.items() if folder == path.parent)
+        assert any(path.relative_to(path.parent).match(p) for p in data[package]), path
 
 
 def _copy_checkout(target: Path) -> Path:
@@ -87,6 +103,7 @@ def test_a_wheel_built_after_the_demo_installs_one_import_name_and_every_file(
     )
     assert built.returncode == 0, built.stderr
     assert "deprecat" not in built.stderr.lower(), built.stderr
+    assert "BuildBackendWarning" not in built.stderr, built.stderr  # e.g. a data folder unlisted
     (wheel,) = tmp_path.glob("pmsync-*.whl")
     with zipfile.ZipFile(wheel) as archive:
         names = set(archive.namelist())
@@ -98,4 +115,7 @@ def test_a_wheel_built_after_the_demo_installs_one_import_name_and_every_file(
         for source in folder.glob("*.py"):
             assert f"{package.replace('.', '/')}/{source.name}" in shipped, source
     assert "pmsync/mappings/links.toml" in shipped
+    assert "pmsync/mappings/overrides/links.toml" in shipped
+    assert "pmsync/mappings/examples/writeback.toml" in shipped
+    assert "pmsync/simulators/demo_mappings/writeback.toml" in shipped
     assert "pmsync/py.typed" in shipped

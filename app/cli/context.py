@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 import click
 from rich.markup import escape
 
-from pmsync.errors import ConfigError, PmsyncError
+from pmsync.errors import ConfigError, PmsyncError, UsageError
 from pmsync.logs import LogFormat, configure_logging
 from pmsync.redact import redact
 
@@ -48,6 +48,28 @@ class Context:
 pass_context = click.make_pass_decorator(Context)
 
 
+class WholeHelpGroup(click.Group):
+    """A command group whose help lists each command with its first sentence, never cut
+    short with '...' (click's default cuts at 45 characters)."""
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = []
+        for name in self.list_commands(ctx):
+            command = self.get_command(ctx, name)
+            if command is not None and not command.hidden:
+                rows.append((name, first_sentence(command.help or "")))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+
+def first_sentence(text: str) -> str:
+    """The first sentence of a docstring, whole."""
+    paragraph = " ".join(text.strip().split("\n\n", 1)[0].split())
+    end = paragraph.find(". ")
+    return paragraph if end < 0 else paragraph[: end + 1]
+
+
 def print_config_problems(exc: ConfigError) -> None:
     err.print(f"[bold red]configuration problems ({len(exc.problems)}):[/]", markup=True)
     for problem in exc.problems:
@@ -68,6 +90,8 @@ def handle_errors(fn: F) -> F:
         except ConfigError as exc:
             print_config_problems(exc)
             sys.exit(1)
+        except UsageError as exc:
+            raise click.UsageError(redact(str(exc))) from None
         except PmsyncError as exc:
             print_error(exc)
             sys.exit(1)

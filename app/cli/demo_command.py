@@ -2,17 +2,30 @@
 
 from __future__ import annotations
 
+import contextlib
+import shlex
+import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from rich.table import Table
+from rich.markup import escape
 
 from pmsync.logs import configure_logging
 
 from .context import handle_errors
 from .output import err, out, progress
+from .sections import print_section
+
+if TYPE_CHECKING:
+    from pmsync.app.demo import DemoRun
+
+DEFAULT_DIR = "pmsync-demo"
+TABLE_COLUMNS = ("issue", "summary", "status", "arr", "accounts", "tickets", "top_accounts")
+# The other voices' figures, shown (before the top accounts) where the demo has them; the
+# declared scores join them.
+VOICE_COLUMNS = ("pipeline", "detractor_arr")
 
 
 @click.command("demo")
@@ -20,7 +33,7 @@ from .output import err, out, progress
     "--dir",
     "directory",
     type=click.Path(file_okay=False),
-    default="pmsync-demo",
+    default=DEFAULT_DIR,
     show_default=True,
     help="Where the demo's config, store and mappings go.",
 )
@@ -29,7 +42,8 @@ from .output import err, out, progress
 @click.option(
     "--keep-running",
     is_flag=True,
-    help="Keep the simulators up afterwards, to try plan, apply and run against them.",
+    help="Keep the simulators up afterwards: change their world, then try sync, plan, apply "
+    "and run against them.",
 )
 @handle_errors
 def demo_command(directory: str, seed: int | None, top: int, keep_running: bool) -> None:
@@ -40,63 +54,82 @@ def demo_command(directory: str, seed: int | None, top: int, keep_running: bool)
     issues by revenue at stake.
     """
     from pmsync.app.demo import run_demo
-    from pmsync.sync.links.report import top_issues
 
     configure_logging("error", "console")
     with progress(enabled=err.is_terminal) as on_page:
         run = run_demo(
             Path(directory),
             seed=seed,
-            on_step=lambda step: err.print(f"[dim]...[/] {step}", markup=True),
+            on_step=lambda step: err.print(f"[dim]...[/] {escape(step)}", markup=True),
             on_page=on_page,
         )
+    config = shlex.quote(str(Path(directory) / run.demo.config_path.name))
     try:
-        _print_demo(run, top_issues, top)
+        _print_demo(run, top)
+        _print_next(run, directory, config, seed, keep_running)
         if keep_running:
-            _keep_running(run)
+            _keep_running(run, config)
     finally:
         run.close()
 
 
-def _print_demo(run: Any, top_issues: Any, top: int) -> None:
-    demo, derived, applied = run.demo, run.derived, run.applied
-    records = sum(r.records_read for r in run.synced)
-    company = demo.company
+def _print_demo(run: DemoRun, top: int) -> None:
+    from pmsync.sync.links.report import top_issues
+
+    assert run.derived is not None
+    counts = run.summary()
     out.print(
-        f"\n[bold]A generated company[/]: {len(company.accounts)} Salesforce accounts, "
-        f"{len(company.tickets)} Zendesk tickets from {len(company.requesters)} people, "
-        f"{len(company.issues)} Jira issues, product usage in Pendo.",
+        f"\n[bold]A generated company[/], as pmsync synced it: {counts.accounts:,} Salesforce "
+        f"accounts, {counts.tickets:,} Zendesk tickets, {counts.issues:,} Jira issues, product "
+        "usage from Pendo.",
         markup=True,
     )
-    out.print(
-        f"Synced {records:,} records from {len(run.synced)} streams "
-        f"({sum(1 for r in run.synced if r.status == 'ok')} ok)."
+    gone = (
+        f"; {counts.tombstones:,} deleted at the source, kept as tombstones"
+        if counts.tombstones
+        else ""
     )
-    linked = len(derived.links.account_of)
-    asking = len(derived.links.issues_of)
-    review = sum(1 for u in derived.links.unresolved if u.kind == "ticket_account")
     out.print(
-        f"Linked {linked:,} of {len(derived.world.tickets):,} tickets to an account and "
-        f"{asking:,} to Jira issues; {review} await review (`pmsync links review`)."
+        f"Synced {counts.records:,} records from {counts.streams} streams "
+        f"({counts.streams_ok} ok){gone}."
     )
-    voices = derived.voices
+    voices = run.derived.voices
     nps_accounts = len(voices.surveys.get("nps", {}))
     out.print(
-        f"Heard {len(derived.world.opportunities):,} opportunities ({len(voices.pipeline):,} "
-        f"issues cited) and the latest NPS of {nps_accounts:,} accounts; scored every asked-for "
-        f"issue by {', '.join(voices.scores) or 'no score'}."
+        f"Heard {len(run.derived.world.opportunities):,} opportunities "
+        f"({len(voices.pipeline):,} issues cited) and the latest NPS of {nps_accounts:,} "
+        f"accounts; scored every asked-for issue by {', '.join(voices.scores) or 'no score'}."
     )
-    targets = {(w.connector, w.target_key) for w in applied.applied}
     out.print(
-        f"Wrote {len(applied.applied):,} fields back onto {len(targets):,} issues and "
-        f"accounts ({len(applied.failed)} failed).\n"
+        f"Linked {counts.linked_to_account:,} of {counts.tickets:,} tickets to an account and "
+        f"{counts.linked_to_issues:,} to Jira issues; {counts.to_review:,} links await review "
+        "(`pmsync links review`)."
     )
-    section = top_issues(derived, next(iter(derived.rollups)), top)
-    out.print(_demo_table(section))
-    config = demo.config_path
+    notes = f", and {counts.notes:,} notes on tickets whose issue shipped" if counts.notes else ""
     out.print(
-        f"\nDone in {run.seconds['total']:.1f} s. The data is in {demo.store_path} (SQLite); "
-        f"the configuration in {config}, the mappings in {demo.mappings_dir}.",
+        f"Wrote {counts.written:,} fields back onto {counts.targets:,} issues and accounts"
+        f"{notes} ({counts.failed} failed).\n"
+    )
+    section = top_issues(run.derived, next(iter(run.derived.rollups)), top)
+    heard = [c for c in section.columns if c in VOICE_COLUMNS or c in run.derived.voices.scores]
+    print_section(
+        out,
+        section,
+        only=(*TABLE_COLUMNS[:-1], *heard, TABLE_COLUMNS[-1]),
+        title="Top issues by customer ARR (every figure is written onto its Jira issue)",
+    )
+
+
+def _print_next(
+    run: DemoRun, directory: str, config: str, seed: int | None, keep_running: bool
+) -> None:
+    """Where things are and what to try, in the paths the user typed."""
+    demo = run.demo
+    shown = Path(directory)
+    out.print(
+        f"\nDone in {run.seconds['total']:.1f} s. The data is in "
+        f"{shown / demo.store_path.name} (SQLite); the configuration in {config}, the mappings "
+        f"in {shown / demo.mappings_dir.name}/.",
         markup=False,
     )
     out.print(
@@ -105,76 +138,79 @@ def _print_demo(run: Any, top_issues: Any, top: int) -> None:
         "review queue, freshness; Ctrl-C stops it).",
         markup=False,
     )
-    out.print("Try next:", markup=False)
-    for line in (
-        f"pmsync -c {config} report                 # issues, scores, product areas, unlinked",
-        f"pmsync -c {config} plan                   # what would change; empty scores and why",
-        f"pmsync -c {config} links review           # what the rules could not decide",
-        f"pmsync -c {config} status                 # every stream's cursor and counts",
-        "pmsync demo --keep-running                # then plan, apply, run against it",
-        "edit the mappings, then `pmsync -c ... mappings validate`",
-    ):
-        out.print(f"  {line}", markup=False)
-
-
-# The other voices and the scores, where the demo has them: column -> heading.
-VOICE_HEADINGS = {
-    "pipeline": "pipeline",
-    "detractor_arr": "detractor ARR",
-    "rice": "RICE",
-    "priority": "priority",
-}
-
-
-def _demo_table(section: Any) -> Table:
-    """The top issues with their customer ARR, pipeline, detractor ARR and scores."""
-    extra = [c for c in VOICE_HEADINGS if c in section.columns]
-    table = Table(
-        "issue",
-        "summary",
-        "status",
-        "customer ARR",
-        "accounts",
-        "tickets",
-        *(VOICE_HEADINGS[c] for c in extra),
-        "top accounts",
-        title="Top issues by customer ARR, with pipeline at stake, detractor ARR and scores "
-        "(all written onto each Jira issue)",
+    if keep_running:
+        return
+    again = ["pmsync", "demo"]
+    if directory != DEFAULT_DIR:
+        again += ["--dir", directory]
+    if seed is not None:
+        again += ["--seed", str(seed)]
+    again.append("--keep-running")
+    _print_commands(
+        "\nTry next:",
+        [
+            (f"pmsync -c {config} report", "issues, scores, areas, unlinked"),
+            (f"pmsync -c {config} plan", "what would change; empty scores and why"),
+            (f"pmsync -c {config} links review", "what rules left open"),
+            (f"pmsync -c {config} status", "each stream's state"),
+            (shlex.join(again), "change the world, then plan"),
+            (f"pmsync -c {config} mappings validate", "after editing mappings"),
+        ],
     )
-    for values in section.as_dicts():
-        table.add_row(
-            values["issue"],
-            str(values["summary"])[:32],
-            values["status"],
-            f"{values['arr']:,.0f} {values['currency']}",
-            str(values["accounts"]),
-            str(values["tickets"]),
-            *(_figure(values[c]) for c in extra),
-            values["top_accounts"],
-        )
-    return table
 
 
-def _figure(value: Any) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float) and value >= 1000:
-        return f"{value:,.0f}"
-    return f"{value:,}" if isinstance(value, int) else f"{value:,.2f}"
+def _print_commands(title: str, commands: list[tuple[str, str]]) -> None:
+    out.print(title, markup=False)
+    width = max(len(command) for command, _why in commands)
+    for command, why in commands:
+        out.print(f"  {command.ljust(width)}  # {why}", markup=False)
 
 
-def _keep_running(run: Any) -> None:
-    config = run.demo.config_path
-    out.print(
-        f"\nThe simulators keep running. In another shell: pmsync -c {config} plan "
-        f"(or apply, run, check). Press Ctrl-C to stop.",
-        markup=False,
+def _keep_running(run: DemoRun, config: str) -> None:
+    """Serve the simulators and take world changes typed here until `quit` or Ctrl-C."""
+    from pmsync.app.demo import CHANGES
+
+    _print_commands(
+        "\nThe simulators keep running. In another shell:",
+        [
+            (f"pmsync -c {config} sync --once", "read what changed"),
+            (f"pmsync -c {config} plan", "what would be written back"),
+            (f"pmsync -c {config} apply", "write it, and close loops"),
+            (f"pmsync -c {config} run", "or all of that every 30 s, as the daemon"),
+        ],
     )
-    try:
-        while True:
-            time.sleep(3600)
-    except KeyboardInterrupt:
-        out.print("stopping the simulators", markup=False)
+    _print_commands(
+        "Change the world here (type a word and Enter):",
+        [*((name, what) for name, what in CHANGES.items()), ("quit", "stop the simulators")],
+    )
+    with contextlib.suppress(KeyboardInterrupt):
+        _read_changes(run, CHANGES)
+    out.print("stopping the simulators", markup=False)
+
+
+def _read_changes(run: DemoRun, changes: dict[str, Any]) -> None:
+    while True:
+        if sys.stdin.isatty():
+            err.print("change> ", end="")
+        line = sys.stdin.readline()
+        if not line:  # no input to read (a pipe that ended, /dev/null): serve until Ctrl-C
+            while True:
+                time.sleep(3600)
+        word = line.strip().lower()
+        if word in ("quit", "exit", "q"):
+            return
+        if not word:
+            continue
+        if word not in changes:
+            out.print(f"say one of: {', '.join([*changes, 'quit'])}", markup=False)
+            continue
+        try:
+            change = run.change(word)
+        except ValueError as exc:  # the world has nothing left to change that way
+            out.print(f"nothing changed: {exc}", markup=False)
+            continue
+        out.print(f"changed: {change.summary}.", markup=False)
+        out.print("Now `sync --once` then `plan` in the other shell (or wait for `run`).")
 
 
 COMMANDS: tuple[click.Command, ...] = (demo_command,)

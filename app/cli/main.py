@@ -14,19 +14,78 @@ from . import (
     report_commands,
     serve_command,
     setup_commands,
+    state_commands,
     sync_commands,
     writeback_commands,
 )
-from .context import Context
+from .context import Context, WholeHelpGroup
+
+# The options of the group, with whether each takes a value. People write them after the
+# command too (`pmsync check-config --config x`); they are moved in front of it.
+GLOBAL_OPTIONS = {"-c": True, "--config": True, "--log-level": True, "--log-format": True}
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class PmsyncGroup(WholeHelpGroup):
+    """The `pmsync` group: global options are accepted before or after the command."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, hoist_global_options(args))
+
+
+def hoist_global_options(args: list[str]) -> list[str]:
+    """`cmd ... -c FILE ...` -> `-c FILE cmd ...`: global options found after the command
+    move before it (up to a `--`)."""
+    command = _command_index(args)
+    if command is None:
+        return args
+    front, rest, moved = list(args[:command]), [args[command]], []
+    tail = iter(args[command + 1 :])
+    for arg in tail:
+        if arg == "--":
+            rest += [arg, *tail]
+            break
+        name = arg.split("=", 1)[0]
+        if arg.startswith("-c") and not arg.startswith("--") and len(arg) > 2:
+            moved.append(arg)  # -cFILE
+            continue
+        if name in GLOBAL_OPTIONS:
+            moved.append(arg)
+            if GLOBAL_OPTIONS[name] and "=" not in arg:
+                value = next(tail, None)
+                if value is not None:
+                    moved.append(value)
+            continue
+        rest.append(arg)
+    return [*front, *moved, *rest]
+
+
+def _command_index(args: list[str]) -> int | None:
+    """Where the command name is: the first argument that is neither an option nor a value."""
+    skip = False
+    for index, arg in enumerate(args):
+        if skip:
+            skip = False
+            continue
+        if arg.startswith("-"):
+            skip = GLOBAL_OPTIONS.get(arg, False)
+            continue
+        return index
+    return None
+
+
+@click.group(
+    cls=PmsyncGroup,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    epilog="Global options go before or after the command. Environment: $PMSYNC_CONFIG names "
+    "the configuration file when -c is not given.",
+)
 @click.version_option(__version__, prog_name="pmsync")
 @click.option(
     "-c",
     "--config",
     envvar="PMSYNC_CONFIG",
     type=click.Path(dir_okay=False),
+    show_envvar=True,
     help="Configuration file (default: ./pmsync.toml, then /etc/pmsync/pmsync.toml).",
 )
 @click.option(
@@ -55,6 +114,7 @@ def cli(
 for _module in (
     setup_commands,
     sync_commands,
+    state_commands,
     report_commands,
     writeback_commands,
     demo_command,

@@ -2,27 +2,20 @@
 
 from __future__ import annotations
 
-import os
-import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from datetime import UTC, datetime
+from typing import Any
 
 import click
 import orjson
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
-if TYPE_CHECKING:
-    from pmsync.sync.links.report import Section
-
-# Piped output is read by people too (ops save it, paste it): give tables room.
-_WIDTH = None if sys.stdout.isatty() else max(int(os.environ.get("COLUMNS", "0") or 0), 140)
 # Markup is off: ticket subjects, field names and error texts may contain [brackets]. Styled
-# lines pass markup=True and escape what they interpolate.
-out = Console(highlight=False, soft_wrap=True, width=_WIDTH, markup=False)
+# lines pass markup=True and escape what they interpolate. Tables fit themselves (tables.py):
+# to the terminal, or to $COLUMNS, or one line per row when piped.
+out = Console(highlight=False, soft_wrap=True, markup=False)
 err = Console(stderr=True, highlight=False, soft_wrap=True, markup=False)
 
 
@@ -30,20 +23,45 @@ def emit_json(data: Any) -> None:
     click.echo(orjson.dumps(data, option=orjson.OPT_INDENT_2, default=str).decode())
 
 
-def short(value: Any, width: int = 60) -> str:
-    text = value if isinstance(value, str) else orjson.dumps(value, default=str).decode()
-    return text if len(text) <= width else text[: width - 1] + "..."
+def shown(value: Any) -> str:
+    """A value as text: strings as they are, anything else as compact JSON."""
+    return value if isinstance(value, str) else orjson.dumps(value, default=str).decode()
 
 
 def when(moment: datetime | None) -> str:
     return moment.strftime("%Y-%m-%d %H:%M:%SZ") if moment else ""
 
 
-def print_section(section: Section) -> None:
-    table = Table(*section.columns, title=section.title)
-    for row in section.rows:
-        table.add_row(*(f"{v:,.0f}" if isinstance(v, float) else str(v) for v in row))
-    out.print(table)
+def cursor_text(cursor: str | None) -> str:
+    """A stored cursor as `name=value` pairs without its empty parts (it folds between pairs)."""
+    if not cursor:
+        return ""
+    try:
+        value = orjson.loads(cursor)
+    except orjson.JSONDecodeError:
+        return cursor
+    if not isinstance(value, dict):
+        return cursor
+    return " ".join(
+        f"{name}={part if isinstance(part, str) else orjson.dumps(part).decode()}"
+        for name, part in value.items()
+        if part is not None
+    )
+
+
+def age(moment: datetime | None, now: datetime | None = None) -> str:
+    """A moment as a person reads it in a table: `12s ago`, `3m ago`, `in 2h`, `5d ago`."""
+    if moment is None:
+        return ""
+    seconds = int(((now or datetime.now(UTC)) - moment).total_seconds())
+    span = abs(seconds)
+    for unit, size in (("d", 86_400), ("h", 3_600), ("m", 60)):
+        if span >= size:
+            amount = f"{span // size}{unit}"
+            break
+    else:
+        amount = f"{span}s"
+    return f"{amount} ago" if seconds >= 0 else f"in {amount}"
 
 
 @contextmanager

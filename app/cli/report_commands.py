@@ -10,13 +10,14 @@ from rich.markup import escape
 
 from pmsync.errors import PmsyncError
 
-from .context import Context, handle_errors, pass_context
-from .output import emit_json, err, out, print_section
+from .context import Context, WholeHelpGroup, handle_errors, pass_context
+from .output import emit_json, err, out
+from .sections import print_section
 
 # ---- links and reports --------------------------------------------------------------------
 
 
-@click.group("links")
+@click.group("links", cls=WholeHelpGroup)
 def links_group() -> None:
     """How tickets link to accounts and issues."""
 
@@ -39,7 +40,7 @@ def links_review(ctx: Context, as_json: bool) -> None:
             {"review": section.as_dicts(), "override_problems": [str(p) for p in derived.problems]}
         )
         return
-    print_section(section)
+    print_section(out, section)
     for problem in derived.problems:
         err.print(f"[yellow]override ignored:[/] {escape(str(problem))}", markup=True)
     where = overrides or "the file named by links.overrides in your mappings"
@@ -55,6 +56,7 @@ def links_review(ctx: Context, as_json: bool) -> None:
     show_default=True,
     help="Output format.",
 )
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (the same as --format json).")
 @click.option(
     "--section",
     "sections",
@@ -72,6 +74,7 @@ def links_review(ctx: Context, as_json: bool) -> None:
 def report_command(
     ctx: Context,
     fmt: str,
+    as_json: bool,
     sections: tuple[str, ...],
     top: int,
     rollup: str | None,
@@ -79,6 +82,10 @@ def report_command(
 ) -> None:
     """Top issues by revenue at stake (with pipeline, detractor ARR and scores where there are
     any), issues by priority score, product areas by demand, and unlinked feedback."""
+    if as_json:
+        if fmt not in ("table", "json"):
+            raise click.UsageError(f"--json and --format {fmt} ask for two formats; choose one")
+        fmt = "json"
     from pmsync.sync.links.report import (
         product_areas,
         ranked_by_score,
@@ -121,8 +128,10 @@ def report_command(
         writer.writerow(chosen[0].columns)
         writer.writerows(chosen[0].rows)
     else:
-        for section in chosen:
-            print_section(section)
+        for number, section in enumerate(chosen):
+            if number:
+                out.print()
+            print_section(out, section)
 
 
 def _scored(derived: Any, rollup: str, score: str) -> bool:

@@ -7,15 +7,15 @@ from typing import Any
 
 import click
 from rich.markup import escape
-from rich.table import Table
 
 from pmsync.connectors.registry import load_registry
 from pmsync.errors import AuthError, ConnectorError
 from pmsync.redact import redact
 
-from .context import Context, handle_errors, pass_context
-from .output import emit_json, err, out, short
+from .context import Context, WholeHelpGroup, handle_errors, pass_context
+from .output import emit_json, err, out, shown
 from .sampling import sample_records
+from .tables import key, print_table, text
 
 # ---- configuration ------------------------------------------------------------------------
 
@@ -34,7 +34,7 @@ def check_config(ctx: Context) -> None:
     )
 
 
-@click.group("connectors")
+@click.group("connectors", cls=WholeHelpGroup)
 def connectors_group() -> None:
     """Installed connector types (plugins in the `pmsync.connectors` entry-point group)."""
 
@@ -61,16 +61,17 @@ def connectors_list(as_json: bool) -> None:
     if as_json:
         emit_json(rows)
         return
-    table = Table("type", "status", "description", "origin")
-    for row in rows:
-        table.add_row(row["type"], row["status"], row["description"], row["origin"])
-    out.print(table)
+    print_table(
+        out,
+        [key("type"), key("status"), text("description"), text("origin", drop=0, min_width=40)],
+        [[row["type"], row["status"], row["description"], row["origin"]] for row in rows],
+    )
 
 
 # ---- mappings -----------------------------------------------------------------------------
 
 
-@click.group("mappings")
+@click.group("mappings", cls=WholeHelpGroup)
 def mappings_group() -> None:
     """Validate and preview the mapping files."""
 
@@ -108,7 +109,7 @@ def mappings_preview(ctx: Context, stream: str, limit: int, as_json: bool) -> No
     from pmsync.errors import MappingFailure
 
     runtime = ctx.runtime()
-    job = runtime.jobs([stream])[0]
+    job = runtime.jobs([stream], option="STREAM")[0]
     connector = runtime.connector(job.connector)
     try:
         raws = sample_records(
@@ -124,8 +125,8 @@ def mappings_preview(ctx: Context, stream: str, limit: int, as_json: bool) -> No
     for raw in raws:
         entry: dict[str, Any] = {"raw": raw, "fields": [], "error": None}
         try:
-            key, unified = job.mapping.map_record(raw)
-            entry["key"] = key
+            record_key, unified = job.mapping.map_record(raw)
+            entry["key"] = record_key
         except MappingFailure as exc:
             entry["error"] = str(exc)
             unified = {}
@@ -146,12 +147,20 @@ def mappings_preview(ctx: Context, stream: str, limit: int, as_json: bool) -> No
         out.print(f"{job.qualified}: the source returned no records", markup=False)
     for sample in samples:
         title = f"{job.qualified} key={sample.get('key', '?')} -> {job.mapping.entity}"
-        table = Table("unified field", "value", "source", "source value", title=title)
-        for row in sample["fields"]:
-            table.add_row(
-                row["field"], short(row["value"]), row["source"], short(row["source_value"])
-            )
-        out.print(table)
+        print_table(
+            out,
+            [
+                key("unified field"),
+                text("value"),
+                text("source", drop=1),
+                text("source value", drop=0),
+            ],
+            [
+                [row["field"], shown(row["value"]), row["source"], shown(row["source_value"])]
+                for row in sample["fields"]
+            ],
+            title=title,
+        )
         if sample["error"]:
             out.print(
                 f"[red]would go to dead letters:[/] {escape(str(sample['error']))}", markup=True
@@ -175,6 +184,31 @@ def mappings_reference() -> None:
         )
         usage = f"{{ {name} = ... }}" if definition.takes_argument else f'"{name}"'
         out.print(f"  {usage:28} {definition.summary}{options}", markup=False)
+
+
+@click.command("schema")
+@click.argument("entity", required=False)
+@handle_errors
+def schema_command(entity: str | None) -> None:
+    """Print the unified entities (or ENTITY) as JSON Schema.
+
+    The records every mapping produces, for code and tools that read the store: one
+    definition per entity, every field typed and nullable.
+    """
+    from pmsync.errors import UsageError
+    from pmsync.sync.entities import ENTITIES, SCHEMA_DIALECT, json_schema, json_schemas
+    from pmsync.validation import did_you_mean
+
+    if entity is None:
+        emit_json(json_schemas())
+        return
+    if entity not in ENTITIES:
+        raise UsageError(
+            "ENTITY",
+            f"no entity '{entity}'{did_you_mean(entity, ENTITIES)} "
+            f"(entities: {', '.join(ENTITIES)})",
+        )
+    emit_json({"$schema": SCHEMA_DIALECT, **json_schema(entity)})
 
 
 @click.command("check")
@@ -234,16 +268,19 @@ def discover_command(ctx: Context, connector: str, object_name: str | None, as_j
     if as_json:
         emit_json([f.__dict__ for f in fields])
         return
-    table = Table("field", "type", "label", "custom", title=f"{connector} {object_name}")
-    for f in fields:
-        table.add_row(f.name, f.type, f.label, "yes" if f.custom else "")
-    out.print(table)
+    print_table(
+        out,
+        [key("field"), key("type"), text("label", drop=1), key("custom", drop=0)],
+        [[f.name, f.type, f.label, "yes" if f.custom else ""] for f in fields],
+        title=f"{connector} {object_name}",
+    )
 
 
 COMMANDS: tuple[click.Command, ...] = (
     check_config,
     connectors_group,
     mappings_group,
+    schema_command,
     check_command,
     discover_command,
 )

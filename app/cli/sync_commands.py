@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 import click
 from rich.markup import escape
-from rich.table import Table
 
-from pmsync.errors import ConfigError, PmsyncError
+from pmsync.errors import ConfigError, PmsyncError, StoreBusy
 
 from .context import (
     EXIT_CONFIG,
@@ -21,7 +21,8 @@ from .context import (
     print_config_problems,
     print_error,
 )
-from .output import emit_json, err, out, progress, short, when
+from .output import age, cursor_text, emit_json, err, out, progress, when
+from .tables import key, number, print_table, text
 
 # ---- syncing ------------------------------------------------------------------------------
 
@@ -107,32 +108,40 @@ def _print_results(results: Sequence[Any], as_json: bool) -> None:
     if as_json:
         emit_json([{**r.__dict__, "written": r.written} for r in results])
         return
-    table = Table(
-        "stream",
-        "status",
-        "pages",
-        "read",
-        "new",
-        "changed",
-        "deleted",
-        "dead letters",
-        "seconds",
-        "error",
-    )
-    for r in results:
-        table.add_row(
+    columns = [
+        key("stream"),
+        key("status"),
+        number("pages", drop=0),
+        number("read"),
+        number("new"),
+        number("changed"),
+        number("deleted"),
+        number("dead letters"),
+        number("seconds", drop=1),
+    ]
+    rows = [
+        [
             f"{r.connector}.{r.stream}",
             r.status,
-            str(r.pages),
-            str(r.records_read),
-            str(r.inserted),
-            str(r.updated),
-            str(r.deleted),
-            str(r.dead_letters),
+            f"{r.pages:,}",
+            f"{r.records_read:,}",
+            f"{r.inserted:,}",
+            f"{r.updated:,}",
+            f"{r.deleted:,}",
+            f"{r.dead_letters:,}",
             f"{r.seconds:.1f}",
-            r.error or "",
-        )
-    out.print(table)
+        ]
+        for r in results
+    ]
+    print_table(out, columns, rows)
+    _print_errors((f"{r.connector}.{r.stream}", r.error) for r in results)
+
+
+def _print_errors(errors: Iterable[tuple[str, str | None]]) -> None:
+    """Errors under the table, whole: a table cell would fold them into a narrow column."""
+    for stream, error in errors:
+        if error:
+            out.print(f"[red]{escape(stream)}:[/] {escape(error)}", markup=True)
 
 
 @click.command("run")
@@ -146,15 +155,45 @@ def run_command(ctx: Context) -> None:
     """
     from pmsync.app.daemon.service import Daemon
 
+    daemon = Daemon(
+        ctx.config_path,
+        log_level=ctx.log_level,
+        log_format=ctx.log_format,
+        on_started=_announce if err.is_terminal else None,
+    )
     try:
-        code = Daemon(ctx.config_path, log_level=ctx.log_level, log_format=ctx.log_format).run()
+        code = daemon.run()
     except ConfigError as exc:
         print_config_problems(exc)
+        sys.exit(EXIT_CONFIG)
+    except StoreBusy as exc:  # restarting would not help either: systemd must not loop
+        print_error(exc)
         sys.exit(EXIT_CONFIG)
     except PmsyncError as exc:
         print_error(exc)
         sys.exit(1)
     sys.exit(code)
+
+
+def _announce(started: Any) -> None:
+    """On a terminal, say what runs and where it listens (logs are for machines)."""
+    where = (
+        f"; health and metrics on {started.http} (/healthz, /readyz, /metrics)"
+        if started.http
+        else ""
+    )
+    if started.web:
+        where += f"; the web view on {started.web}"
+    err.print(
+        f"pmsync runs {_count(len(started.connectors), 'connector')} "
+        f"({', '.join(started.connectors)}), {_count(started.streams, 'stream')}{where}. "
+        "Ctrl-C stops it; --log-level info shows each cycle.",
+        markup=False,
+    )
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}{'' if number == 1 else 's'}"
 
 
 @click.command("status")
@@ -174,33 +213,41 @@ def status_command(ctx: Context, as_json: bool) -> None:
     if as_json:
         emit_json([row.as_dict() for row in rows])
         return
-    table = Table(
-        "stream",
-        "status",
-        "last success",
-        "records",
-        "tombstones",
-        "dead letters",
-        "cursor",
-        "next attempt",
-        "owner",
-        "last error",
-    )
+    columns = [
+        key("stream"),
+        key("status"),
+        key("last success"),
+        number("records"),
+        number("deleted"),
+        number("dead letters"),
+        key("next attempt", drop=2),
+        text("cursor", drop=1, min_width=20),
+        text("owner", drop=0),
+    ]
+    table = []
     for row in rows:
         status = f"{row.status} ({row.failures}x)" if row.failures else row.status
-        table.add_row(
-            row.stream,
-            status,
-            when(row.last_success_at) or "never",
-            str(row.records),
-            str(row.tombstones),
-            str(row.dead_letters),
-            short(row.cursor or "", 40),
-            when(row.next_attempt_at),
-            row.owner or "",
-            row.last_error or "",
+        table.append(
+            [
+                row.stream,
+                status,
+                age(row.last_success_at) or "never",
+                f"{row.records:,}",
+                f"{row.tombstones:,}",
+                f"{row.dead_letters:,}",
+                _next_attempt(row.next_attempt_at),
+                cursor_text(row.cursor),
+                row.owner or "",
+            ]
         )
-    out.print(table)
+    print_table(out, columns, table)
+    _print_errors((row.stream, row.last_error) for row in rows)
+
+
+def _next_attempt(moment: datetime | None) -> str:
+    if moment is None:
+        return ""
+    return "due" if moment <= datetime.now(UTC) else age(moment)
 
 
 @click.command("dead-letters")
@@ -216,17 +263,28 @@ def dead_letters_command(ctx: Context, include_resolved: bool, as_json: bool) ->
     if as_json:
         emit_json(rows)
         return
-    table = Table("id", "stream", "key", "field", "reason", "since")
-    for row in rows:
-        table.add_row(
-            str(row["id"]),
-            f"{row['connector']}.{row['stream']}",
-            row["record_key"] or "",
-            row["field"] or "",
-            row["reason"],
-            str(row["created_at"]),
-        )
-    out.print(table)
+    print_table(
+        out,
+        [
+            key("id"),
+            key("stream"),
+            key("key"),
+            key("field", drop=1),
+            text("reason", min_width=20),
+            key("since", drop=0),
+        ],
+        [
+            [
+                str(row["id"]),
+                f"{row['connector']}.{row['stream']}",
+                row["record_key"] or "",
+                row["field"] or "",
+                row["reason"],
+                when(row["created_at"]),
+            ]
+            for row in rows
+        ],
+    )
     out.print(f"{len(rows)} dead letter(s)", markup=False)
 
 

@@ -18,7 +18,7 @@ from typing import Protocol
 
 import sqlalchemy as sa
 
-from pmsync.errors import ConfigError, Interrupted, Problem
+from pmsync.errors import Interrupted, StoreBusy
 
 
 class LeaseLost(Interrupted):
@@ -105,13 +105,9 @@ def _lock_file(path: Path, database: Path) -> int:
     except BlockingIOError:
         holder = os.pread(handle, 64, 0).decode(errors="replace").strip() or "unknown"
         os.close(handle)
-        raise ConfigError(
-            Problem(
-                None,
-                "store.url",
-                f"another pmsync process (pid {holder}) already syncs into {database}; a SQLite "
-                "store takes one at a time - use PostgreSQL to run several replicas",
-            )
+        raise StoreBusy(
+            f"another pmsync process (pid {holder}) already syncs into {database}; a SQLite "
+            "store takes one at a time: stop it, or use PostgreSQL to run several replicas"
         ) from None
     os.ftruncate(handle, 0)
     os.pwrite(handle, f"{os.getpid()}\n".encode(), 0)
@@ -133,7 +129,7 @@ def make_leases(engine: sa.Engine, replica: str, interval: float) -> Leases:
 def cli_ownership(engine: sa.Engine, connectors: Sequence[str]) -> Iterator[set[str]]:
     """For `pmsync sync`: the connectors no daemon owns right now, held while the sync runs.
 
-    SQLite: the daemon's lock file (ConfigError naming the holder when a daemon runs).
+    SQLite: the daemon's lock file (StoreBusy naming the holder when a daemon runs).
     PostgreSQL: each connector's advisory lock, tried without waiting; connectors a daemon
     replica owns are left out (the daemon syncs them).
     """

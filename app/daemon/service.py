@@ -20,6 +20,7 @@ import os
 import time
 import uuid
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -51,6 +52,16 @@ log = structlog.get_logger("pmsync.daemon")
 EXIT_OK = 0
 
 
+@dataclass(frozen=True)
+class Started:
+    """What a started daemon serves, for a person watching it start."""
+
+    connectors: list[str]
+    streams: int
+    http: str | None  # the base URL of /healthz, /readyz and /metrics; None when disabled
+    web: str | None = None  # the web view's URL when `[web] enabled`
+
+
 @dataclass
 class _Generation:
     """One loaded configuration and the workers running it."""
@@ -69,8 +80,10 @@ class Daemon:
         log_level: str | None = None,
         log_format: str | None = None,
         write_back: WriteBack = auto_write_back,
+        on_started: Callable[[Started], None] | None = None,
     ) -> None:
         self.config_path = config_path
+        self.on_started = on_started
         self.log_level = log_level
         self.log_format = log_format
         self.write_back = write_back
@@ -112,14 +125,14 @@ class Daemon:
         try:
             http = self._start_http(settings)
             web = self._start_web(runtime)
-            self._serve(runtime)
+            self._serve(runtime, http, web)
         finally:
             self._shutdown(http)
             if web is not None:
                 web.stop()
         return EXIT_OK
 
-    def _serve(self, runtime: Runtime) -> None:
+    def _serve(self, runtime: Runtime, http: HealthServer | None, web: WebServer | None) -> None:
         assert self._current is not None
         log.info(
             "daemon_started",
@@ -133,6 +146,16 @@ class Daemon:
         self._start_workers(self._current, predecessors={})
         self._started = True
         self.notifier.ready(self._status_line())
+        if self.on_started is not None:
+            workers = self._current.workers
+            self.on_started(
+                Started(
+                    connectors=sorted(workers),
+                    streams=sum(len(w.jobs) for w in workers.values()),
+                    http=f"http://{_url_host(http.host)}:{http.port}" if http else None,
+                    web=web.url if web else None,
+                )
+            )
         self._main_loop()
 
     def _configure_logging(self, runtime: Runtime) -> None:
@@ -395,3 +418,8 @@ class Daemon:
             "owned_connectors": owned,
             "streams": [stream.as_dict() for stream in streams],
         }
+
+
+def _url_host(host: str) -> str:
+    """A host as it is written in a URL (IPv6 addresses in brackets)."""
+    return f"[{host}]" if ":" in host else host

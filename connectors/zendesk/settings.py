@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic_core import PydanticCustomError
 
 from pmsync.connectors.base import ConnectorSettings
 from pmsync.durations import Duration
+
+SUBDOMAIN = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]*")
 
 
 class ZendeskCredentials(BaseModel):
@@ -45,3 +49,17 @@ class ZendeskSettings(ConnectorSettings):
         default=timedelta(seconds=120),
         description="Longest zenpy may wait on one Retry-After before the engine takes over.",
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _subdomain_is_base_url(cls, data: Any) -> Any:
+        """Other tools configure Zendesk by subdomain: say what pmsync reads instead."""
+        if isinstance(data, dict) and "subdomain" in data and "base_url" not in data:
+            given = data["subdomain"]
+            name = given if isinstance(given, str) and SUBDOMAIN.fullmatch(given) else "SUBDOMAIN"
+            raise PydanticCustomError(
+                "zendesk_subdomain",
+                'there is no subdomain option; write base_url = "{url}" instead',
+                {"url": f"https://{name}.zendesk.com"},
+            )
+        return data

@@ -3,6 +3,7 @@ and the review queue of links product ops must decide."""
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
@@ -13,12 +14,16 @@ from pmsync.sync.links.world import Entity
 
 @dataclass(frozen=True)
 class Section:
-    """A table: a title, column names and rows (plain values, ready for table, CSV or JSON)."""
+    """A table: a title, column names and rows (plain values, ready for table, CSV or JSON).
+
+    `currency` is the one currency every amount of the section is in (the reporting currency).
+    """
 
     name: str
     title: str
     columns: tuple[str, ...]
     rows: list[tuple[Any, ...]]
+    currency: str | None = None
 
     def as_dicts(self) -> list[dict[str, Any]]:
         return [dict(zip(self.columns, row, strict=True)) for row in self.rows]
@@ -58,7 +63,7 @@ def top_issues(derived: Derived, rollup: str, limit: int) -> Section:
                 *(figures.get(name) for name in extra),
             )
         )
-    rows.sort(key=lambda r: (-r[3], -r[6], r[0]))
+    rows.sort(key=lambda r: (-r[3], -r[6], natural(r[0])))
     return Section(
         "issues",
         "Top issues by customer revenue asking for them",
@@ -75,6 +80,7 @@ def top_issues(derived: Derived, rollup: str, limit: int) -> Section:
             *extra,
         ),
         rows[:limit],
+        derived.currencies.reporting,
     )
 
 
@@ -99,12 +105,13 @@ def ranked_by_score(derived: Derived, rollup: str, score: str, limit: int) -> Se
                 *(figures.get(name) for name in extra),
             )
         )
-    rows.sort(key=lambda r: (-r[3], r[0]))
+    rows.sort(key=lambda r: (-r[3], natural(r[0])))
     return Section(
         "scores",
         f"Issues by {score} score",
         ("issue", "summary", "status", score, "arr", "accounts", *extra),
         rows[:limit],
+        derived.currencies.reporting,
     )
 
 
@@ -127,6 +134,7 @@ def product_areas(derived: Derived) -> Section:
         "Product areas by demand",
         ("product_area", "tickets", "accounts", "arr", "currency"),
         rows,
+        derived.currencies.reporting,
     )
 
 
@@ -149,12 +157,13 @@ def unlinked_feedback(derived: Derived, limit: int) -> Section:
                 ticket.get("created_at", ""),
             )
         )
-    rows.sort(key=lambda r: (-r[4], str(r[0])))
+    rows.sort(key=lambda r: (-r[4], natural(r[0])))
     return Section(
         "unlinked",
-        f"Feedback linked to no issue ({len(rows)} tickets)",
+        f"Feedback linked to no issue ({len(rows):,} tickets)",
         ("ticket", "subject", "product_area", "account", "arr", "created_at"),
         rows[:limit],
+        derived.currencies.reporting,
     )
 
 
@@ -182,12 +191,13 @@ def review_queue(derived: Derived) -> Section:
                 round(at_stake, 2),
             )
         )
-    rows.sort(key=lambda r: (-r[6], r[2], r[0]))
+    rows.sort(key=lambda r: (-r[6], r[2], natural(r[0])))
     return Section(
         "review",
         "Links to review (resolve them in the overrides file)",
         ("ticket", "subject", "kind", "reason", "detail", "candidates", "arr_at_stake"),
         rows,
+        derived.currencies.reporting,
     )
 
 
@@ -206,6 +216,13 @@ def empty_scores(derived: Derived) -> Section:
         ("issue", "score", "missing"),
         rows,
     )
+
+
+def natural(value: Any) -> tuple[Any, ...]:
+    """Sort key that orders the numbers inside keys as numbers: ticket 9 before 10, APP-9 before
+    APP-10."""
+    parts = re.split(r"(\d+)", str(value))
+    return tuple(int(part) if n % 2 else part for n, part in enumerate(parts))
 
 
 def _arr(derived: Derived, account: Entity | None) -> float:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import jmespath
-from jmespath.exceptions import JMESPathError
+from jmespath.exceptions import IncompleteExpressionError, JMESPathError, LexerError
 
 from pmsync.errors import MappingFailure
 from pmsync.sync.entities import FieldType
@@ -25,12 +25,28 @@ class PathError(ValueError):
     """A path does not parse as JMESPath."""
 
 
+def parse_problem(exc: JMESPathError) -> str:
+    """Where and why an expression does not parse, once (jmespath's own text repeats the
+    expression over three lines)."""
+    reason = str(getattr(exc, "msg", None) or "does not parse")
+    if isinstance(exc, IncompleteExpressionError):
+        reason = "it ends too early"
+    elif isinstance(exc, LexerError):
+        reason = str(exc.message)
+    reason = reason.replace(": ", " ").replace("got eof", "got the end")
+    position = getattr(exc, "lex_position", None)
+    where = f"column {position + 1}: " if isinstance(position, int) else ""
+    return where + reason[:1].lower() + reason[1:]
+
+
 def compile_path(expression: str) -> tuple[Getter, frozenset[str]]:
     """A getter for a JMESPath expression and the top-level source fields it reads."""
     try:
         compiled = jmespath.compile(expression)
     except JMESPathError as exc:
-        raise PathError(f"'{expression}' is not a valid JMESPath expression: {exc}") from None
+        raise PathError(
+            f"'{expression}' is not a valid JMESPath expression ({parse_problem(exc)})"
+        ) from None
     ast = compiled.parsed
     roots = frozenset(_root_fields(ast))
     chain = _field_chain(ast)

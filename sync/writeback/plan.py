@@ -107,12 +107,17 @@ class GuardTripped(PmsyncError):
         )
 
 
+SHOWN_JSON = 60  # a longer document (an issue property) is summarised in `describe()`
+
+
 def _show(value: Any) -> str:
     if value is MISSING or value is None:
         return "(empty)"
     if isinstance(value, float):
         return f"{value:,.2f}".rstrip("0").rstrip(".")
     text = value if isinstance(value, str) else orjson.dumps(value, default=str).decode()
+    if not isinstance(value, str) and len(text) > SHOWN_JSON:
+        return f"{{...}} ({len(text):,} characters; --json shows it)"
     return repr(text) if isinstance(value, str) else text
 
 
