@@ -22,6 +22,7 @@ from pmsync.sync.links.derive import Derived, derive
 from pmsync.sync.links.linker import Overrides
 from pmsync.sync.mapping.compiler import CompiledStream
 from pmsync.sync.mapping.loader import MappingSet, check_against_connectors, load_mappings
+from pmsync.sync.store.discovery import StoreDiscoveryCache
 from pmsync.sync.store.locks import store_lock
 from pmsync.sync.store.store import Store
 from pmsync.sync.writeback.apply import ApplyResult, apply_plan
@@ -128,7 +129,10 @@ class Runtime:
                 )
             cls = self.registry.get(settings.type)
             assert cls is not None  # load_config checked the type
-            self._connectors[name] = cls(name, settings)
+            instance = cls(name, settings)
+            # What it discovers is shared with every other pmsync process through the store.
+            instance.discovery = StoreDiscoveryCache(lambda: self.store)
+            self._connectors[name] = instance
         return self._connectors[name]
 
     def jobs(self, selection: Sequence[str] = ()) -> list[StreamJob]:

@@ -6,7 +6,15 @@ import re
 from datetime import datetime, timedelta
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
 
 from pmsync.connectors.base import ConnectorSettings
 from pmsync.durations import Duration
@@ -108,8 +116,11 @@ class SalesforceSettings(ConnectorSettings):
         description="Formula fields never move SystemModstamp; when a mapping reads one, the "
         "whole object is re-read this often.",
     )
-    describe_cache: Duration = Field(
-        default=timedelta(hours=24), description="How long an object's describe is reused."
+    discovery_cache: Duration = Field(
+        default=timedelta(hours=24),
+        validation_alias=AliasChoices("discovery_cache", "describe_cache"),
+        description="How long an object's describe is reused from the store before it is "
+        "asked again (`describe_cache` is the older name).",
     )
 
     @field_validator("my_domain")

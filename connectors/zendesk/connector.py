@@ -4,7 +4,9 @@ zenpy handles the account-level calls (credentials check, field definitions) on 
 own; the incremental exports are read page by page on that same session, because each page's
 cursor must be committed with the page, and zenpy's generators hide page boundaries.
 Cursor rules: follow `after_cursor` and never restart from "now"; the time-based organization
-export repeats its boundary items, which the engine absorbs by content hash.
+export repeats its boundary items, which the engine absorbs by content hash. The Jira links of
+the Jira integration are listed in full every cycle (`reads_in_full`): the API has neither a
+"changed since" nor a deletion feed for them, and a deleted link must stop counting at once.
 """
 
 from __future__ import annotations
@@ -185,15 +187,19 @@ STREAMS = (
         sweep="census",
         entity_hint="organization",
     ),
+    # Links have no "changed since" and no deletion feed, and a deleted link must stop
+    # counting within one poll interval: every read lists them all (pages of 1,000 links, plus
+    # the empty page that ends the listing), which is also their census.
     StreamSpec(
         "jira_links",
         "id",
         SinceIdCursor,
-        "Ticket <-> Jira issue links of the Jira integration",
+        "Ticket <-> Jira issue links of the Jira integration (listed in full each cycle)",
         object_name="jira_links",
         known_fields=LINK_FIELDS,
         sweep="census",
         entity_hint="issue_link",
+        reads_in_full=True,
     ),
 )
 

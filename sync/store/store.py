@@ -503,23 +503,6 @@ def tombstone_records(
     return len(fresh) + tombstone(connection, connector, stream, list(existing), now)
 
 
-def tombstone_unseen_since(
-    connection: Connection, connector: str, stream: str, since: datetime, now: datetime
-) -> int:
-    """After a full refresh: tombstone every live record not seen since it started."""
-    result = connection.execute(
-        sa.update(records)
-        .where(
-            records.c.connector == connector,
-            records.c.stream == stream,
-            records.c.deleted_at.is_(None),
-            records.c.last_seen_at < since,
-        )
-        .values(deleted_at=now)
-    )
-    return result.rowcount or 0
-
-
 def add_dead_letter(
     connection: Connection,
     *,

@@ -178,12 +178,14 @@ class FieldResolver:
     ) -> tuple[dict[str, str], list[Problem]]:
         slot = (connector.name, object_name)
         if slot not in self._fields:
-            self._fields[slot] = connector.discover(object_name)
-        infos = self._fields[slot]
+            self._fields[slot] = connector.fields_of(object_name)
         resolved: dict[str, str] = {}
         problems: list[Problem] = []
         for name in names:
-            match = _resolve_one(infos, name)
+            match = _resolve_one(self._fields[slot], name)
+            if not isinstance(match, str):  # a field created since the fields were cached?
+                self._fields[slot] = connector.fields_of(object_name, fresh=True)
+                match = _resolve_one(self._fields[slot], name)
             if isinstance(match, str):
                 resolved[name] = match
             else:
