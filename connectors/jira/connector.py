@@ -367,6 +367,23 @@ class JiraConnector(Connector):
             found[key] = str(body["id"]) if isinstance(body, dict) and "id" in body else None
         return found
 
+    def read_fields(
+        self, object_name: str, key: str, fields: Sequence[str]
+    ) -> dict[str, Any] | None:
+        """The issue's current values of `fields` (ids); None when it no longer exists."""
+        self.stream(object_name if object_name != "issue" else "issues")
+        what = f"GET issue {key}"
+        response = self.api().send(
+            "GET", f"issue/{key}", what=what, params={"fields": ",".join(fields)}
+        )
+        if response.status_code == 404:
+            return None
+        if response.status_code != 200:
+            raise response_error(response, connector=self.name, what=what)
+        body = response.json()
+        values = body.get("fields") if isinstance(body, dict) else None
+        return dict(values) if isinstance(values, dict) else None
+
     def get_issue_property(self, issue: str, key: str) -> Any:
         """The issue property's current value (None when it has none)."""
         return self.writer.get_property(issue, key)

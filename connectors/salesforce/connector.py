@@ -493,6 +493,25 @@ class SalesforceConnector(Connector):
                 outcomes[index] = outcome
         return [o for o in outcomes if o is not None]
 
+    def read_fields(
+        self, object_name: str, key: str, fields: Sequence[str]
+    ) -> dict[str, Any] | None:
+        """The record's current values of `fields`; None when it does not exist any more."""
+        if not SOBJECT_NAME.match(object_name):
+            return None
+        self.guard.begin()
+        path = f"sobjects/{object_name}/{key}"
+        try:
+            body = self.client.call(
+                f"GET {object_name} {key}",
+                lambda sf: sf.restful(path, params={"fields": ",".join(fields)}),
+            )
+        except FatalError as exc:
+            if "NOT_FOUND" in str(exc) or "ENTITY_IS_DELETED" in str(exc):
+                return None
+            raise
+        return {name: body.get(name) for name in fields} if isinstance(body, dict) else None
+
     def _write_chunk(self, chunk: Sequence[FieldWrite]) -> list[WriteOutcome]:
         payload = {
             "allOrNone": False,
@@ -558,6 +577,7 @@ def _outcome(write: FieldWrite, result: Any) -> WriteOutcome:
         False,
         f"{write.object_name} {write.key}: {message}",
         retriable=bool(codes & RETRIABLE_RECORD_ERRORS),
+        gone="ENTITY_IS_DELETED" in codes,
     )
 
 

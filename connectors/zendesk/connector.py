@@ -434,6 +434,27 @@ class ZendeskConnector(Connector):
             url = body.get("next_page")
         return False
 
+    def read_fields(
+        self, object_name: str, key: str, fields: Sequence[str]
+    ) -> dict[str, Any] | None:
+        """The ticket's current values of `fields` (custom fields by id); None when it is gone."""
+        if object_name != "tickets":
+            return None
+        url = f"{self.api_root}/tickets/{key}.json"
+        what = f"GET tickets/{key}"
+        try:
+            response = self.session().get(url)
+        except requests.RequestException as exc:
+            raise error_for_exception(exc, connector=self.name, what=what) from None
+        if response.status_code == 404:
+            return None
+        if response.status_code != 200:
+            raise error_for_status(
+                response.status_code, connector=self.name, what=what, headers=response.headers
+            )
+        ticket = response.json().get("ticket") or {}
+        return {name: self.field_value(ticket, name) for name in fields}
+
     def field_value(self, raw: Mapping[str, Any], field: str) -> Any:
         """A field's current value in a stored ticket (custom fields by id)."""
         if str(field).isdigit():
@@ -454,7 +475,12 @@ class ZendeskConnector(Connector):
             return WriteOutcome(ticket, True)
         if response.status_code in (404, 422):
             detail = error_detail(response) or str(response.status_code)
-            return WriteOutcome(ticket, False, f"ticket {ticket}, field(s) {fields}: {detail}")
+            return WriteOutcome(
+                ticket,
+                False,
+                f"ticket {ticket}, field(s) {fields}: {detail}",
+                gone=response.status_code == 404,
+            )
         raise error_for_status(
             response.status_code,
             connector=self.name,

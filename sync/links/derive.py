@@ -7,7 +7,7 @@ and the rollups of the issues it affects, and only those reach the store and wri
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import sqlalchemy as sa
@@ -63,11 +63,15 @@ def derive(
     currency: CurrencySettings,
     *,
     persist: bool = True,
+    should_stop: Callable[[], bool] | None = None,
 ) -> Derived:
-    """Link, roll up, and (when `persist`) store the changes."""
+    """Link, roll up, and (when `persist`) store the changes.
+
+    `should_stop` cuts a wait for another process's derivation short (Interrupted).
+    """
     if not persist:
         return _derive(store, link_settings, overrides, rollup_specs, currency, persist=False)
-    with store_lock(store, "derive"):
+    with store_lock(store, "derive", should_stop=should_stop):
         return _derive(store, link_settings, overrides, rollup_specs, currency, persist=True)
 
 

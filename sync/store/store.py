@@ -280,6 +280,20 @@ class Store:
             for connector, stream, key, entity, unified in result:
                 yield connector, stream, key, (entity, orjson.loads(unified))
 
+    def data_version(self) -> tuple[Any, ...]:
+        """Changes when any record is added, changed, revived or tombstoned (a cheap summary,
+        so a derivation from unchanged records can be reused)."""
+        with self.engine.connect() as connection:
+            row = connection.execute(
+                sa.select(
+                    sa.func.count(),
+                    sa.func.max(records.c.last_seen_at),
+                    sa.func.max(records.c.deleted_at),
+                    sa.func.sum(sa.case((records.c.deleted_at.is_(None), 1), else_=0)),
+                )
+            ).one()
+        return tuple(str(value) for value in row)
+
     def dead_letter_rows(self, *, include_resolved: bool = False) -> list[dict[str, Any]]:
         query = sa.select(dead_letters).order_by(dead_letters.c.id)
         if not include_resolved:
