@@ -433,6 +433,7 @@ class Company:
         counts = {
             ("salesforce", "Account"): len(self.live_accounts()),
             ("salesforce", "Contact"): sum(1 for c in self.contacts if not c.deleted),
+            ("salesforce", "CurrencyType"): len(RATES),
             ("zendesk", "organizations"): len(self.organizations),
             ("zendesk", "users"): len(self.requesters),
             ("zendesk", "tickets"): sum(1 for t in self.tickets if not t.deleted),

@@ -51,7 +51,7 @@ from pmsync.simulators.jira.fields import STORY_POINTS, custom_field
 from pmsync.simulators.pendo.app import PendoSimulator
 from pmsync.simulators.pendo.data import FEATURES
 from pmsync.simulators.salesforce.app import SalesforceSimulator
-from pmsync.simulators.salesforce.data import install_schema
+from pmsync.simulators.salesforce.data import install_currencies, install_schema
 from pmsync.simulators.zendesk.app import ZendeskSimulator, iso_timestamp
 from pmsync.simulators.zendesk.data import (
     JIRA_KEY_FIELD,
@@ -376,6 +376,9 @@ def fill_salesforce(company: Company, sim: SalesforceSimulator) -> None:
     """Users, accounts (deleted ones in the Recycle Bin) and contacts; stamps over a year."""
     install_schema(sim)
     start = sim.now() - 366 * DAY
+    # A multi-currency org: CurrencyType holds units per corporate (reporting) unit.
+    rates = {code: 1 / rate for code, rate in RATES.items() if code != REPORTING_CURRENCY}
+    install_currencies(sim, REPORTING_CURRENCY, rates, at=start)
     for user in company.sales_users:
         values = {"Name": user.name, "Email": user.email, "IsActive": True}
         _expect(sim.insert("User", {**values, "Region__c": user.region}, at=start), user.id, "User")

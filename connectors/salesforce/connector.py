@@ -460,6 +460,13 @@ class SalesforceConnector(Connector):
         """Every live Id of the object (query leaves the Recycle Bin out)."""
         object_name = stream.object_name or stream.name
         self.guard.begin()
+        if object_name in OPTIONAL_OBJECTS:
+            try:
+                self._describe(object_name)
+            except FatalError:
+                if self._missing(object_name):
+                    return  # the org has no such object: nothing to reconcile
+                raise
         statement = soql.select(["Id"], object_name)
         body: dict[str, Any] = self.client.call(
             f"query {object_name} ids",

@@ -45,13 +45,22 @@ class Derived:
 
 
 def currencies_for(settings: CurrencySettings, world: World) -> Currencies:
-    """Configured rates, completed by CRM rates (CurrencyType) from the store when allowed."""
-    rates: dict[str, float] = {}
+    """Rates into the reporting currency: the CRM's (CurrencyType, synced as currency_rate)
+    when `from_store` allows, and the configured ones for currencies the CRM lacks.
+
+    Directions differ: a configured rate is the value of one unit of a currency in the reporting
+    currency (EUR = 1.08 with USD reporting: 1 EUR is 1.08 USD); a CRM rate is how many units of
+    a currency one unit of the corporate currency is worth (EUR 0.925 with a USD corporate
+    currency). One unit of X is therefore worth rate(reporting) / rate(X) reporting units, which
+    also holds when the reporting currency is not the corporate one.
+    """
+    rates = {code.upper(): value for code, value in settings.rates.items()}
     if settings.from_store and world.rates:
         reporting_rate = world.rates.get(settings.reporting.upper())
         if reporting_rate:
-            rates = {code: reporting_rate / rate for code, rate in world.rates.items() if rate}
-    rates.update({code.upper(): value for code, value in settings.rates.items()})
+            rates.update(
+                {code: reporting_rate / rate for code, rate in world.rates.items() if rate}
+            )
     return Currencies(settings.reporting.upper(), rates)
 
 
