@@ -19,6 +19,7 @@ from pmsync.connectors.base import Connector, StreamSpec
 from pmsync.connectors.registry import Registry, load_registry
 from pmsync.errors import ConfigError, FatalError, PmsyncError, Problem, QuotaExhausted
 from pmsync.sync.engine import PageHook, RetryPolicy, StopCheck, StreamResult, SyncEngine
+from pmsync.sync.links.aliases import KeyLookup
 from pmsync.sync.links.derive import Derived, derive
 from pmsync.sync.links.linker import Overrides
 from pmsync.sync.mapping.compiler import CompiledStream
@@ -362,10 +363,27 @@ class Runtime:
             self.config.settings.currency,
             persist=persist,
             should_stop=should_stop,
+            lookups=self._key_lookups(),
+            projects=self._issue_projects(),
         )
         if persist:
             self._derived = (version, derived)
         return derived
+
+    def _key_lookups(self) -> dict[str, KeyLookup]:
+        """Connectors that can say which issue a key names (Jira: old keys of moved issues)."""
+        found: dict[str, KeyLookup] = {}
+        for name, connector in self.writable_connectors().items():
+            lookup = getattr(connector, "lookup_issue_keys", None)
+            if callable(lookup):
+                found[name] = lookup
+        return found
+
+    def _issue_projects(self) -> list[str]:
+        projects: list[str] = []
+        for settings in self.config.connectors.values():
+            projects.extend(getattr(settings, "projects", None) or [])
+        return projects
 
     def close(self) -> None:
         for connector in self._connectors.values():

@@ -539,10 +539,17 @@ def fill_jira(company: Company, sim: JiraSimulator) -> None:
     now = sim.clock()
     cloud = sim.deployment == "cloud"
     for issue in company.issues:
+        first_key = issue.old_key or issue.key  # a moved issue starts in its old project
+        project = first_key.partition("-")[0]
         body = sim.create_issue(
-            issue.project, _issue_fields(issue, sim, now, cloud), at=now - issue.updated_age
+            project, _issue_fields(issue, sim, now, cloud), at=now - issue.updated_age
         )
-        _expect(f"{body['id']}/{body['key']}", f"{issue.id}/{issue.key}", "Jira issue")
+        _expect(f"{body['id']}/{body['key']}", f"{issue.id}/{first_key}", "Jira issue")
+    by_id = {issue.id: issue for issue in company.issues}
+    for issue_id, project in company.moves:
+        issue = by_id[issue_id]
+        moved = sim.move_issue(issue_id, project, at=now - issue.updated_age)
+        _expect(moved, issue.key, "moved Jira issue")
     for issue in company.issues:
         if issue.deleted:
             sim.delete_issue(issue.id)

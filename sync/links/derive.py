@@ -7,13 +7,14 @@ and the rollups of the issues it affects, and only those reach the store and wri
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import sqlalchemy as sa
 import structlog
 
 from pmsync.errors import Problem
+from pmsync.sync.links.aliases import KeyLookup, add_aliases
 from pmsync.sync.links.linker import Link, Linker, LinkResult, Overrides
 from pmsync.sync.links.models import LinkSettings, RollupSpec
 from pmsync.sync.links.rollups import Currencies, Rollup, compute_rollups
@@ -73,29 +74,35 @@ def derive(
     *,
     persist: bool = True,
     should_stop: Callable[[], bool] | None = None,
+    lookups: Mapping[str, KeyLookup] | None = None,
+    projects: Sequence[str] = (),
 ) -> Derived:
     """Link, roll up, and (when `persist`) store the changes.
 
-    `should_stop` cuts a wait for another process's derivation short (Interrupted).
+    `should_stop` cuts a wait for another process's derivation short (Interrupted). `lookups`
+    (by issue connector) resolve issue keys tickets name that are no issue's current key, such
+    as old keys of moved issues; `projects` are the configured issue projects.
     """
+    linker = Linker(link_settings, overrides, projects=projects)
     if not persist:
-        return _derive(store, link_settings, overrides, rollup_specs, currency, persist=False)
+        return _derive(store, linker, rollup_specs, currency, lookups or {}, persist=False)
     with store_lock(store, "derive", should_stop=should_stop):
-        return _derive(store, link_settings, overrides, rollup_specs, currency, persist=True)
+        return _derive(store, linker, rollup_specs, currency, lookups or {}, persist=True)
 
 
 def _derive(
     store: Store,
-    link_settings: LinkSettings,
-    overrides: Overrides,
+    linker: Linker,
     rollup_specs: Mapping[str, RollupSpec],
     currency: CurrencySettings,
+    lookups: Mapping[str, KeyLookup],
     *,
     persist: bool,
 ) -> Derived:
     world = World.load(store)
     world.rates = _crm_rates(store)
-    result = Linker(link_settings, overrides).link(world)
+    add_aliases(store, world, linker.named_keys(world), lookups)
+    result = linker.link(world)
     currencies = currencies_for(currency, world)
     specs = dict(rollup_specs) or {"customer_demand": RollupSpec()}
     rollups = {
