@@ -8,7 +8,9 @@ Pendo's aggregation endpoint has no pagination and is not meant for bulk export,
     also re-reads the last `reread_days` finished days, because Pendo processes events late;
     a usage record is keyed by account and day, so a re-read replaces a day, never adds to it.
 Feature usage is read for the features the mapping names as source fields `feature:<name>`
-(a feature name from the catalog, or a feature id), one featureEvents request per feature.
+(a feature name from the catalog, or a feature id): one featureEvents request per slice covers
+every named feature, and the catalog is kept in the discovery cache, so a caught-up cycle costs
+one request per stream.
 """
 
 from __future__ import annotations
@@ -169,7 +171,7 @@ class PendoConnector(Connector):
                 custom=True,
                 extra={"featureId": f["id"], "path": f'"{FEATURE_PREFIX}{f["name"]}".numEvents'},
             )
-            for f in self._feature_catalog()
+            for f in self._feature_catalog(fresh=True)
         ]
         return standard + features
 
@@ -256,7 +258,7 @@ class PendoConnector(Connector):
             yield Page(
                 records=records,
                 cursor=UsageCursor(last_day=done),
-                requests=1 + len(features),
+                requests=1 + bool(features),
             )
             start = end + timedelta(days=1)
 
@@ -279,23 +281,24 @@ class PendoConnector(Connector):
                 continue  # outside the slice: Pendo rounds ranges to whole days
             records[key] = _usage_record(key, account, day, self.days.start_ms(day), row)
             _add_feature_slots(records[key], features)
-        for label, feature_id in features.items():
+        if features:
+            labels = {feature_id: label for label, feature_id in features.items()}
             feature_rows = self._aggregate(
-                f"pmsync-feature-{first.isoformat()}",
-                agg.feature_pipeline(feature_id, first_ms, count),
+                f"pmsync-features-{first.isoformat()}",
+                agg.feature_pipeline(list(labels), first_ms, count),
             )
             for row in feature_rows:
+                label = labels.get(str(row.get("featureId"))) if isinstance(row, dict) else None
                 placed = self._place(row, first, last)
-                if placed is None:
+                if label is None or placed is None or placed[0] is None:
                     continue
                 key, day, account = placed
-                if key is None:
-                    continue
+                assert key is not None
                 if key not in records:
                     records[key] = _usage_record(key, account, day, self.days.start_ms(day), {})
                     _add_feature_slots(records[key], features)
                 usage = {
-                    "featureId": feature_id,
+                    "featureId": features[label],
                     "numEvents": row.get("numEvents") or 0,
                     "numMinutes": row.get("numMinutes") or 0,
                     "visitors": row.get("visitors") or 0,
@@ -338,11 +341,20 @@ class PendoConnector(Connector):
 
     # ---- features -----------------------------------------------------------------------
 
-    def _feature_catalog(self) -> list[dict[str, Any]]:
-        catalog = self._call("GET", "/api/v1/feature")
-        if not isinstance(catalog, list):
-            raise FatalError("GET /api/v1/feature: expected a list", connector=self.name)
-        return [f for f in catalog if isinstance(f, dict) and "id" in f and "name" in f]
+    def _feature_catalog(self, *, fresh: bool = False) -> list[dict[str, Any]]:
+        """GET /api/v1/feature (id and name of each), kept in the discovery cache."""
+
+        def fetch() -> list[dict[str, Any]]:
+            catalog = self._call("GET", "/api/v1/feature")
+            if not isinstance(catalog, list):
+                raise FatalError("GET /api/v1/feature: expected a list", connector=self.name)
+            return [
+                {"id": f["id"], "name": f["name"]}
+                for f in catalog
+                if isinstance(f, dict) and "id" in f and "name" in f
+            ]
+
+        return self.cached("feature", fetch, fresh=fresh)
 
     def _wanted_features(self, fields: frozenset[str]) -> dict[str, str]:
         """Feature label (as the mapping writes it) -> feature id, for `feature:<label>` fields."""
@@ -352,6 +364,10 @@ class PendoConnector(Connector):
         catalog = self._feature_catalog()
         by_name = {str(f["name"]): str(f["id"]) for f in catalog}
         ids = {str(f["id"]) for f in catalog}
+        if any(label not in ids and label not in by_name for label in labels):
+            catalog = self._feature_catalog(fresh=True)  # a feature created since
+            by_name = {str(f["name"]): str(f["id"]) for f in catalog}
+            ids = {str(f["id"]) for f in catalog}
         wanted: dict[str, str] = {}
         for label in labels:
             if label in ids:
