@@ -40,7 +40,7 @@ from pmsync.connectors.base import (
     WriteOutcome,
 )
 from pmsync.connectors.budget import BudgetRule, RequestBudget
-from pmsync.connectors.http import USER_AGENT, ConnectorAdapter, make_session
+from pmsync.connectors.http import RETRIABLE_STATUS, USER_AGENT, ConnectorAdapter, make_session
 from pmsync.connectors.jira.api import JiraApi
 from pmsync.connectors.jira.errors import map_exception, response_error
 from pmsync.connectors.jira.fields import ISSUE_KEYS, FieldCatalog, FieldNameError, requested_fields
@@ -60,7 +60,7 @@ from pmsync.connectors.jira.search import (
 )
 from pmsync.connectors.jira.settings import JiraSettings
 from pmsync.connectors.jira.writes import IssueWritePacer, IssueWriter, RemoteLink
-from pmsync.errors import ConnectorError, FatalError
+from pmsync.errors import ConnectorError, FatalError, RetriableError
 from pmsync.redact import register_secret
 
 CONFIRM_CHUNK = 100  # ids per `id in (...)` search when confirming what a census missed
@@ -353,11 +353,19 @@ class JiraConnector(Connector):
 
     def lookup_issue_keys(self, keys: Sequence[str]) -> dict[str, str | None]:
         """Issue id for each key (an old key of a moved issue answers with the issue), or None
-        when Jira has no such issue or the API user cannot see it."""
+        when Jira has no such issue or the API user cannot see it. A key Jira did not answer
+        for (429, 5xx, a dropped connection) is left out, to be asked again."""
         found: dict[str, str | None] = {}
         for key in keys:
             what = f"GET issue {key}"
-            response = self.api().send("GET", f"issue/{key}", what=what, params={"fields": "key"})
+            try:
+                response = self.api().send(
+                    "GET", f"issue/{key}", what=what, params={"fields": "key"}
+                )
+            except RetriableError:
+                continue  # asked again next time
+            if response.status_code in RETRIABLE_STATUS:
+                continue
             if response.status_code in (400, 404):
                 found[key] = None
                 continue

@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 import sqlalchemy as sa
 import structlog
 
+from pmsync.errors import PmsyncError
 from pmsync.sync.links.world import Entity, World
 from pmsync.sync.store.schema import issue_key_aliases
 from pmsync.sync.store.store import Store, utcnow
@@ -25,6 +26,7 @@ from pmsync.sync.store.store import Store, utcnow
 log = structlog.get_logger("pmsync.links")
 
 #: keys -> the issue id each names now (None: no such issue, or not visible to the API user).
+#: A key left out of the answer (its look-up failed) is asked again next time.
 KeyLookup = Callable[[Sequence[str]], Mapping[str, str | None]]
 
 
@@ -61,10 +63,14 @@ def add_aliases(
         known = cached.get(connector, {})
         ask = sorted(k for k in unknown if k not in known)
         if ask:
-            answers = dict(lookup(ask))
-            _remember(store, connector, {k: answers.get(k) for k in ask})
-            known = {**known, **{k: answers.get(k) for k in ask}}
-            log.info("issue_keys_looked_up", connector=connector, keys=len(ask))
+            try:
+                answers = dict(lookup(ask))
+            except PmsyncError as exc:  # the tracker is down: these keys wait for next time
+                log.warning("issue_key_lookup_failed", connector=connector, error=str(exc))
+                answers = {}
+            _remember(store, connector, answers)
+            known = {**known, **answers}
+            log.info("issue_keys_looked_up", connector=connector, keys=len(answers))
         for key in sorted(unknown):
             issue = issues_of[connector].get(str(known.get(key)))
             if issue is not None:
