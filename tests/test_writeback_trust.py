@@ -27,6 +27,7 @@ from pmsync.simulators.company import compute_truth
 from pmsync.simulators.demo import Demo
 from pmsync.sync.store.schema import writeback_intents, writeback_ledger
 from tests.trust_support import (
+    NO_MOVES,
     expected_demand,
     field_ids,
     mismatches,
@@ -40,7 +41,7 @@ from tests.trust_support import (
 
 @pytest.fixture
 def demo(tmp_path: Path) -> Iterator[Demo]:
-    with small_demo(tmp_path / "demo") as launched:
+    with small_demo(tmp_path / "demo", mess=NO_MOVES) as launched:
         sync_plan_apply(launched)
         assert mismatches(launched) == []
         yield launched

@@ -15,19 +15,23 @@ from pathlib import Path
 from typing import Any
 
 from pmsync.app.runtime import Runtime
-from pmsync.simulators.company import RATES, REPORTING_CURRENCY, CompanySize, IssueDemand
+from pmsync.simulators.company import RATES, REPORTING_CURRENCY, CompanySize, IssueDemand, Mess
 from pmsync.simulators.demo import Demo, launch
 from pmsync.simulators.jira import JiraSimulator
 
+# Without issues moved before the first sync: tests of one defect need no other fix to start.
+NO_MOVES = Mess(moved_issues=0)
 SMALL = CompanySize(
     accounts=60, contacts=150, users=220, tickets=700, issues=70, salespeople=3, usage_days=5
 )
 
 
 @contextmanager
-def small_demo(directory: Path, *, pendo: bool = False, seed: int = 11) -> Iterator[Demo]:
+def small_demo(
+    directory: Path, *, pendo: bool = False, seed: int = 11, mess: Mess | None = None
+) -> Iterator[Demo]:
     """A launched demo of SMALL size whose credentials are in this process's environment."""
-    demo = launch(directory, size=SMALL, pendo=pendo, seed=seed)
+    demo = launch(directory, size=SMALL, pendo=pendo, seed=seed, mess=mess)
     try:
         demo.export_env()
         yield demo
