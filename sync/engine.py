@@ -274,7 +274,13 @@ class SyncEngine:
         if spec.sweep == "none" or not pass_.from_start:
             return
         if full_refresh:
-            result.deleted += self.sweep_stream(connector, spec, mapping)
+            try:
+                result.deleted += self.sweep_stream(connector, spec, mapping)
+            except (FatalError, RetriableError) as exc:
+                # The records are read; only the proof of what is gone is missing. The census
+                # stays due (last_sweep_at was cleared) and runs on a later cycle.
+                log.warning("refresh_census_failed", error=redact(str(exc)))
+                return
             result.swept = True
             return
         with self.store.transaction() as connection:
