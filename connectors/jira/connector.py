@@ -379,7 +379,8 @@ class JiraConnector(Connector):
         self, object_name: str, key: str, fields: Sequence[str]
     ) -> dict[str, Any] | None:
         """The issue's current values of `fields` (ids); None when it no longer exists."""
-        self.stream(object_name if object_name != "issue" else "issues")
+        if object_name not in ("issue", "issues"):
+            return None
         what = f"GET issue {key}"
         response = self.api().send(
             "GET", f"issue/{key}", what=what, params={"fields": ",".join(fields)}
