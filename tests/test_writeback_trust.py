@@ -162,6 +162,7 @@ def solve_an_open_ticket(demo: Demo) -> None:
 def test_writes_answered_429_5xx_or_dropped_are_retried_within_the_apply(demo: Demo) -> None:
     bump_arr(demo)
     solve_an_open_ticket(demo)
+    set_config(demo, "sync", 'initial_backoff = "0.05s"')  # Retry-After still waits its 1 s
     jira, salesforce = demo.simulators.jira, demo.simulators.salesforce
     jira.reset_log()
     salesforce.reset_log()
