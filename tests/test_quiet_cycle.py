@@ -14,6 +14,16 @@ import pytest
 from pmsync.app.runtime import Runtime
 from pmsync.simulators.base import Simulator
 from pmsync.simulators.demo import Demo
+from pmsync.simulators.jira import generate as generate_issues
+from pmsync.simulators.zendesk import ZendeskSimulator
+from tests.conftest import write_config
+from tests.jira_support import (
+    FakeClock,
+    default_mapping,
+    engine_and_store,
+    make_connector,
+    start_sim,
+)
 from tests.trust_support import small_demo, sync_plan_apply
 
 WRITES = ("PUT", "PATCH", "POST", "DELETE")
@@ -69,3 +79,46 @@ def test_the_second_quiet_cycle_costs_one_request_per_stream_plus_one_per_connec
         assert writes == 0, (name, spent)
         assert requests <= streams[name] + 1, (name, streams[name], spent)
     assert spent["jira"][0] == 1  # the search of the settled minutes; nothing else
+
+
+def test_a_first_read_counts_as_the_sweep(
+    tmp_path: Path, small_zendesk: ZendeskSimulator, zendesk_token: str
+) -> None:
+    """Nothing was stored before a stream's first read: a census right after it finds nothing."""
+    runtime = Runtime.load(str(write_config(tmp_path, zendesk_url=small_zendesk.base_url)))
+    try:
+        results = {r.stream: r for r in runtime.run_once()}
+        assert {s for s, r in results.items() if r.swept} == {
+            "users",
+            "organizations",
+            "jira_links",
+        }
+        assert small_zendesk.requests_to("/api/v2/organizations.json") == []  # no census
+        assert small_zendesk.requests_to("/api/v2/deleted_users.json") == []
+        for stream in ("users", "organizations", "jira_links"):
+            state = runtime.store.stream_state("zendesk", stream)
+            assert state is not None
+            assert state.last_sweep_at is not None
+    finally:
+        runtime.close()
+
+
+@pytest.mark.parametrize("deployment", ["cloud", "datacenter"])
+def test_the_jira_census_asks_for_ids_only_in_pages_of_5000(
+    deployment: str, tmp_path: Path
+) -> None:
+    clock = FakeClock()
+    sim = start_sim(deployment, clock)
+    try:
+        generate_issues(sim, issues=450, seed=6)
+        connector = make_connector(sim, clock)
+        engine, store = engine_and_store(tmp_path)
+        sim.reset_log()
+        engine.sweep_stream(connector, connector.stream("issues"), default_mapping())
+        [census] = [r for r in sim.requests if "/search" in r.path]  # 450 ids: one page
+        assert census.query.get("fields") == "id"
+        expected = "5000" if deployment == "cloud" else str(connector.settings.census_page_size)
+        assert census.query.get("maxResults") == expected
+        store.close()
+    finally:
+        sim.stop()

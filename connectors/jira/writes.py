@@ -43,7 +43,12 @@ _NOTIFY_PERMISSIONS = "ADMINISTER_PROJECTS,ADMINISTER"
 
 
 class IssueWritePacer:
-    """Blocks a write until the issue it targets has room under every per-issue limit."""
+    """Blocks a write until the issue it targets has room under every per-issue limit.
+
+    Jira counts a write when it arrives, a little after the pacer counted it, and an earlier
+    write may have taken longer to arrive than the next one will: a wait ends a tenth of the
+    window (at most a second) past the window's end, as the request budget's waits do.
+    """
 
     def __init__(
         self, limits: list[tuple[int, int]], *, sleep: Callable[[float], None] = time.sleep
@@ -61,7 +66,8 @@ class IssueWritePacer:
                     if self._limiter.hit(item, "issue-write", issue):
                         break
                     stats = self._limiter.get_window_stats(item, "issue-write", issue)
-                delay = max(0.01, stats.reset_time - time.time())
+                margin = min(1.0, item.get_expiry() * 0.1)
+                delay = max(0.01, stats.reset_time - time.time() + margin)
                 self.waited_seconds += delay
                 self._sleep(delay)
 
