@@ -10,6 +10,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import structlog
 
@@ -25,13 +26,15 @@ from pmsync.errors import (
     UsageError,
 )
 from pmsync.sync.engine import PageHook, RetryPolicy, StopCheck, StreamResult, SyncEngine
+from pmsync.sync.links.aliases import KeyLookup
 from pmsync.sync.links.derive import Derived, derive
 from pmsync.sync.links.linker import Overrides
 from pmsync.sync.mapping.compiler import CompiledStream
 from pmsync.sync.mapping.loader import MappingSet, check_against_connectors, load_mappings
-from pmsync.sync.store.locks import store_lock
+from pmsync.sync.store.discovery import StoreDiscoveryCache
+from pmsync.sync.store.locks import store_locks
 from pmsync.sync.store.store import Store
-from pmsync.sync.writeback.apply import ApplyResult, apply_plan
+from pmsync.sync.writeback.apply import ApplyResult, WriteRetry, apply_plan
 from pmsync.sync.writeback.plan import Plan, build_plan
 from pmsync.validation import did_you_mean
 
@@ -62,6 +65,7 @@ class Runtime:
     registry: Registry
     _connectors: dict[str, Connector] = field(default_factory=dict)
     _store: Store | None = None
+    _derived: tuple[tuple[object, float | None], Derived] | None = None
 
     @classmethod
     def load(cls, config_path: str | None = None) -> Runtime:
@@ -135,7 +139,10 @@ class Runtime:
                 )
             cls = self.registry.get(settings.type)
             assert cls is not None  # load_config checked the type
-            self._connectors[name] = cls(name, settings)
+            instance = cls(name, settings)
+            # What it discovers is shared with every other pmsync process through the store.
+            instance.discovery = StoreDiscoveryCache(lambda: self.store)
+            self._connectors[name] = instance
         return self._connectors[name]
 
     def jobs(self, selection: Sequence[str] = (), *, option: str = "--stream") -> list[StreamJob]:
@@ -268,9 +275,26 @@ class Runtime:
             name: self.connector(name) for name, s in self.config.connectors.items() if s.enabled
         }
 
-    def plan(self, *, derived: Derived | None = None, only_connector: str | None = None) -> Plan:
+    def writes_to(self, connector: str) -> bool:
+        """Whether any declared write-back, or the loop closure, writes to `connector`."""
+        settings = self.config.connectors.get(connector)
+        if settings is None:
+            return False
+        names = (connector, settings.type)
+        if any(spec.connector in names for _file, spec in self.mappings.writebacks.values()):
+            return True
+        close_loop = self.config.settings.close_loop
+        return close_loop.enabled and close_loop.connector in names
+
+    def plan(
+        self,
+        *,
+        derived: Derived | None = None,
+        only_connector: str | None = None,
+        should_stop: Callable[[], bool] | None = None,
+    ) -> Plan:
         """Every write the declared write-backs and loop closures would make now."""
-        derived = derived or self.derive()
+        derived = derived or self.derive(should_stop=should_stop)
         connectors = self.writable_connectors()
         plan = build_plan(
             self.store,
@@ -289,20 +313,56 @@ class Runtime:
             plan.loops = [loop for loop in plan.loops if loop[1].startswith(f"{only_connector}:")]
         return plan
 
-    def writeback_lock(self) -> AbstractContextManager[None]:
-        """Plan and apply under this lock: one write-back at a time per store."""
-        return store_lock(self.store, "writeback")
-
-    def apply(
-        self, plan: Plan, *, confirm: bool = False, should_stop: Callable[[], bool] | None = None
-    ) -> ApplyResult:
-        return apply_plan(
-            plan, self.store, self.writable_connectors(), confirm=confirm, should_stop=should_stop
+    def writeback_lock(
+        self,
+        connectors: Sequence[str] | None = None,
+        *,
+        should_stop: Callable[[], bool] | None = None,
+    ) -> AbstractContextManager[None]:
+        """Plan and apply under this lock: one write-back at a time per connector and store
+        (default: every enabled connector, as `pmsync apply` writes to any of them)."""
+        names = list(connectors) if connectors is not None else list(self.writable_connectors())
+        return store_locks(
+            self.store, [f"writeback:{name}" for name in names], should_stop=should_stop
         )
 
-    def derive(self, *, persist: bool = True) -> Derived:
-        """Link the stored records and compute the rollups (stored when `persist`)."""
-        return derive(
+    def apply(
+        self,
+        plan: Plan,
+        *,
+        confirm: bool = False,
+        should_stop: Callable[[], bool] | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> ApplyResult:
+        settings = self.config.settings.writeback
+        retry = WriteRetry(
+            attempts=settings.retry_attempts,
+            initial_backoff=self.config.settings.sync.initial_backoff.total_seconds(),
+            max_wait=settings.retry_max_wait.total_seconds(),
+        )
+        return apply_plan(
+            plan,
+            self.store,
+            self.writable_connectors(),
+            confirm=confirm,
+            should_stop=should_stop,
+            retry=retry,
+            sleep=sleep,
+        )
+
+    def derive(
+        self, *, persist: bool = True, should_stop: Callable[[], bool] | None = None
+    ) -> Derived:
+        """Link the stored records and compute the rollups (stored when `persist`).
+
+        A derivation this process made is reused while nothing it read has changed (the daemon's
+        workers each ask after their cycles; only the first after a change derives).
+        """
+        version = (self.store.data_version(), _mtime(self.mappings.overrides_path))
+        cached = self._derived
+        if persist and cached is not None and cached[0] == version:
+            return cached[1]
+        derived = derive(
             self.store,
             self.mappings.links,
             Overrides.load(self.mappings.overrides_path),
@@ -310,7 +370,28 @@ class Runtime:
             self.config.settings.currency,
             persist=persist,
             scores=self.mappings.score_specs(),
+            should_stop=should_stop,
+            lookups=self._key_lookups(),
+            projects=self._issue_projects(),
         )
+        if persist:
+            self._derived = (version, derived)
+        return derived
+
+    def _key_lookups(self) -> dict[str, KeyLookup]:
+        """Connectors that can say which issue a key names (Jira: old keys of moved issues)."""
+        found: dict[str, KeyLookup] = {}
+        for name, connector in self.writable_connectors().items():
+            lookup = getattr(connector, "lookup_issue_keys", None)
+            if callable(lookup):
+                found[name] = lookup
+        return found
+
+    def _issue_projects(self) -> list[str]:
+        projects: list[str] = []
+        for settings in self.config.connectors.values():
+            projects.extend(getattr(settings, "projects", None) or [])
+        return projects
 
     def close(self) -> None:
         for connector in self._connectors.values():
@@ -326,3 +407,10 @@ def _selectable(jobs: Sequence[StreamJob]) -> set[str]:
 
 def new_run_id() -> str:
     return uuid.uuid4().hex[:16]
+
+
+def _mtime(path: Path | None) -> float | None:
+    try:
+        return path.stat().st_mtime if path is not None else None
+    except OSError:
+        return None

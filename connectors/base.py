@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import difflib
+import threading
+import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -16,6 +18,7 @@ from pmsync.durations import Duration
 from pmsync.errors import FatalError
 
 Record = dict[str, Any]
+T = TypeVar("T")
 
 
 class _Missing:
@@ -51,6 +54,12 @@ class ConnectorSettings(BaseModel):
         default=None, description="PEM file of a private CA, passed with each request."
     )
     timeout: float = Field(default=60.0, gt=0, description="Seconds per HTTP request.")
+    discovery_cache: Duration = Field(
+        default=timedelta(hours=24),
+        description="How long what the API says about itself (Salesforce describe, Jira's "
+        "server info and field catalogue, Zendesk's field definitions) is reused from the "
+        "store before it is asked again; `pmsync discover` always asks.",
+    )
 
     @field_validator("base_url")
     @classmethod
@@ -62,7 +71,12 @@ class ConnectorSettings(BaseModel):
 
 @dataclass(frozen=True)
 class StreamSpec:
-    """What a stream is: its name, its key field, its cursor type, how deletes are found."""
+    """What a stream is: its name, its key field, its cursor type, how deletes are found.
+
+    `reads_in_full`: every read lists every record the source has (there is no "changed since"
+    for it), so a completed read is also a census: the engine starts each cycle's read from the
+    beginning and tombstones what it no longer lists.
+    """
 
     name: str
     key: str
@@ -72,6 +86,7 @@ class StreamSpec:
     known_fields: frozenset[str] = frozenset()
     sweep: Literal["none", "census", "deletions"] = "none"
     entity_hint: str | None = None
+    reads_in_full: bool = False
 
 
 @dataclass(frozen=True)
@@ -84,7 +99,8 @@ class Page:
     `begins_census` marks the first page of a read that starts at the beginning and returns
     every live record of the stream (an endpoint read in full each cycle): when that read
     completes, the engine tombstones the stored records it did not return. A read that fails or
-    stops half-way tombstones nothing; its resumption completes the same census.
+    stops half-way tombstones nothing, nor does its resumption in a later run (it did not list
+    everything); the next read from the beginning is the census.
     """
 
     records: Sequence[Record]
@@ -124,12 +140,55 @@ class FieldWrite:
 
 @dataclass(frozen=True)
 class WriteOutcome:
-    """What happened to one FieldWrite; a failure names the record and the field."""
+    """What happened to one FieldWrite; a failure names the record and the field.
+
+    `retriable`: sending it again may work (429, 5xx, a dropped connection), after
+    `retry_after` seconds when the API said so. `gone`: the target does not exist (404), so
+    writing to it again is pointless until a read sees it again.
+    """
 
     key: str
     ok: bool
     error: str | None = None
     retriable: bool = False
+    retry_after: float | None = None
+    gone: bool = False
+
+
+class DiscoveryCache(Protocol):
+    """Where a connector keeps what it discovered, so another process need not ask again.
+
+    Values are JSON-able. `get` answers None when nothing younger than `max_age` is kept.
+    """
+
+    def get(self, connector: str, name: str, max_age: timedelta) -> Any | None: ...
+
+    def put(self, connector: str, name: str, value: Any) -> None: ...
+
+    def forget(self, connector: str, name: str) -> None: ...
+
+
+class MemoryDiscoveryCache:
+    """The default cache: this process only (the application puts one in the store)."""
+
+    def __init__(self) -> None:
+        self._values: dict[tuple[str, str], tuple[float, Any]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, connector: str, name: str, max_age: timedelta) -> Any | None:
+        with self._lock:
+            found = self._values.get((connector, name))
+        if found is None or time.monotonic() - found[0] > max_age.total_seconds():
+            return None
+        return found[1]
+
+    def put(self, connector: str, name: str, value: Any) -> None:
+        with self._lock:
+            self._values[(connector, name)] = (time.monotonic(), value)
+
+    def forget(self, connector: str, name: str) -> None:
+        with self._lock:
+            self._values.pop((connector, name), None)
 
 
 class Connector(ABC):
@@ -143,6 +202,39 @@ class Connector(ABC):
     def __init__(self, name: str, settings: ConnectorSettings) -> None:
         self.name = name
         self.settings = settings
+        self.discovery: DiscoveryCache = MemoryDiscoveryCache()
+
+    def cached(self, name: str, fetch: Callable[[], T], *, fresh: bool = False) -> T:
+        """`fetch()`, or its answer kept in the discovery cache for `discovery_cache`.
+
+        `fetch` must return a JSON-able value; `fresh` asks again and keeps the new answer.
+        """
+        if not fresh:
+            found = self.discovery.get(self.name, name, self.settings.discovery_cache)
+            if found is not None:
+                return found  # type: ignore[no-any-return]
+        value = fetch()
+        self.discovery.put(self.name, name, value)
+        return value
+
+    def fields_of(self, object_name: str, *, fresh: bool = False) -> Sequence[FieldInfo]:
+        """`discover(object_name)`, reused from the discovery cache (write-back resolves the
+        declared field names through this, so a plan costs no request while it is fresh)."""
+        rows = self.cached(
+            f"fields/{object_name}",
+            lambda: [asdict(info) for info in self.discover(object_name)],
+            fresh=fresh,
+        )
+        return [
+            FieldInfo(
+                str(r["name"]),
+                str(r["type"]),
+                label=str(r.get("label") or ""),
+                custom=bool(r.get("custom")),
+                extra=dict(r.get("extra") or {}),
+            )
+            for r in rows
+        ]
 
     @abstractmethod
     def streams(self) -> Sequence[StreamSpec]:
@@ -188,6 +280,13 @@ class Connector(ABC):
     def sweep(self, stream: StreamSpec) -> Iterator[SweepPage]:
         """Id-only reconciliation for deletes; only for streams whose spec declares a sweep."""
         raise FatalError(f"stream '{stream.name}' has no sweep", connector=self.name)
+
+    def confirm_absent(self, stream: StreamSpec, keys: Sequence[str]) -> set[str]:
+        """Of the keys a census did not list, those that are really gone (default: all).
+
+        A connector whose census order can move under concurrent changes asks again by key.
+        """
+        return set(keys)
 
     def write(self, writes: Sequence[FieldWrite]) -> list[WriteOutcome]:
         """Write declared fields back to the source; one outcome per write, in order.

@@ -14,9 +14,10 @@ The adapter does what must hold for every request, whichever client library send
 from __future__ import annotations
 
 import email.utils
+import json
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -220,9 +221,17 @@ def error_detail(response: requests.Response) -> str:
 
 
 def send(
-    session: requests.Session, method: str, url: str, *, connector: str, what: str, **kwargs: Any
+    session: requests.Session,
+    method: str,
+    url: str,
+    *,
+    connector: str,
+    what: str,
+    ok: Collection[int] = (200,),
+    **kwargs: Any,
 ) -> requests.Response:
-    """Send one request expecting 200; every failure becomes an error of the taxonomy.
+    """Send one request expecting a status in `ok` (200); every failure becomes an error of the
+    taxonomy.
 
     `what` names the request in messages (method and path, never a secret).
     """
@@ -230,7 +239,7 @@ def send(
         response = session.request(method, url, **kwargs)
     except requests.RequestException as exc:
         raise error_for_exception(exc, connector=connector, what=what) from None
-    if response.status_code != 200:
+    if response.status_code not in ok:
         raise error_for_status(
             response.status_code,
             connector=connector,
@@ -242,11 +251,35 @@ def send(
 
 
 def request_json(
-    session: requests.Session, method: str, url: str, *, connector: str, what: str, **kwargs: Any
+    session: requests.Session,
+    method: str,
+    url: str,
+    *,
+    connector: str,
+    what: str,
+    ok: Collection[int] = (200,),
+    **kwargs: Any,
 ) -> tuple[requests.Response, Any]:
     """`send`, then parse the JSON answer (an unparsable answer is retriable)."""
-    response = send(session, method, url, connector=connector, what=what, **kwargs)
+    response = send(session, method, url, connector=connector, what=what, ok=ok, **kwargs)
     try:
-        return response, orjson.loads(response.content)
-    except orjson.JSONDecodeError:
+        return response, loads_lenient(response.content)
+    except ValueError:
         raise RetriableError(f"{what}: the answer was not JSON", connector=connector) from None
+
+
+def loads_lenient(content: bytes) -> Any:
+    """Parse a JSON answer even when some text in it is not valid UTF-8.
+
+    One record with a bad byte in a free-text field must not make the whole page unreadable (it
+    would fail the same way on every retry, and nothing after it would ever arrive). Invalid bytes
+    are kept as lone surrogates (U+DC80..U+DCFF, Python's surrogateescape), so the record that
+    carries them can be told apart and parked in dead letters with its bytes, while the rest of
+    the page is stored. ValueError: the answer is not JSON at all (a cut-off body, a proxy's
+    error page).
+    """
+    try:
+        return orjson.loads(content)
+    except orjson.JSONDecodeError:
+        pass
+    return json.loads(content.decode("utf-8", "surrogateescape"))

@@ -8,9 +8,10 @@ the per-issue figures (distinct accounts, ARR in one currency, ticket counts) wr
 
 The data is messy on purpose, as real installations are: requesters on free mail, two accounts
 sharing a web domain, tickets without an organization, organizations pointing at deleted or
-15-character account ids, a ticket field naming an issue key that does not exist, Jira links
-kept under the key an issue had before it moved project, links to a deleted issue, duplicate
-contacts, accounts in EUR and GBP, and a few accounts whose ARR field is empty.
+15-character account ids, a ticket field naming an issue key that does not exist, issues moved
+to another project after tickets named them (Jira links kept under the old key, tickets naming
+the old key in their field or text), links to a deleted issue, duplicate contacts, accounts in
+EUR and GBP, and a few accounts whose ARR field is empty.
 
 `fill` puts the model into running simulators (fresh ones: record ids are predicted and checked).
 Nothing here knows pmsync; the rules are re-implemented from their documented meaning.
@@ -185,7 +186,7 @@ class Mess:
     shared_domains: int = 3  # pairs of accounts with one web domain (parent and subsidiary)
     deleted_accounts: int = 3  # accounts in the Recycle Bin, still named by Zendesk orgs
     dangling_keys: int = 4  # tickets whose issue-key field names an issue that does not exist
-    moved_issues: int = 2  # issues whose Zendesk links keep the key from before a move
+    moved_issues: int = 2  # issues moved project after tickets named them by their old key
     deleted_issue_links: int = 3  # tickets linked (by the integration) to a deleted issue
     duplicate_contacts: int = 1  # one e-mail that is a contact at both accounts of a pair
     free_mail_share: float = 0.08  # requesters writing from free mail
@@ -284,7 +285,7 @@ class Issue:
     created_age: int
     updated_age: int
     deleted: bool = False
-    old_key: str | None = None  # the key Zendesk links still carry after a move
+    old_key: str | None = None  # the key it had before it moved (tickets still name it)
 
 
 @dataclass
@@ -431,6 +432,7 @@ class Company:
     usage: list[DailyUsage] = field(default_factory=list)
     opportunities: list[Opportunity] = field(default_factory=list)
     nps: list[NpsAnswer] = field(default_factory=list)
+    moves: list[tuple[str, str]] = field(default_factory=list)  # (issue id, to project), in order
     truth: Truth = field(default_factory=lambda: Truth({}, {}, {}))
 
     def live_accounts(self) -> list[Account]:
@@ -444,6 +446,7 @@ class Company:
         counts = {
             ("salesforce", "Account"): len(self.live_accounts()),
             ("salesforce", "Contact"): sum(1 for c in self.contacts if not c.deleted),
+            ("salesforce", "CurrencyType"): len(RATES),
             ("zendesk", "organizations"): len(self.organizations),
             ("zendesk", "users"): len(self.requesters),
             ("zendesk", "tickets"): sum(1 for t in self.tickets if not t.deleted),
@@ -737,13 +740,15 @@ def _issues(company: Company, rng: random.Random) -> dict[str, float]:
     for issue in facing[:8]:
         if "customer-request" not in issue.labels:
             issue.labels = sorted([*issue.labels, "customer-request"])
-    # Issues that moved project after Zendesk linked them: their old key's slot is a deleted
-    # issue in CORE, so the old key resolves to nothing; the links stay keyed on the id.
+    # Issues that moved to CORE after tickets named them: Jira gives them the next CORE key and
+    # keeps the old one working; Zendesk links stay keyed on the id (under the old key).
     movers = [i for i in facing[2:] if i.project != "CORE"][: company.mess.moved_issues]
     for issue in movers:
-        slot = create("CORE", issue.area)
-        slot.deleted = True
-        issue.old_key = slot.key
+        counters["CORE"] += 1
+        issue.old_key = issue.key
+        issue.key = f"CORE-{counters['CORE']}"
+        issue.project = "CORE"
+        company.moves.append((issue.id, "CORE"))
     # An issue deleted in Jira that Zendesk tickets still link to.
     if company.mess.deleted_issue_links:
         create("DATA", "reporting").deleted = True
@@ -841,14 +846,21 @@ def _ticket(rng: random.Random, number: int, requester: Requester, area: str | N
 
 
 def _link(rng: random.Random, ticket: Ticket, asked: Sequence[Issue]) -> None:
-    """Link a ticket to issues: by Zendesk's Jira integration, by the key field, or both."""
+    """Link a ticket to issues: by Zendesk's Jira integration, by the key field, or both.
+
+    A moved issue was asked for before it moved: its links and the key field hold its old key,
+    and some tickets name that key in their text too.
+    """
     keys: list[str] = []
     for issue in asked:
         how = rng.random()
-        if how < 0.55 or how >= 0.9 or issue.old_key:
-            ticket.integration_links.append((issue.id, issue.old_key or issue.key))
-        if how >= 0.55 and not issue.old_key:
-            keys.append(issue.key.lower() if rng.random() < 0.1 else issue.key)
+        named = issue.old_key or issue.key
+        if how < 0.55 or how >= 0.9:
+            ticket.integration_links.append((issue.id, named))
+        if how >= 0.55:
+            keys.append(named.lower() if rng.random() < 0.1 else named)
+        if issue.old_key and rng.random() < 0.5:
+            ticket.description += f" See [{issue.old_key}]."
     if keys:
         ticket.field_text = rng.choice((",", ", ")).join(keys)
 
@@ -899,6 +911,8 @@ def compute_truth(company: Company) -> Truth:
     resolver = _AccountResolver(company)
     live_ids = {i.id: i for i in company.issues if not i.deleted}
     live_keys = {i.key: i for i in company.issues if not i.deleted}
+    # Jira keeps a moved issue's old key working: a ticket naming it asks for the issue.
+    live_keys.update({i.old_key: i for i in company.issues if not i.deleted and i.old_key})
     requesters = {r.id: r for r in company.requesters}
     tickets = {}
     for ticket in company.tickets:

@@ -206,7 +206,8 @@ class IssuePipelineTruth:
 
 def pipeline_truth(company: Company, rates: Mapping[str, float]) -> dict[str, IssuePipelineTruth]:
     """Per live issue id cited by a live opportunity: open amount in USD, opportunities, ..."""
-    by_key = {i.key: i.id for i in company.issues if not i.deleted}
+    # A moved issue answers to its old key too, as Jira keeps old keys working.
+    by_key = {key: i.id for i in company.issues if not i.deleted for key in _keys_of(i)}
     cites: dict[str, set[str]] = defaultdict(set)
     opportunities = {o.id: o for o in company.opportunities if not o.deleted}
     for opportunity in opportunities.values():
@@ -225,6 +226,10 @@ def pipeline_truth(company: Company, rates: Mapping[str, float]) -> dict[str, Is
             lost=len(lost),
         )
     return result
+
+
+def _keys_of(issue: Issue) -> list[str]:
+    return [issue.key, issue.old_key] if issue.old_key else [issue.key]
 
 
 def _keys(opportunity: Opportunity) -> set[str]:

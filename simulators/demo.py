@@ -61,7 +61,11 @@ from pmsync.simulators.pendo.data import (
     NPS_REASON_POLL,
 )
 from pmsync.simulators.salesforce.app import SalesforceSimulator
-from pmsync.simulators.salesforce.data import install_schema, opportunity_values
+from pmsync.simulators.salesforce.data import (
+    install_currencies,
+    install_schema,
+    opportunity_values,
+)
 from pmsync.simulators.zendesk.app import ZendeskSimulator, iso_timestamp
 from pmsync.simulators.zendesk.data import (
     JIRA_KEY_FIELD,
@@ -417,6 +421,9 @@ def fill_salesforce(company: Company, sim: SalesforceSimulator) -> None:
     """Users, accounts (deleted ones in the Recycle Bin) and contacts; stamps over a year."""
     install_schema(sim)
     start = sim.now() - 366 * DAY
+    # A multi-currency org: CurrencyType holds units per corporate (reporting) unit.
+    rates = {code: 1 / rate for code, rate in RATES.items() if code != REPORTING_CURRENCY}
+    install_currencies(sim, REPORTING_CURRENCY, rates, at=start)
     for user in company.sales_users:
         values = {"Name": user.name, "Email": user.email, "IsActive": True}
         _expect(sim.insert("User", {**values, "Region__c": user.region}, at=start), user.id, "User")
@@ -618,10 +625,17 @@ def fill_jira(company: Company, sim: JiraSimulator) -> None:
     now = sim.clock()
     cloud = sim.deployment == "cloud"
     for issue in company.issues:
+        first_key = issue.old_key or issue.key  # a moved issue starts in its old project
+        project = first_key.partition("-")[0]
         body = sim.create_issue(
-            issue.project, _issue_fields(issue, sim, now, cloud), at=now - issue.updated_age
+            project, _issue_fields(issue, sim, now, cloud), at=now - issue.updated_age
         )
-        _expect(f"{body['id']}/{body['key']}", f"{issue.id}/{issue.key}", "Jira issue")
+        _expect(f"{body['id']}/{body['key']}", f"{issue.id}/{first_key}", "Jira issue")
+    by_id = {issue.id: issue for issue in company.issues}
+    for issue_id, project in company.moves:
+        issue = by_id[issue_id]
+        moved = sim.move_issue(issue_id, project, at=now - issue.updated_age)
+        _expect(moved, issue.key, "moved Jira issue")
     for issue in company.issues:
         if issue.deleted:
             sim.delete_issue(issue.id)

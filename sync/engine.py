@@ -8,6 +8,8 @@ retry policy (tenacity) that honours Retry-After and gives up only when no progr
 
 from __future__ import annotations
 
+import json
+import re
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -36,6 +38,7 @@ from pmsync.sync.store.schema import records
 from pmsync.sync.store.store import RecordRow, Store, content_hash, dumps, utcnow
 
 log = structlog.get_logger("pmsync.engine")
+_SURROGATE = re.compile("[\udc80-\udcff]")  # a byte that was not UTF-8 (surrogateescape)
 
 Status = Literal["ok", "failed", "paused", "interrupted"]
 
@@ -73,6 +76,19 @@ class RetryPolicy:
     max_attempts_without_progress: int = 5
     initial_backoff: float = 1.0
     max_backoff: float = 300.0
+
+
+@dataclass
+class _Pass:
+    """One read of a stream: the cursor it has committed and, when it is a census (a read from
+    the start that lists every live record), the keys it has seen. Kept in memory: a census is
+    never written down record by record, so a quiet census cycle writes nothing; a read that
+    fails and resumes in another run is no census, and the next full listing is."""
+
+    cursor: str | None
+    from_start: bool
+    census: bool = False
+    seen: set[str] = field(default_factory=set)
 
 
 @dataclass
@@ -176,44 +192,48 @@ class SyncEngine:
         full_refresh: bool,
         result: StreamResult,
     ) -> None:
-        now = utcnow()
+        started = utcnow()
         with self.store.transaction() as connection:
-            state = st.read_stream_state(connection, connector.name, spec.name)
-            refresh_since = state.refresh_started_at if state else None
             if full_refresh:
-                refresh_since = now
+                # The refresh proves nothing absent by itself (reads leave out what changed in
+                # their last moments); the census that follows it does. Clearing last_sweep_at
+                # in the same transaction as the cursor makes that census due even if this
+                # process dies before the refresh completes.
                 st.update_stream_state(
                     connection,
                     connector.name,
                     spec.name,
                     cursor=None,
-                    cursor_updated_at=now,
-                    refresh_started_at=now,
+                    cursor_updated_at=started,
+                    last_sweep_at=None,
                 )
+            state = st.read_stream_state(connection, connector.name, spec.name)
             open_dead_letters = st.has_open_dead_letters(connection, connector.name, spec.name)
+        stored = state.cursor if state else None
+        pass_ = _Pass(cursor=None if spec.reads_in_full else stored, from_start=False)
+        pass_.from_start = pass_.cursor is None
         attempt = _Attempt()
 
         def read_once() -> None:
-            nonlocal refresh_since
-            stored = self.store.stream_state(connector.name, spec.name)
-            cursor_text = stored.cursor if stored else None
-            cursor = self._parse_cursor(spec, cursor_text, connector.name)
+            cursor = self._parse_cursor(spec, pass_.cursor, connector.name)
+            from_start = pass_.cursor is None
             pages = connector.read(spec, cursor, fields=mapping.source_fields)
             for page in pages:
-                if page.begins_census:
-                    refresh_since = self._begin_census(connector.name, spec.name)
-                previous = cursor_text
-                cursor_text = self._commit_page(
+                if page.begins_census or (spec.reads_in_full and from_start):
+                    pass_.census, pass_.seen = True, set()
+                from_start = False
+                previous = pass_.cursor
+                pass_.cursor = self._commit_page(
                     connector.name,
                     spec,
                     mapping,
                     page,
-                    cursor_text,
+                    pass_.cursor,
                     result,
-                    touch=refresh_since is not None,
                     resolve=open_dead_letters,
+                    seen=pass_.seen if pass_.census else None,
                 )
-                if cursor_text != previous:
+                if pass_.cursor != previous:
                     # Progress is a cursor that moved: re-reading an overlap window is not.
                     attempt.progress += 1
                 if self.on_page is not None:
@@ -221,11 +241,8 @@ class SyncEngine:
                 self._check_stop()
 
         self._with_retries(read_once, attempt, result)
+        self._after_read(connector, spec, mapping, pass_, started, result, full_refresh)
         with self.store.transaction() as connection:
-            if refresh_since is not None:
-                result.deleted += st.tombstone_unseen_since(
-                    connection, connector.name, spec.name, refresh_since, utcnow()
-                )
             st.update_stream_state(
                 connection,
                 connector.name,
@@ -238,13 +255,47 @@ class SyncEngine:
                 last_run_id=self.run_id,
             )
 
-    def _begin_census(self, connector: str, stream: str) -> datetime:
-        """A read that returns every live record starts: once it completes, whatever it did not
-        return is gone. Kept like a full refresh's start, so a resumed read completes it."""
-        started = utcnow()
+    def _after_read(
+        self,
+        connector: Connector,
+        spec: StreamSpec,
+        mapping: CompiledStream,
+        pass_: _Pass,
+        started: datetime,
+        result: StreamResult,
+        full_refresh: bool,
+    ) -> None:
+        """What a completed read proves: a listing in full is a census; a first read of a stream
+        is as good as a sweep; a full refresh is followed by the stream's sweep."""
+        if pass_.census:
+            with self.store.transaction() as connection:
+                gone = _live_keys_before(connection, connector.name, spec.name, started)
+                gone -= pass_.seen
+                result.deleted += st.tombstone(
+                    connection, connector.name, spec.name, sorted(gone), utcnow()
+                )
+                st.update_stream_state(
+                    connection, connector.name, spec.name, last_sweep_at=utcnow()
+                )
+            result.swept = True
+            return
+        if spec.sweep == "none" or not pass_.from_start:
+            return
+        if full_refresh:
+            try:
+                result.deleted += self.sweep_stream(connector, spec, mapping)
+            except (FatalError, RetriableError) as exc:
+                # The records are read; only the proof of what is gone is missing. The census
+                # stays due (last_sweep_at was cleared) and runs on a later cycle.
+                log.warning("refresh_census_failed", error=redact(str(exc)))
+                return
+            result.swept = True
+            return
         with self.store.transaction() as connection:
-            st.update_stream_state(connection, connector, stream, refresh_started_at=started)
-        return started
+            if not _live_keys_before(connection, connector.name, spec.name, started):
+                # Nothing was stored before this first read: no sweep could find anything yet.
+                st.update_stream_state(connection, connector.name, spec.name, last_sweep_at=started)
+                result.swept = True
 
     def _with_retries(
         self, fn: Callable[[], None], attempt: _Attempt, result: StreamResult
@@ -314,17 +365,18 @@ class SyncEngine:
         cursor_text: str | None,
         result: StreamResult,
         *,
-        touch: bool,
         resolve: bool,
+        seen: set[str] | None,
     ) -> str | None:
         rows, failures = _map_records(mapping, page.records)
         gone = _map_deleted(mapping, page.deleted)
+        if seen is not None:  # a census: what it lists exists, even what fails to map
+            seen.update(row.key for row in rows)
+            seen.update(bad.key for bad in failures if bad.key)
         new_cursor = page.cursor.model_dump_json()
         now = utcnow()
         with self.store.transaction() as connection:
-            written = st.write_records(
-                connection, connector, spec.name, rows, now, touch_unchanged=touch
-            )
+            written = st.write_records(connection, connector, spec.name, rows, now)
             deleted = st.tombstone_records(connection, connector, spec.name, gone, now)
             for bad in failures:
                 st.add_dead_letter(
@@ -342,8 +394,6 @@ class SyncEngine:
                 st.resolve_dead_letters(
                     connection, connector, spec.name, [r.key for r in rows], now
                 )
-            if touch:  # a full refresh saw these records: they exist, even if they fail to map
-                st.touch(connection, connector, spec.name, [b.key for b in failures if b.key], now)
             if new_cursor != cursor_text:
                 st.save_cursor(connection, connector, spec.name, new_cursor, now)
         for bad in failures:
@@ -362,29 +412,58 @@ class SyncEngine:
     # ---- deletes -----------------------------------------------------------------------
 
     def sweep_stream(self, connector: Connector, spec: StreamSpec, mapping: CompiledStream) -> int:
-        """Id-only reconciliation: tombstone what the source no longer has. Returns tombstones."""
+        """Id-only reconciliation: tombstone what the source no longer has. Returns tombstones.
+
+        Retried like a read (Retry-After honoured, giving up after `max_attempts_without_progress`
+        failed attempts); each attempt lists from the start, since only a complete census proves
+        anything absent. What the census misses is confirmed absent by the connector before it
+        is tombstoned.
+        """
         started = utcnow()
-        present: set[str] = set()
-        deleted: set[str] = set()
+        listed = _Census()
         with structlog.contextvars.bound_contextvars(connector=connector.name, stream=spec.name):
-            for sweep_page in connector.sweep(spec):
-                present.update(k for k in (_safe_key(mapping, r) for r in sweep_page.present) if k)
-                deleted.update(k for k in (_safe_key(mapping, r) for r in sweep_page.deleted) if k)
-                self._check_stop()  # an unfinished census must never tombstone anything
-            with self.store.transaction() as connection:
-                gone = set(deleted)
+            retries = StreamResult(connector.name, spec.name)
+            self._with_retries(
+                lambda: self._census(connector, spec, mapping, listed), _Attempt(), retries
+            )
+            with self.store.engine.connect() as connection:
+                missing: set[str] = set()
                 if spec.sweep == "census":
-                    gone |= (
-                        _live_keys_before(connection, connector.name, spec.name, started) - present
-                    )
+                    live = _live_keys_before(connection, connector.name, spec.name, started)
+                    missing = live - listed.present - listed.deleted
+            if missing:
+                confirmed: set[str] = set()
+
+                def confirm() -> None:
+                    confirmed.update(connector.confirm_absent(spec, sorted(missing)))
+
+                self._with_retries(confirm, _Attempt(), retries)
+                missing = confirmed
+            with self.store.transaction() as connection:
+                gone = listed.deleted | missing
                 count = st.tombstone(connection, connector.name, spec.name, sorted(gone), utcnow())
                 st.update_stream_state(
                     connection, connector.name, spec.name, last_sweep_at=utcnow()
                 )
             log.info(
-                "sweep_done", present=len(present), reported_deleted=len(deleted), tombstoned=count
+                "sweep_done",
+                present=len(listed.present),
+                reported_deleted=len(listed.deleted),
+                tombstoned=count,
+                retries=retries.retries,
             )
         return count
+
+    def _census(
+        self, connector: Connector, spec: StreamSpec, mapping: CompiledStream, listed: _Census
+    ) -> None:
+        """One complete listing into `listed` (started afresh by each attempt)."""
+        listed.present.clear()
+        listed.deleted.clear()
+        for sweep_page in connector.sweep(spec):
+            listed.present.update(keys_of(mapping, sweep_page.present))
+            listed.deleted.update(keys_of(mapping, sweep_page.deleted))
+            self._check_stop()  # an unfinished census must never tombstone anything
 
     def sweep_due(self, connector: Connector, spec: StreamSpec, interval: timedelta) -> bool:
         if spec.sweep == "none":
@@ -392,6 +471,12 @@ class SyncEngine:
         state = self.store.stream_state(connector.name, spec.name)
         last: datetime | None = state.last_sweep_at if state else None
         return last is None or utcnow() - last >= interval
+
+
+@dataclass
+class _Census:
+    present: set[str] = field(default_factory=set)
+    deleted: set[str] = field(default_factory=set)
 
 
 @dataclass(frozen=True)
@@ -404,11 +489,20 @@ class _Failed:
 def _map_records(
     mapping: CompiledStream, raws: Iterable[Any]
 ) -> tuple[list[RecordRow], list[_Failed]]:
-    """Map a page; the JSON text is produced once and serves both storage and hashing."""
+    """Map a page; the JSON text is produced once and serves both storage and hashing.
+
+    A record carrying text that was not valid UTF-8 at the source (kept by the connector as
+    lone surrogates) cannot be stored as JSON text: it is parked with its bytes, escaped, and
+    the reason naming the field; the rest of the page is stored.
+    """
     rows: list[RecordRow] = []
     failures: list[_Failed] = []
     for raw in raws:
-        raw_text = dumps(raw)
+        try:
+            raw_text = dumps(raw)
+        except TypeError:
+            failures.append(_undecodable(mapping, raw))
+            continue
         try:
             key, unified = mapping.map_record(raw)
         except MappingFailure as error:
@@ -418,6 +512,33 @@ def _map_records(
         digest = content_hash(raw_text, unified_text)
         rows.append(RecordRow(key, mapping.entity, raw_text, unified_text, digest))
     return rows, failures
+
+
+def _undecodable(mapping: CompiledStream, raw: Any) -> _Failed:
+    """A dead letter for a record with invalid UTF-8: where, which bytes, and the record."""
+    path, text = _first_bad_text(raw, "")
+    bad = text.encode("utf-8", "surrogateescape") if text is not None else b""
+    shown = " ".join(f"{b:02x}" for b in bad if b >= 0x80)[:60] if text is not None else ""
+    reason = f"text is not valid UTF-8 (bytes {shown}); fix it at the source"
+    payload = json.dumps(raw, ensure_ascii=True, sort_keys=True, default=str)
+    return _Failed(_safe_key(mapping, raw), MappingFailure(reason, field=path or None), payload)
+
+
+def _first_bad_text(value: Any, path: str) -> tuple[str, str | None]:
+    """(path, text) of the first string holding an undecodable byte (a lone surrogate)."""
+    if isinstance(value, str):
+        return (path, value) if _SURROGATE.search(value) else (path, None)
+    if isinstance(value, dict):
+        for key, item in value.items():
+            found = _first_bad_text(item, f"{path}.{key}" if path else str(key))
+            if found[1] is not None:
+                return found
+    if isinstance(value, list):
+        for index, item in enumerate(value):
+            found = _first_bad_text(item, f"{path}[{index}]")
+            if found[1] is not None:
+                return found
+    return path, None
 
 
 def _map_deleted(mapping: CompiledStream, raws: Iterable[Any]) -> list[RecordRow]:
@@ -432,7 +553,10 @@ def _map_deleted(mapping: CompiledStream, raws: Iterable[Any]) -> list[RecordRow
             _key, unified = mapping.map_record(raw)
         except MappingFailure:
             unified = {}
-        raw_text, unified_text = dumps(raw), dumps(unified)
+        try:
+            raw_text, unified_text = dumps(raw), dumps(unified)
+        except TypeError:  # undecodable text in a deleted record: keep the key, not the text
+            raw_text, unified_text = dumps({"key": key}), dumps({})
         rows.append(
             RecordRow(
                 key, mapping.entity, raw_text, unified_text, content_hash(raw_text, unified_text)

@@ -108,7 +108,7 @@ def test_records_agree_across_systems(company: Company) -> None:
     assert len({u.email for u in company.requesters}) == len(company.requesters)
     requesters = {u.id for u in company.requesters}
     issues = {i.id: i for i in company.issues}
-    keys = {i.key for i in company.issues}
+    keys = {i.key for i in company.issues} | {i.old_key for i in company.issues if i.old_key}
     for ticket in company.tickets:
         assert ticket.requester_id in requesters
         for issue_id, key in ticket.integration_links:
@@ -154,8 +154,20 @@ def test_moved_issues_are_linked_by_id_under_their_old_key(company: Company) -> 
     for ticket, issue_id, key in linked:
         assert key == moved[issue_id].old_key != moved[issue_id].key
         assert issue_id in company.truth.tickets[ticket.id].issue_ids
-    old_keys = {i.old_key for i in moved.values()}
-    assert all(i.deleted for i in company.issues if i.key in old_keys)
+    old_keys = {str(i.old_key) for i in moved.values()}
+    assert not [i for i in company.issues if i.key in old_keys]  # no issue has an old key now
+    # Tickets name old keys in the key field too, and the truth links them to the moved issue.
+    naming = [
+        t
+        for t in company.tickets
+        if old_keys & {k.strip().upper() for k in (t.field_text or "").split(",")}
+    ]
+    assert naming
+    for ticket in naming:
+        truth = company.truth.tickets[ticket.id]
+        assert set(truth.issue_ids) & set(moved)
+        assert not old_keys & set(truth.dangling)
+    assert any(f"[{key}]" in t.description for t in company.tickets for key in old_keys)
 
 
 def test_ground_truth_of_the_messy_cases(company: Company) -> None:

@@ -292,11 +292,13 @@ def test_metrics_match_what_was_synced(tmp_path: Path, cleanup: list[Any]) -> No
     )
     daemon = DaemonProcess(config, daemon_env(sims), tmp_path / "daemon.log").start()
     cleanup.append(daemon)
-    swept = {"users", "organizations", "jira_links"}  # streams with a delete sweep
+    streams = {"tickets", "users", "organizations", "jira_links"}
     wait_until(
-        lambda: {e["stream"] for e in daemon.events("sweep_done")} >= swept, "the first cycle"
+        lambda: {e["stream"] for e in daemon.events("stream_done")} >= streams, "the first cycle"
     )
     wait_until(lambda: daemon.ready()["status"] == 200, "readiness")
+    # A first read is as good as a sweep (nothing was stored before it): no census follows it.
+    assert daemon.events("sweep_done") == []
 
     status, body = daemon.get("/metrics")
     assert status == 200

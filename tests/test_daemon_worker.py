@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -30,7 +31,11 @@ def test_write_back_runs_after_the_reads_with_the_same_connector(
     calls: list[dict[str, Any]] = []
 
     def write_back(
-        runtime: Runtime, connector: Connector, *, should_stop: Callable[[], bool]
+        given: Runtime,
+        connector: Connector,
+        *,
+        should_stop: Callable[[], bool],
+        sleep: Callable[[float], None] = time.sleep,
     ) -> WriteBackReport:
         calls.append(
             {

@@ -97,9 +97,10 @@ def test_first_cycle_and_no_change_cycles_cost_what_they_should(
         sim.reset_log()
         assert engine.sync_stream(connector, spec, mapping).inserted == 200
         paths = [r.path.rsplit("/", 1)[-1] for r in sim.requests]
-        # serverInfo (library constructor) + field (catalogue, shared with the library) + pages
+        # field (the catalogue, to resolve the mapping's names) + serverInfo (Cloud or Data
+        # Center decides the search endpoint) + pages
         expected_page = "jql" if jira_deployment == "cloud" else "search"
-        assert paths == ["serverInfo", "field", expected_page, expected_page]
+        assert paths == ["field", "serverInfo", expected_page, expected_page]
 
         for _cycle in range(3):
             clock.advance(300)

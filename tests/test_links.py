@@ -331,3 +331,35 @@ def test_active_users_join_usage_directly_or_through_the_analytics_account(store
     )
     derived = derive(store, SETTINGS, Overrides(), {"demand": RollupSpec(usage_days=30)}, CURRENCY)
     assert derived.rollups["demand"]["jira:9001"].active_users == 42 + 7  # peak in the window
+
+
+def test_top_accounts_with_equal_or_no_arr_are_ordered_by_name(store: Store) -> None:
+    put(
+        store,
+        "salesforce",
+        "Account",
+        "account",
+        [
+            {"id": "001Z", "name": "zeta labs", "arr": 500, "domains": ["zeta.io"]},
+            {"id": "001Y", "name": "Beta", "arr": 500, "domains": ["beta.io"]},
+            {"id": "001X", "name": "Alpha", "arr": None, "domains": ["alpha.io"]},
+            {"id": "001W", "name": "Omega", "arr": None, "domains": ["omega.io"]},
+            {"id": "001V", "name": "Mid", "arr": 900, "currency": "JPY", "domains": ["mid.io"]},
+        ],
+    )
+    put(
+        store,
+        "zendesk",
+        "tickets",
+        "feedback",
+        [
+            {"id": f"t{n}", "requester_email": f"x@{domain}", "issue_keys": ["APP-3"]}
+            for n, domain in enumerate(["zeta.io", "omega.io", "beta.io", "alpha.io", "mid.io"])
+        ],
+    )
+    spec = RollupSpec(top_accounts=6)
+    derived = derive(store, SETTINGS, Overrides(), {"demand": spec}, CURRENCY)
+    app3 = derived.rollups["demand"]["jira:9003"]
+    # ARR descending (Initech 50,000 through the text rule; Beta and zeta labs tie at 500), then
+    # name whatever its case; no ARR and no rate (JPY) count as nothing and come last, by name.
+    assert app3.top_accounts == ("Initech", "Beta", "zeta labs", "Alpha", "Mid", "Omega")

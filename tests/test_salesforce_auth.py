@@ -118,6 +118,20 @@ def test_settings_name_what_each_method_lacks() -> None:
         )
 
 
+@pytest.mark.parametrize("my_domain", [None, "sf-proxy.corp.example:8443"])
+def test_behind_a_proxy_client_credentials_need_no_my_domain(
+    sim: SalesforceSimulator, my_domain: str | None
+) -> None:
+    """base_url sends everything, the login included, through a proxy (issue 11, item 12)."""
+    generate(sim, accounts=5, contacts=0, users=1)
+    connector = make_connector(sim, my_domain=my_domain)
+    pages = read_pages(connector, connector.stream("Account"), fields=["Name"])
+    assert len(ids(pages)) == 5
+    [login] = sim.requests_to("/services/oauth2/token")
+    assert login.body == b"grant_type=client_credentials"
+    connector.close()
+
+
 @responses.activate
 def test_production_hosts_are_https_and_the_ca_bundle_goes_with_each_request(
     tmp_path: Path,

@@ -59,7 +59,7 @@ def test_reserve_holds_and_the_next_cycle_finishes(
     clock: FakeClock,
 ) -> None:
     """Allocation 40, 10 already used by others, 25% reserve: pmsync may use 20 calls."""
-    generate(sim, accounts=1500, contacts=900, seed=9)
+    generate(sim, accounts=1500, contacts=3000, seed=9)
     sim.api_allocation = 40
     sim.roll_quota(used=10)
     monkeypatch.setenv("PMSYNC_TEST_SF_SECRET", sim.client_secret)
@@ -71,11 +71,12 @@ def test_reserve_holds_and_the_next_cycle_finishes(
 
     first = runtime.run_once()
     assert sim.api_used == 30, "stopped exactly where the reserve starts"
-    # Account (9 calls) and its census (8) fit; Contact stops after its first pages.
+    # Account (describe and 8 pages; a first read needs no census) fits; Contact stops after
+    # its describe and first 10 pages.
     assert [(r.stream, r.status) for r in first] == [("Account", "ok"), ("Contact", "paused")]
     assert "reserve" in str(first[1].error)
     partial = runtime.store.stream_counts()[("salesforce", "Contact")].live
-    assert 0 < partial < 900
+    assert 0 < partial < 3000
 
     status = CliRunner().invoke(cli, ["--config", str(config), "status", "--json"])
     rows = {row["stream"]: row for row in json.loads(status.output)}
@@ -93,11 +94,12 @@ def test_reserve_holds_and_the_next_cycle_finishes(
         ("Account", "ok"),
         ("Contact", "ok"),
         ("Opportunity", "ok"),  # the shipped mapping's third stream, read for the first time
+        ("CurrencyType", "ok"),  # a single-currency org: nothing to read
     ]
     results = first + second + third
     assert runtime.store.live_keys("salesforce", "Account") == sim.live_ids("Account")
     assert runtime.store.live_keys("salesforce", "Contact") == sim.live_ids("Contact")
-    assert sum(r.inserted for r in results) == 1500 + 900  # nothing lost, nothing twice
+    assert sum(r.inserted for r in results) == 1500 + 3000  # nothing lost, nothing twice
     assert sum(r.updated for r in results) == 0
     runtime.close()
 

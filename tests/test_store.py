@@ -11,6 +11,7 @@ from alembic.config import Config
 from alembic.script import ScriptDirectory
 
 from pmsync.sync.store import store as st
+from pmsync.sync.store.discovery import StoreDiscoveryCache
 from pmsync.sync.store.schema import records, stream_state
 from pmsync.sync.store.store import MIGRATIONS, RecordRow, Store, content_hash, dumps, utcnow
 
@@ -126,17 +127,20 @@ def test_dead_letters_replace_and_resolve(store_url: str) -> None:
     store.close()
 
 
-def test_full_refresh_tombstones_what_was_not_seen(store_url: str) -> None:
+def test_discovery_cache_is_shared_through_the_store_until_it_is_too_old(store_url: str) -> None:
     store = Store(store_url)
-    start = utcnow()
-    with store.transaction() as c:
-        st.write_records(c, "zd", "tickets", [row(str(i), {"i": i}) for i in range(5)], start)
-    refresh = start + timedelta(seconds=5)
-    with store.transaction() as c:
-        rows = [row(str(i), {"i": i}) for i in (0, 2, 4)]
-        st.write_records(c, "zd", "tickets", rows, refresh, touch_unchanged=True)
-        assert st.tombstone_unseen_since(c, "zd", "tickets", refresh, refresh) == 2
-    assert store.live_keys("zd", "tickets") == {"0", "2", "4"}
+    cache = StoreDiscoveryCache(lambda: store)
+    assert cache.get("sf", "describe/Account", timedelta(hours=1)) is None
+    cache.put("sf", "describe/Account", {"fields": [{"name": "Id"}]})
+    cache.put("sf", "describe/Account", {"fields": [{"name": "Id"}, {"name": "Name"}]})
+    other = StoreDiscoveryCache(lambda: Store(store_url))  # another process, same store
+    assert other.get("sf", "describe/Account", timedelta(hours=1)) == {
+        "fields": [{"name": "Id"}, {"name": "Name"}]
+    }
+    assert other.get("sf", "describe/Account", timedelta(0)) is None  # older than allowed
+    assert other.get("jira", "describe/Account", timedelta(hours=1)) is None
+    other.forget("sf", "describe/Account")
+    assert cache.get("sf", "describe/Account", timedelta(hours=1)) is None
     store.close()
 
 

@@ -67,6 +67,7 @@ LAYOUTS: dict[str, dict[str, Col]] = {
         "ticket": key("ticket"),
         "subject": text("subject", drop=0),
         "kind": key("link"),
+        "rule": key("rule", drop=1),
         "reason": key("reason"),
         "detail": text("detail", drop=2, min_width=16),
         "candidates": text("candidates", drop=1),

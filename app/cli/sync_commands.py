@@ -40,12 +40,14 @@ from .tables import key, number, print_table, text
 @click.option(
     "--full-refresh",
     is_flag=True,
-    help="Re-read from the beginning; records the source no longer has are tombstoned.",
+    help="Re-read from the beginning, then run the stream's census: records the source no "
+    "longer has are tombstoned.",
 )
 @click.option(
     "--sweep/--no-sweep",
     default=None,
-    help="Force (or skip) the id-only delete sweep; default: when due.",
+    help="Force (or skip) the id-only delete sweep; default: when due (a full refresh always "
+    "runs its census).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
 @pass_context

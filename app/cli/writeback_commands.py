@@ -32,6 +32,7 @@ def plan_command(ctx: Context, as_json: bool) -> None:
             {
                 "plan_id": plan.plan_id,
                 "writes": [w.as_dict() for w in plan.writes],
+                "clearing": len(plan.clearing),
                 "kept_human_edits": [w.as_dict() for w in plan.kept],
                 "needs_confirmation": [t.__dict__ for t in plan.guard],
                 "empty_scores": empty.as_dicts(),
@@ -71,8 +72,11 @@ def _print_plan(plan: Any) -> None:
             f"  kept: {write.describe()} - a person changed it since pmsync wrote it", markup=False
         )
     targets = {(w.connector, w.target_key) for w in plan.writes}
+    clearing = plan.clearing
+    cleared = {(w.connector, w.target_key) for w in clearing}
     out.print(
-        f"{len(plan.writes)} write(s) to {len(targets)} target(s); "
+        f"{len(plan.writes)} write(s) to {len(targets)} target(s), of which {len(clearing)} "
+        f"clear figures of {len(cleared)} target(s) nobody asks for; "
         f"{len(plan.kept)} human edit(s) kept",
         markup=False,
     )

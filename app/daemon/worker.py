@@ -295,7 +295,12 @@ class ConnectorWorker(threading.Thread):
     def _write_back(self, connector: Connector) -> None:
         """The write-back hook, after the reads and still under this worker's ownership."""
         try:
-            report = self.ctx.write_back(self.ctx.runtime, connector, should_stop=self.should_stop)
+            report = self.ctx.write_back(
+                self.ctx.runtime,
+                connector,
+                should_stop=self.should_stop,
+                sleep=self.interruptible_sleep,
+            )
         except Interrupted:
             raise
         except PmsyncError as exc:

@@ -3,12 +3,16 @@
 After each read cycle of a connector, its worker calls the daemon's `WriteBack` with that
 connector, in the same thread and while it still owns the connector: the writes therefore share
 the connector's one HTTP session and request budget with its reads, and no other replica writes
-to the same API at the same time. `should_stop` turns true on SIGTERM, reload or lost ownership;
-a cycle checks it between batches and returns what it has done so far.
+to the same API at the same time. A connector no write-back writes to (a CRM only read, the
+analytics tool) returns at once: no lock, no derivation. The lock is the connector's own, so a
+long apply to Jira holds up no other connector. `should_stop` turns true on SIGTERM, reload or
+lost ownership; a cycle checks it between writes and while waiting for a lock or a retry, and
+returns what it has done so far.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
@@ -32,31 +36,47 @@ class WriteBackReport:
 
 class WriteBack(Protocol):
     def __call__(
-        self, runtime: Runtime, connector: Connector, *, should_stop: Callable[[], bool]
+        self,
+        runtime: Runtime,
+        connector: Connector,
+        /,
+        *,
+        should_stop: Callable[[], bool],
+        sleep: Callable[[float], None] = time.sleep,
     ) -> WriteBackReport:
         """Plan and apply the field writes due for `connector` (config, mappings and store
-        come with `runtime`)."""
+        come with `runtime`); `sleep` waits between attempts of a retried write."""
 
 
 def no_write_back(
-    runtime: Runtime, connector: Connector, *, should_stop: Callable[[], bool]
+    runtime: Runtime,
+    connector: Connector,
+    *,
+    should_stop: Callable[[], bool],
+    sleep: Callable[[float], None] = time.sleep,
 ) -> WriteBackReport:
     """Until write-back exists: nothing planned, nothing applied."""
     return WriteBackReport()
 
 
 def auto_write_back(
-    runtime: Runtime, connector: Connector, *, should_stop: Callable[[], bool]
+    runtime: Runtime,
+    connector: Connector,
+    *,
+    should_stop: Callable[[], bool],
+    sleep: Callable[[float], None] = time.sleep,
 ) -> WriteBackReport:
     """Plan the writes due for `connector` and apply them when the configuration says so.
 
     A plan that trips the mass-change guard is not applied: it waits, logged, for someone to
     run `pmsync apply --confirm`.
     """
-    if not runtime.config.settings.writeback.auto_apply:
+    if not runtime.config.settings.writeback.auto_apply or not runtime.writes_to(connector.name):
         return WriteBackReport()
-    with runtime.writeback_lock():
-        plan = runtime.plan(only_connector=connector.name)
+    with runtime.writeback_lock([connector.name], should_stop=should_stop):
+        if should_stop():
+            return WriteBackReport()
+        plan = runtime.plan(only_connector=connector.name, should_stop=should_stop)
         planned = len(plan.writes)
         if plan.guard:
             log.warning(
@@ -68,5 +88,5 @@ def auto_write_back(
             return WriteBackReport(planned=planned)
         if not plan.writes:
             return WriteBackReport()
-        result = runtime.apply(plan, should_stop=should_stop)
+        result = runtime.apply(plan, should_stop=should_stop, sleep=sleep)
     return WriteBackReport(planned=planned, applied=len(result.applied), failed=len(result.failed))

@@ -1,15 +1,21 @@
 """Jira Cloud and Data Center: the issues of the configured projects or JQL filter.
 
-The jira library (pycontribs) talks to the site. Its constructor GETs serverInfo once, which is
-how it knows Cloud (search through /search/jql with nextPageToken) from Data Center (/search
-with startAt/total). Its own retries are switched off (`max_retries=0`) so the engine's single
-retry policy owns them; its errors are mapped onto the taxonomy in `errors.py`.
+Two ways to the site share one ConnectorAdapter (budget, CA bundle, timeout, request counter):
+the jira library (pycontribs) for what it does well, the site's server info (Cloud searches
+/search/jql with nextPageToken, Data Center /search with startAt/total) and its field catalogue;
+pmsync's own session (`api.py`) for search, edits, properties, remote links and key look-ups, so
+each request is one request, mapped like every other. Both server info and the catalogue are kept
+in the store's discovery cache (`discovery_cache`), so a process that finds them there asks for
+neither. The library's retries are switched off (`max_retries=0`) so the engine's single retry
+policy owns them; errors are mapped onto the taxonomy in `errors.py`.
 
 Records are issues with their fields lifted beside `id`, `key` and `self`, so the roots of
 mapping paths are Jira field ids (`summary`, `customfield_10016`) or display names
 (`"Story Points"`); the connector asks Jira for exactly those fields, resolving names through
 GET /field (see `fields.py`). Cursor rules and windows: see `search.py`. Deletes and lost
-access: an id-only census of the scope (`sweep`). Writes: see `writes.py`.
+access: an id-only census of the scope (`sweep`), ids only so pages hold 5,000; what it misses is
+asked for by id before it is called gone, since a move during the census changes an issue's key
+and so its place in the census order. Writes: see `writes.py`.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
+import requests
 import structlog
 from jira import JIRA
 from jira.exceptions import JIRAError
@@ -33,8 +40,9 @@ from pmsync.connectors.base import (
     WriteOutcome,
 )
 from pmsync.connectors.budget import BudgetRule, RequestBudget
-from pmsync.connectors.http import USER_AGENT, ConnectorAdapter
-from pmsync.connectors.jira.errors import map_exception
+from pmsync.connectors.http import RETRIABLE_STATUS, USER_AGENT, ConnectorAdapter, make_session
+from pmsync.connectors.jira.api import JiraApi
+from pmsync.connectors.jira.errors import map_exception, response_error
 from pmsync.connectors.jira.fields import ISSUE_KEYS, FieldCatalog, FieldNameError, requested_fields
 from pmsync.connectors.jira.search import (
     CENSUS_ORDER,
@@ -52,7 +60,10 @@ from pmsync.connectors.jira.search import (
 )
 from pmsync.connectors.jira.settings import JiraSettings
 from pmsync.connectors.jira.writes import IssueWritePacer, IssueWriter, RemoteLink
-from pmsync.errors import ConnectorError, FatalError
+from pmsync.errors import ConnectorError, FatalError, RetriableError
+from pmsync.redact import register_secret
+
+CONFIRM_CHUNK = 100  # ids per `id in (...)` search when confirming what a census missed
 
 log = structlog.get_logger("pmsync.connectors.jira")
 
@@ -134,7 +145,9 @@ class JiraConnector(Connector):
         super().__init__(name, settings)
         self.settings: JiraSettings = settings
         self._client: JIRA | None = None
+        self._session: requests.Session | None = None
         self._adapter: ConnectorAdapter | None = None
+        self._api: JiraApi | None = None
         self._catalog: FieldCatalog | None = None
         self._plans: dict[frozenset[str], tuple[list[str], dict[str, str]]] = {}
         self.clock: Callable[[], float] = time.time
@@ -142,17 +155,41 @@ class JiraConnector(Connector):
             [(settings.issue_writes_per_2s, 2), (settings.issue_writes_per_30s, 30)]
         )
         self.writer = IssueWriter(
-            connector=name,
-            client=self.client,
-            catalog=self.catalog,
-            api_version=settings.rest_api_version,
-            pacer=self.pacer,
+            connector=name, api=self.api, catalog=self.catalog, pacer=self.pacer
         )
 
     # ---- plumbing ---------------------------------------------------------------------
 
+    def session(self) -> requests.Session:
+        """pmsync's session to the site: its adapter is shared with the library client."""
+        if self._session is None:
+            s = self.settings
+            self._session, self._adapter = make_session(
+                ca_bundle=s.ca_bundle, timeout=s.timeout, budget=self._budget()
+            )
+            creds = s.credentials
+            if creds.personal_access_token is not None:
+                token = creds.personal_access_token.get_secret_value()
+                register_secret(token)
+                self._session.headers["Authorization"] = f"Bearer {token}"
+            else:
+                assert creds.email is not None
+                assert creds.api_token is not None
+                self._session.auth = (creds.email, creds.api_token.get_secret_value())
+        return self._session
+
+    def api(self) -> JiraApi:
+        if self._api is None:
+            self._api = JiraApi(
+                self.session(),
+                self.settings.base_url,
+                self.settings.rest_api_version,
+                connector=self.name,
+            )
+        return self._api
+
     def client(self) -> JIRA:
-        """The library client; built on first use (its constructor GETs serverInfo)."""
+        """The library client (no I/O to build: server info comes from `server_info()`)."""
         if self._client is None:
             s = self.settings
             creds = s.credentials
@@ -169,17 +206,21 @@ class JiraConnector(Connector):
                 "headers": {"User-Agent": USER_AGENT},
             }
             client = self._call(
-                "GET serverInfo",
+                "jira client",
                 lambda: JIRA(
-                    server=s.base_url, options=options, max_retries=0, timeout=s.timeout, **auth
+                    server=s.base_url,
+                    options=options,
+                    max_retries=0,
+                    timeout=s.timeout,
+                    get_server_info=False,
+                    **auth,
                 ),
             )
-            # The library builds its own ResilientSession; mounting our adapter on it (a private
-            # attribute) puts the request budget, the per-request CA bundle, the default timeout
-            # and the request counter on every later request, as for the other connectors.
-            self._adapter = ConnectorAdapter(
-                ca_bundle=s.ca_bundle, timeout=s.timeout, budget=self._budget()
-            )
+            # The library builds its own ResilientSession; mounting our adapter on it puts the
+            # request budget, the per-request CA bundle, the default timeout and the request
+            # counter on the library's few calls too (server info, the field catalogue, myself).
+            self.session()
+            assert self._adapter is not None
             client._session.mount("https://", self._adapter)
             client._session.mount("http://", self._adapter)
             self._client = client
@@ -189,38 +230,49 @@ class JiraConnector(Connector):
         rate = self.settings.requests_per_second
         return RequestBudget([BudgetRule("jira", r"/rest/", per_second=rate)]) if rate else None
 
+    def server_info(self, *, fresh: bool = False) -> dict[str, Any]:
+        """GET serverInfo, kept in the discovery cache: Cloud or Data Center, and the version."""
+        info = self.cached(
+            "serverInfo",
+            lambda: self._call("GET serverInfo", self.client().server_info) or {},
+            fresh=fresh,
+        )
+        return info if isinstance(info, dict) else {}
+
     @property
     def is_cloud(self) -> bool:
-        return self.client().deploymentType == "Cloud"
+        return self.server_info().get("deploymentType") == "Cloud"
 
     @property
     def requests_sent(self) -> int:
-        """Requests sent through the adapter (all but the constructor's serverInfo)."""
+        """Requests sent through the adapter (pmsync's session and the library's)."""
         return self._adapter.requests_sent if self._adapter else 0
 
     def catalog(self, refresh: bool = False) -> FieldCatalog:
-        """GET /field, once per instance (or again on `refresh`)."""
+        """GET /field, kept in the discovery cache (or asked again on `refresh`)."""
         if self._catalog is None or refresh:
-            client = self.client()
-            raw = self._call("GET field", client.fields)
+            raw = self.cached(
+                "field", lambda: self._call("GET field", self.client().fields), fresh=refresh
+            )
             self._catalog = FieldCatalog(raw if isinstance(raw, list) else [])
             self._plans.clear()
-            # The library fetches the same list on its first search to translate JQL names;
-            # hand it ours so it does not ask again (a private attribute, same map it builds).
-            client._fields_cache_value = self._catalog.clause_map()
         return self._catalog
 
     def _call(self, what: str, call: Callable[[], Any]) -> Any:
         try:
             return call()
-        except (JIRAError, ValueError, OSError) as exc:
+        except (JIRAError, ValueError, OSError, requests.RequestException) as exc:
             raise map_exception(exc, connector=self.name, what=what) from None
 
     def close(self) -> None:
         if self._client is not None:
             self._client.close()  # type: ignore[no-untyped-call]
+        if self._session is not None:
+            self._session.close()
         self._client = None
+        self._session = None
         self._adapter = None
+        self._api = None
 
     # ---- interface --------------------------------------------------------------------
 
@@ -232,7 +284,7 @@ class JiraConnector(Connector):
         log.info(
             "jira_api_user",
             connector=self.name,
-            deployment=self.client().deploymentType,
+            deployment=self.server_info(fresh=True).get("deploymentType"),
             time_zone=(me or {}).get("timeZone"),
         )
 
@@ -278,6 +330,73 @@ class JiraConnector(Connector):
         self.stream(stream.name)
         return self._census()
 
+    def confirm_absent(self, stream: StreamSpec, keys: Sequence[str]) -> set[str]:
+        """Of issue ids the census did not list, those a search by id does not find either.
+
+        The census pages in key order, and a move changes an issue's key during the census: an
+        issue moved from a page not yet read to one already read is missed, not gone.
+        """
+        self.stream(stream.name)
+        absent = set(keys)
+        ids = sorted(k for k in keys if k.isdigit())
+        for start in range(0, len(ids), CONFIRM_CHUNK):
+            chunk = ids[start : start + CONFIRM_CHUNK]
+            jql = f"({self._scope}) AND id in ({', '.join(chunk)})"
+            position: Position | None = None
+            while True:
+                page = self._search(jql, ["id"], len(chunk), position)
+                absent -= {str(i["id"]) for i in page.issues}
+                if page.next is None:
+                    break
+                position = page.next
+        return absent
+
+    def lookup_issue_keys(self, keys: Sequence[str]) -> dict[str, str | None]:
+        """Issue id for each key (an old key of a moved issue answers with the issue), or None
+        when Jira has no such issue or the API user cannot see it. A key Jira did not answer
+        for (429, 5xx, a dropped connection) is left out, to be asked again."""
+        found: dict[str, str | None] = {}
+        for key in keys:
+            what = f"GET issue {key}"
+            try:
+                response = self.api().send(
+                    "GET", f"issue/{key}", what=what, params={"fields": "key"}
+                )
+            except RetriableError:
+                continue  # asked again next time
+            if response.status_code in RETRIABLE_STATUS:
+                continue
+            if response.status_code in (400, 404):
+                found[key] = None
+                continue
+            if response.status_code != 200:
+                raise response_error(response, connector=self.name, what=what)
+            body = response.json()
+            found[key] = str(body["id"]) if isinstance(body, dict) and "id" in body else None
+        return found
+
+    def read_fields(
+        self, object_name: str, key: str, fields: Sequence[str]
+    ) -> dict[str, Any] | None:
+        """The issue's current values of `fields` (ids); None when it no longer exists."""
+        if object_name not in ("issue", "issues"):
+            return None
+        what = f"GET issue {key}"
+        response = self.api().send(
+            "GET", f"issue/{key}", what=what, params={"fields": ",".join(fields)}
+        )
+        if response.status_code == 404:
+            return None
+        if response.status_code != 200:
+            raise response_error(response, connector=self.name, what=what)
+        body = response.json()
+        values = body.get("fields") if isinstance(body, dict) else None
+        return dict(values) if isinstance(values, dict) else None
+
+    def get_issue_property(self, issue: str, key: str) -> Any:
+        """The issue property's current value (None when it has none)."""
+        return self.writer.get_property(issue, key)
+
     def write(self, writes: Sequence[FieldWrite]) -> list[WriteOutcome]:
         """PUT each issue's fields (notifyUsers=false); a bad field fails only its record."""
         return [self.writer.write_fields(w) for w in writes]
@@ -310,11 +429,15 @@ class JiraConnector(Connector):
     ) -> SearchPage:
         page = cloud_page if self.is_cloud else datacenter_page
         try:
-            return page(self.client(), jql, fields, size, at)
+            return page(self._fetch, jql, fields, size, at)
         except UnexpectedAnswer as exc:
             raise FatalError(f"search: {exc}", connector=self.name) from None
-        except (JIRAError, ValueError, OSError) as exc:
-            raise map_exception(exc, connector=self.name, what="search issues") from None
+
+    def _fetch(self, path: str, params: dict[str, Any], post: bool) -> Any:
+        what = "search issues"
+        if post:
+            return self.api().json("POST", path, what=what, body=params)
+        return self.api().json("GET", path, what=what, params=params)
 
     def _read_issues(self, cursor: IssueCursor, names: frozenset[str]) -> Iterator[Page]:
         ids, aliases = self._plan(names)
@@ -372,7 +495,6 @@ class JiraConnector(Connector):
     def _census(self) -> Iterator[SweepPage]:
         """Every issue id in scope, id-only pages: what is missing was deleted or hidden."""
         jql = f"{self._scope} {CENSUS_ORDER}"
-        self.catalog()  # the library would otherwise GET /field itself on its first search
         position: Position | None = None
         while True:
             page = self._search(jql, ["id"], self.settings.census_page_size, position)

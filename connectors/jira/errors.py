@@ -57,13 +57,62 @@ def rate_limit_reset_seconds(
 
 def map_jira_error(exc: JIRAError, *, connector: str, what: str) -> ConnectorError:
     """A JIRAError as RetriableError / AuthError / FatalError, naming the request."""
-    status = int(exc.status_code or 0)
-    headers = response_headers(exc)
+    return status_error(
+        int(exc.status_code or 0),
+        response_headers(exc),
+        jira_messages(exc),
+        connector=connector,
+        what=what,
+    )
+
+
+def response_messages(response: requests.Response) -> str:
+    """Jira's error text of an answer (errorMessages and per-field errors), at most 300 chars."""
+    try:
+        body: Any = response.json()
+    except ValueError:
+        text = (response.text or "").strip()
+        return "" if text.startswith("<") else text[:300]
+    if not isinstance(body, dict):
+        return ""
+    parts = [str(m) for m in body.get("errorMessages") or [] if m]
+    errors = body.get("errors")
+    if isinstance(errors, dict):
+        parts += [f"{k}: {v}" for k, v in errors.items()]
+    return "; ".join(parts)[:300]
+
+
+def response_field_errors(response: requests.Response) -> dict[str, str]:
+    """The per-field `errors` object of a 400 answer, if any."""
+    try:
+        body: Any = response.json()
+    except ValueError:
+        return {}
+    errors = body.get("errors") if isinstance(body, dict) else None
+    return {str(k): str(v) for k, v in errors.items()} if isinstance(errors, dict) else {}
+
+
+def response_error(response: requests.Response, *, connector: str, what: str) -> ConnectorError:
+    """A non-2xx answer to a request sent on pmsync's session, mapped like a JIRAError."""
+    return status_error(
+        response.status_code,
+        response.headers,
+        response_messages(response),
+        connector=connector,
+        what=what,
+    )
+
+
+def status_error(
+    status: int, headers: Mapping[str, str], messages: str, *, connector: str, what: str
+) -> ConnectorError:
+    """Jira's answer status as an error of the taxonomy; 429/503 wait for Retry-After or, when
+    Jira sent none, until X-RateLimit-Reset."""
     if status == 0:
         return RetriableError(f"{what}: no answer from Jira", connector=connector)
     if status == 410:
         return FatalError(
-            f"{what} answered 410 Gone: this API was removed from Jira Cloud; {jira_messages(exc)}",
+            f"{what} answered 410 Gone: this API was removed from Jira Cloud; {messages}",
             connector=connector,
         )
     if status == 403 and headers.get("X-Authentication-Denied-Reason"):
@@ -71,7 +120,7 @@ def map_jira_error(exc: JIRAError, *, connector: str, what: str) -> ConnectorErr
         detail = f"login denied ({reason}); log in once in a browser to clear a CAPTCHA"
         return error_for_status(403, connector=connector, what=what, detail=detail)
     error = error_for_status(
-        status, connector=connector, what=what, headers=headers, detail=jira_messages(exc)
+        status, connector=connector, what=what, headers=headers, detail=messages
     )
     if isinstance(error, RetriableError) and error.retry_after is None:
         error.retry_after = rate_limit_reset_seconds(headers)

@@ -21,17 +21,19 @@ skipped (about one page is read twice; the repeats are absorbed downstream).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from jira import JIRA
 from pydantic import BaseModel, ConfigDict, Field
 
 MINUTE_MS = 60_000
 ORDER = "ORDER BY updated ASC, key ASC"  # in JQL, id is an alias of the issue key field
 CENSUS_ORDER = "ORDER BY key ASC"
 POST_ABOVE_FIELDS = 40  # a long field list would overflow the URL of a GET
+
+#: Sends one search: (path under rest/api/N, parameters, as POST with a JSON body?) -> answer.
+Fetch = Callable[[str, dict[str, Any], bool], Any]
 
 
 class IssueCursor(BaseModel):
@@ -123,18 +125,23 @@ class UnexpectedAnswer(ValueError):
 
 
 def cloud_page(
-    client: JIRA, jql: str, fields: Sequence[str], size: int, position: Position | None
+    fetch: Fetch, jql: str, fields: Sequence[str], size: int, position: Position | None
 ) -> SearchPage:
-    """One page of GET search/jql; follows nextPageToken, there is no total."""
+    """One page of search/jql; follows nextPageToken, there is no total.
+
+    Field ids go to Jira as they are: `id` asks for ids only, which Jira serves in pages of up to
+    5,000 (any real field caps a page at 100).
+    """
     token = position.token if position else None
-    body = client.enhanced_search_issues(
-        jql_str=jql,
-        nextPageToken=token,
-        maxResults=size,
-        fields=list(fields),  # the library rewrites this list in place
-        json_result=True,
-        use_post=len(fields) > POST_ABOVE_FIELDS,
-    )
+    post = len(fields) > POST_ABOVE_FIELDS
+    params: dict[str, Any] = {
+        "jql": jql,
+        "maxResults": size,
+        "fields": list(fields) if post else ",".join(fields),
+    }
+    if token:
+        params["nextPageToken"] = token
+    body = fetch("search/jql", params, post)
     issues = _issues(body)
     following = body.get("nextPageToken")
     if body.get("isLast") is True or not following:
@@ -145,19 +152,19 @@ def cloud_page(
 
 
 def datacenter_page(
-    client: JIRA, jql: str, fields: Sequence[str], size: int, position: Position | None
+    fetch: Fetch, jql: str, fields: Sequence[str], size: int, position: Position | None
 ) -> SearchPage:
-    """One page of GET search with startAt/total, guarded against offset shifts."""
+    """One page of search with startAt/total, guarded against offset shifts."""
     start = position.start_at if position else 0
     previous_total = position.total if position else None
-    body = client.search_issues(
-        jql_str=jql,
-        startAt=start,
-        maxResults=size,
-        fields=list(fields),
-        json_result=True,
-        use_post=len(fields) > POST_ABOVE_FIELDS,
-    )
+    post = len(fields) > POST_ABOVE_FIELDS
+    params: dict[str, Any] = {
+        "jql": jql,
+        "startAt": start,
+        "maxResults": size,
+        "fields": list(fields) if post else ",".join(fields),
+    }
+    body = fetch("search", params, post)
     issues = _issues(body)
     total = body.get("total")
     if not isinstance(total, int):

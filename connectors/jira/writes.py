@@ -8,8 +8,10 @@ user's permissions and says once in the log when watchers will be notified anywa
 
 The jira library's `Issue.update` GETs the issue, PUTs, then GETs it again, and `add_remote_link`
 first lists application links (an admin-only call); both would triple the requests of a
-write-back, so these PUT and POST through the library's own session (same auth, same error
-handling: a non-2xx answer raises JIRAError).
+write-back. So every write goes through pmsync's own session (`api.py`): one request each, paced
+and budgeted like the reads, its answer mapped onto the same outcomes: a rejected field fails
+only its record, 404 marks the target gone, 429/5xx and dropped connections are retriable (with
+Retry-After, or X-RateLimit-Reset when Jira sends no Retry-After), 401 stops the write-back.
 """
 
 from __future__ import annotations
@@ -21,17 +23,17 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import requests
 import structlog
-from jira import JIRA
-from jira.exceptions import JIRAError
 from limits import RateLimitItemPerSecond
 from limits.storage import MemoryStorage
 from limits.strategies import MovingWindowRateLimiter
 
 from pmsync.connectors.base import FieldWrite, WriteOutcome
-from pmsync.connectors.jira.errors import field_errors, jira_messages, map_exception
+from pmsync.connectors.jira.api import JiraApi
+from pmsync.connectors.jira.errors import response_error, response_field_errors, response_messages
 from pmsync.connectors.jira.fields import FieldCatalog, FieldNameError
-from pmsync.errors import AuthError, RetriableError
+from pmsync.errors import AuthError, ConnectorError, RetriableError
 
 log = structlog.get_logger("pmsync.connectors.jira")
 
@@ -41,7 +43,12 @@ _NOTIFY_PERMISSIONS = "ADMINISTER_PROJECTS,ADMINISTER"
 
 
 class IssueWritePacer:
-    """Blocks a write until the issue it targets has room under every per-issue limit."""
+    """Blocks a write until the issue it targets has room under every per-issue limit.
+
+    Jira counts a write when it arrives, a little after the pacer counted it, and an earlier
+    write may have taken longer to arrive than the next one will: a wait ends a tenth of the
+    window (at most a second) past the window's end, as the request budget's waits do.
+    """
 
     def __init__(
         self, limits: list[tuple[int, int]], *, sleep: Callable[[float], None] = time.sleep
@@ -59,7 +66,8 @@ class IssueWritePacer:
                     if self._limiter.hit(item, "issue-write", issue):
                         break
                     stats = self._limiter.get_window_stats(item, "issue-write", issue)
-                delay = max(0.01, stats.reset_time - time.time())
+                margin = min(1.0, item.get_expiry() * 0.1)
+                delay = max(0.01, stats.reset_time - time.time() + margin)
                 self.waited_seconds += delay
                 self._sleep(delay)
 
@@ -100,15 +108,13 @@ class IssueWriter:
         self,
         *,
         connector: str,
-        client: Callable[[], JIRA],
+        api: Callable[[], JiraApi],
         catalog: Callable[[bool], FieldCatalog],
-        api_version: str,
         pacer: IssueWritePacer,
     ) -> None:
         self.connector = connector
-        self._client = client
+        self._api = api
         self._catalog = catalog
-        self._api_version = api_version
         self._pacer = pacer
         self._notify_checked: set[str] = set()
         self._notify_flag_refused = False
@@ -129,7 +135,7 @@ class IssueWriter:
         if rejected:
             problems.append(rejected)
         if failure is not None:
-            return _failed(issue, "; ".join([*problems, str(failure.error)]), failure.retriable)
+            return _merge(failure, problems)
         return _failed(issue, "; ".join(problems)) if problems else WriteOutcome(issue, ok=True)
 
     def _resolve(self, fields: Mapping[str, Any]) -> tuple[dict[str, str], list[tuple[str, str]]]:
@@ -152,49 +158,54 @@ class IssueWriter:
 
         When Jira rejects some fields (it then applies none), the others are sent again alone.
         """
-        try:
-            self._put(issue, payload)
-            return None, None
-        except JIRAError as exc:
-            rejected = field_errors(exc) if exc.status_code == 400 else {}
-            if not rejected:
-                return self._failure(issue, exc, "PUT issue"), None
-            named = self._describe_rejections(issue, rejected)
-            remaining = {k: v for k, v in payload.items() if k not in rejected}
-            if not remaining:
-                return None, named
-            try:
-                self._put(issue, remaining)
-            except Exception as again:  # noqa: BLE001 - becomes an outcome
-                return self._failure(issue, again, "PUT issue"), named
-            catalog = self._catalog(False)
-            written = ", ".join(catalog.describe(k) for k in sorted(remaining))
-            return None, f"{named} (the other fields were written: {written})"
-        except Exception as exc:  # noqa: BLE001 - transport failures become outcomes
-            return self._failure(issue, exc, "PUT issue"), None
+        failure, response = self._send_fields(issue, payload)
+        if response is None or response.status_code in (200, 204):
+            return failure, None
+        rejected = response_field_errors(response) if response.status_code == 400 else {}
+        if not rejected:
+            return self._failure(issue, response, f"PUT issue {issue}"), None
+        named = self._describe_rejections(issue, rejected)
+        remaining = {k: v for k, v in payload.items() if k not in rejected}
+        if not remaining:
+            return None, named
+        failure, again = self._send_fields(issue, remaining)
+        if again is None:
+            return failure, named
+        if again.status_code not in (200, 204):
+            return self._failure(issue, again, f"PUT issue {issue}"), named
+        catalog = self._catalog(False)
+        written = ", ".join(catalog.describe(k) for k in sorted(remaining))
+        return None, f"{named} (the other fields were written: {written})"
 
-    def _put(self, issue: str, payload: dict[str, Any]) -> None:
-        self._pacer.acquire(issue)
-        client = self._client()
-        params = {} if self._notify_flag_refused else {"notifyUsers": "false"}
+    def _send_fields(
+        self, issue: str, payload: dict[str, Any]
+    ) -> tuple[WriteOutcome | None, requests.Response | None]:
+        """(a transport failure, None) or (None, Jira's answer)."""
         try:
-            client._session.put(
-                self._url(client, f"issue/{issue}"),
-                params=params,
-                data=json.dumps({"fields": payload}),
+            return None, self._put(issue, payload)
+        except ConnectorError as exc:
+            return self._transport_failure(issue, exc), None
+
+    def _put(self, issue: str, payload: dict[str, Any]) -> requests.Response:
+        self._pacer.acquire(issue)
+        params = {} if self._notify_flag_refused else {"notifyUsers": "false"}
+        response = self._api().send(
+            "PUT",
+            f"issue/{issue}",
+            what=f"PUT issue {issue}",
+            params=params,
+            body={"fields": payload},
+        )
+        if params and _refuses_notify_flag(response):
+            self._notify_flag_refused = True
+            log.warning(
+                "jira_notify_users_refused",
+                connector=self.connector,
+                detail="Jira refused notifyUsers=false for lack of admin permission; "
+                "writes go on and watchers will be notified",
             )
-        except JIRAError as exc:
-            if params and _refuses_notify_flag(exc):
-                self._notify_flag_refused = True
-                log.warning(
-                    "jira_notify_users_refused",
-                    connector=self.connector,
-                    detail="Jira refused notifyUsers=false for lack of admin permission; "
-                    "writes go on and watchers will be notified",
-                )
-                self._put(issue, payload)
-                return
-            raise
+            return self._put(issue, payload)
+        return response
 
     def _describe_rejections(self, issue: str, rejected: Mapping[str, str]) -> str:
         catalog = self._catalog(False)
@@ -210,12 +221,15 @@ class IssueWriter:
             return
         self._notify_checked.add(project)
         try:
-            answer = self._client().my_permissions(
-                projectKey=project, permissions=_NOTIFY_PERMISSIONS
+            answer = self._api().json(
+                "GET",
+                "mypermissions",
+                what="GET mypermissions",
+                params={"projectKey": project, "permissions": _NOTIFY_PERMISSIONS},
             )
-        except Exception:  # noqa: BLE001 - only a log line depends on it
-            return
-        granted = (answer or {}).get("permissions") or {}
+        except ConnectorError:
+            return  # only a log line depends on it
+        granted = (answer or {}).get("permissions") or {} if isinstance(answer, dict) else {}
         if not any(p.get("havePermission") for p in granted.values() if isinstance(p, dict)):
             log.warning(
                 "jira_notify_users_ignored",
@@ -237,52 +251,96 @@ class IssueWriter:
                 f"issue {issue}: property '{key}' must be non-empty JSON of at most "
                 f"{PROPERTY_VALUE_MAX} characters (it has {len(text)})",
             )
+        what = f"PUT property {key} of issue {issue}"
+        self._pacer.acquire(issue)
         try:
-            self._pacer.acquire(issue)
-            self._client().add_issue_property(issue, key, value)
-        except Exception as exc:  # noqa: BLE001 - becomes an outcome
-            return self._failure(issue, exc, f"PUT property {key}")
-        return WriteOutcome(key=issue, ok=True)
+            response = self._api().send(
+                "PUT", f"issue/{issue}/properties/{key}", what=what, body=value
+            )
+        except ConnectorError as exc:
+            return self._transport_failure(issue, exc)
+        if response.status_code in (200, 201, 204):
+            return WriteOutcome(key=issue, ok=True)
+        return self._failure(issue, response, what)
+
+    def get_property(self, issue: str, key: str) -> Any:
+        """The property's value; None when the issue has no such property (or no longer exists)."""
+        what = f"GET property {key} of issue {issue}"
+        response = self._api().send("GET", f"issue/{issue}/properties/{key}", what=what)
+        if response.status_code == 404:
+            return None
+        if response.status_code != 200:
+            raise response_error(response, connector=self.connector, what=what)
+        body = response.json()
+        return body.get("value") if isinstance(body, dict) else None
 
     def upsert_remote_link(self, issue: str, link: RemoteLink) -> WriteOutcome:
+        what = f"POST remotelink of issue {issue}"
+        self._pacer.acquire(issue)
         try:
-            self._pacer.acquire(issue)
-            client = self._client()
-            client._session.post(
-                self._url(client, f"issue/{issue}/remotelink"), data=json.dumps(link.body())
+            response = self._api().send(
+                "POST", f"issue/{issue}/remotelink", what=what, body=link.body()
             )
-        except Exception as exc:  # noqa: BLE001 - becomes an outcome
-            return self._failure(issue, exc, "POST remotelink")
-        return WriteOutcome(key=issue, ok=True)
+        except ConnectorError as exc:
+            return self._transport_failure(issue, exc)
+        if response.status_code in (200, 201):
+            return WriteOutcome(key=issue, ok=True)
+        return self._failure(issue, response, what)
 
     # ---- shared --------------------------------------------------------------------------
 
-    def _url(self, client: JIRA, path: str) -> str:
-        return f"{client.server_url}/rest/api/{self._api_version}/{path}"
-
-    def _failure(self, issue: str, exc: Exception, what: str) -> WriteOutcome:
-        """A failed write as an outcome; a refused credential stops the whole write-back."""
-        error = map_exception(exc, connector=self.connector, what=f"{what} {issue}")
-        status = exc.status_code if isinstance(exc, JIRAError) else None
+    def _failure(self, issue: str, response: requests.Response, what: str) -> WriteOutcome:
+        """A refused write as an outcome; a refused credential stops the whole write-back."""
+        status = response.status_code
+        error = response_error(response, connector=self.connector, what=what)
         if status == 401:
             raise error
         if status == 403:
-            detail = jira_messages(exc) if isinstance(exc, JIRAError) else ""
+            detail = response_messages(response)
             return _failed(issue, f"issue {issue}: the API user may not edit it: {detail}")
         if status == 404:
-            return _failed(issue, f"issue {issue} does not exist or the API user cannot see it")
+            return WriteOutcome(
+                key=issue,
+                ok=False,
+                error=f"issue {issue} does not exist or the API user cannot see it",
+                gone=True,
+            )
         if isinstance(error, RetriableError):
-            wait = f" (retry after {error.retry_after:.0f} s)" if error.retry_after else ""
-            return WriteOutcome(key=issue, ok=False, error=f"{error}{wait}", retriable=True)
+            return _retriable(issue, error)
         if isinstance(error, AuthError):
             raise error
         return _failed(issue, str(error))
+
+    def _transport_failure(self, issue: str, exc: ConnectorError) -> WriteOutcome:
+        if isinstance(exc, RetriableError):
+            return _retriable(issue, exc)
+        return _failed(issue, str(exc))
+
+
+def _retriable(issue: str, error: RetriableError) -> WriteOutcome:
+    wait = f" (retry after {error.retry_after:.0f} s)" if error.retry_after else ""
+    return WriteOutcome(
+        key=issue, ok=False, error=f"{error}{wait}", retriable=True, retry_after=error.retry_after
+    )
+
+
+def _merge(failure: WriteOutcome, problems: list[str]) -> WriteOutcome:
+    if not problems:
+        return failure
+    return WriteOutcome(
+        key=failure.key,
+        ok=False,
+        error="; ".join([*problems, str(failure.error)]),
+        retriable=failure.retriable,
+        retry_after=failure.retry_after,
+        gone=failure.gone,
+    )
 
 
 def _failed(issue: str, message: str, retriable: bool = False) -> WriteOutcome:
     return WriteOutcome(key=issue, ok=False, error=message, retriable=retriable)
 
 
-def _refuses_notify_flag(exc: JIRAError) -> bool:
-    text = jira_messages(exc).lower()
-    return exc.status_code in (400, 403) and "notification" in text
+def _refuses_notify_flag(response: requests.Response) -> bool:
+    text = response_messages(response).lower()
+    return response.status_code in (400, 403) and "notification" in text

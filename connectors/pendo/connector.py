@@ -8,10 +8,12 @@ Pendo's aggregation endpoint has no pagination and is not meant for bulk export,
     also re-reads the last `reread_days` finished days, because Pendo processes events late;
     a usage record is keyed by account and day, so a re-read replaces a day, never adds to it.
 Feature usage is read for the features the mapping names as source fields `feature:<name>`
-(a feature name from the catalog, or a feature id), one featureEvents request per feature.
+(a feature name from the catalog, or a feature id): one featureEvents request per slice covers
+every named feature, and the catalog is kept in the discovery cache, so a caught-up cycle costs
+one request per stream.
 NPS answers (`nps_responses`) are read from `pollEvents` in the same day slices as usage (with
-the same re-read window); the guide catalog, which says which poll is an NPS rating, is read
-when an answer names a poll this process has not seen (see polls.py).
+the same re-read window); the guide catalog, which says which poll is an NPS rating, is kept in
+the discovery cache and read again when an answer names a poll it lacks (see polls.py).
 """
 
 from __future__ import annotations
@@ -185,7 +187,7 @@ class PendoConnector(Connector):
                 custom=True,
                 extra={"featureId": f["id"], "path": f'"{FEATURE_PREFIX}{f["name"]}".numEvents'},
             )
-            for f in self._feature_catalog()
+            for f in self._feature_catalog(fresh=True)
         ]
         return standard + features
 
@@ -261,7 +263,7 @@ class PendoConnector(Connector):
         features = self._wanted_features(fields) if self.usage_range(last_day) else {}
 
         def read_slice(first: date, last: date) -> tuple[list[Record], int]:
-            return self._usage_slice(first, last, features), 1 + len(features)
+            return self._usage_slice(first, last, features), 1 + bool(features)
 
         yield from self._read_days(last_day, read_slice)
 
@@ -306,23 +308,24 @@ class PendoConnector(Connector):
                 continue  # outside the slice: Pendo rounds ranges to whole days
             records[key] = _usage_record(key, account, day, self.days.start_ms(day), row)
             _add_feature_slots(records[key], features)
-        for label, feature_id in features.items():
+        if features:
+            labels = {feature_id: label for label, feature_id in features.items()}
             feature_rows = self._aggregate(
-                f"pmsync-feature-{first.isoformat()}",
-                agg.feature_pipeline(feature_id, first_ms, count),
+                f"pmsync-features-{first.isoformat()}",
+                agg.feature_pipeline(list(labels), first_ms, count),
             )
             for row in feature_rows:
+                label = labels.get(str(row.get("featureId"))) if isinstance(row, dict) else None
                 placed = self._place(row, first, last)
-                if placed is None:
+                if label is None or placed is None or placed[0] is None:
                     continue
                 key, day, account = placed
-                if key is None:
-                    continue
+                assert key is not None
                 if key not in records:
                     records[key] = _usage_record(key, account, day, self.days.start_ms(day), {})
                     _add_feature_slots(records[key], features)
                 usage = {
-                    "featureId": feature_id,
+                    "featureId": features[label],
                     "numEvents": row.get("numEvents") or 0,
                     "numMinutes": row.get("numMinutes") or 0,
                     "visitors": row.get("visitors") or 0,
@@ -361,11 +364,25 @@ class PendoConnector(Connector):
             stamp = row.get("day")
             if isinstance(stamp, int) and first <= self.days.of(stamp) <= last:
                 inside.append(row)
-        if any(str(r["pollId"]) not in self._polls for r in inside):
-            guides = self._aggregate("pmsync-guides", agg.guides_pipeline())
-            self._polls = polls.catalog(guides)
-            requests_made += 1
+        answered = {str(r["pollId"]) for r in inside}
+        if not answered <= set(self._polls):
+            requests_made += self._load_polls(answered)
         return [*polls.nps_records(inside, self._polls), *malformed], requests_made
+
+    def _load_polls(self, answered: set[str]) -> int:
+        """The guide catalog (which poll is an NPS rating), from the discovery cache unless it
+        lacks a poll answered since; returns the requests it made."""
+        fetched = 0
+
+        def fetch() -> list[Any]:
+            nonlocal fetched
+            fetched += 1
+            return list(self._aggregate("pmsync-guides", agg.guides_pipeline()))
+
+        self._polls = polls.catalog(self.cached("guides", fetch))
+        if not fetched and not answered <= set(self._polls):
+            self._polls = polls.catalog(self.cached("guides", fetch, fresh=True))
+        return fetched
 
     def _usage_census(self, floor: date) -> Iterator[SweepPage]:
         last = self._yesterday()
@@ -389,11 +406,20 @@ class PendoConnector(Connector):
 
     # ---- features -----------------------------------------------------------------------
 
-    def _feature_catalog(self) -> list[dict[str, Any]]:
-        catalog = self._call("GET", "/api/v1/feature")
-        if not isinstance(catalog, list):
-            raise FatalError("GET /api/v1/feature: expected a list", connector=self.name)
-        return [f for f in catalog if isinstance(f, dict) and "id" in f and "name" in f]
+    def _feature_catalog(self, *, fresh: bool = False) -> list[dict[str, Any]]:
+        """GET /api/v1/feature (id and name of each), kept in the discovery cache."""
+
+        def fetch() -> list[dict[str, Any]]:
+            catalog = self._call("GET", "/api/v1/feature")
+            if not isinstance(catalog, list):
+                raise FatalError("GET /api/v1/feature: expected a list", connector=self.name)
+            return [
+                {"id": f["id"], "name": f["name"]}
+                for f in catalog
+                if isinstance(f, dict) and "id" in f and "name" in f
+            ]
+
+        return self.cached("feature", fetch, fresh=fresh)
 
     def _wanted_features(self, fields: frozenset[str]) -> dict[str, str]:
         """Feature label (as the mapping writes it) -> feature id, for `feature:<label>` fields."""
@@ -403,6 +429,10 @@ class PendoConnector(Connector):
         catalog = self._feature_catalog()
         by_name = {str(f["name"]): str(f["id"]) for f in catalog}
         ids = {str(f["id"]) for f in catalog}
+        if any(label not in ids and label not in by_name for label in labels):
+            catalog = self._feature_catalog(fresh=True)  # a feature created since
+            by_name = {str(f["name"]): str(f["id"]) for f in catalog}
+            ids = {str(f["id"]) for f in catalog}
         wanted: dict[str, str] = {}
         for label in labels:
             if label in ids:

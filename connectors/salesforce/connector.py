@@ -47,6 +47,10 @@ SOBJECT_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,79}$")
 DEFAULT_STREAMS = ("Account", "Contact")
 ENTITY_HINTS = {"Account": "account", "Contact": "person", "Lead": "person"}
 COLLECTION_LIMIT = 200
+MISSING_OBJECT = "pmsync_missing"  # a describe answered NOT_FOUND, kept like any other answer
+# Objects only some orgs have: CurrencyType exists in multi-currency orgs only. A mapping of
+# one reads nothing (and says so once) in an org without it, instead of failing every cycle.
+OPTIONAL_OBJECTS = frozenset({"CurrencyType", "DatedConversionRate"})
 RETRIABLE_RECORD_ERRORS = frozenset({"UNABLE_TO_LOCK_ROW", "REQUEST_RUNNING_TOO_LONG"})
 ORDER = "SystemModstamp, Id"
 Pages = Generator[Page, None, SObjectCursor]
@@ -83,8 +87,8 @@ class SalesforceConnector(Connector):
             recheck_seconds=settings.quota_recheck_interval.total_seconds(),
         )
         self._client: SalesforceClient | None = None
-        self._describes: dict[str, tuple[float, dict[str, Any]]] = {}
         self._warned: set[tuple[str, frozenset[str]]] = set()
+        self._absent_logged: set[str] = set()
         for secret in _secrets(settings):
             register_secret(secret)
 
@@ -165,25 +169,34 @@ class SalesforceConnector(Connector):
         return found
 
     def _describe(self, object_name: str, *, fresh: bool = False) -> dict[str, Any]:
-        cached = self._describes.get(object_name)
-        ttl = self.settings.describe_cache.total_seconds()
-        if cached is not None and not fresh and time.monotonic() - cached[0] < ttl:
-            return cached[1]
+        """The object's describe, shared with other processes through the discovery cache."""
         path = f"sobjects/{object_name}/describe"
-        try:
-            body = self.client.call(f"describe {object_name}", lambda sf: sf.restful(path))
-        except FatalError as exc:
-            if "NOT_FOUND" in str(exc):
-                raise FatalError(
-                    f"no sObject '{object_name}' in this org (`pmsync discover {self.name}` "
-                    "lists the objects)",
-                    connector=self.name,
-                ) from None
-            raise
-        if not isinstance(body, dict) or not isinstance(body.get("fields"), list):
-            raise FatalError(f"describe {object_name}: unexpected answer", connector=self.name)
-        self._describes[object_name] = (time.monotonic(), body)
+
+        def fetch() -> dict[str, Any]:
+            try:
+                body = self.client.call(f"describe {object_name}", lambda sf: sf.restful(path))
+            except FatalError as exc:
+                if "NOT_FOUND" in str(exc):
+                    return {MISSING_OBJECT: True}
+                raise
+            if not isinstance(body, dict) or not isinstance(body.get("fields"), list):
+                raise FatalError(f"describe {object_name}: unexpected answer", connector=self.name)
+            return body
+
+        body = self.cached(f"describe/{object_name}", fetch, fresh=fresh)
+        if body.get(MISSING_OBJECT):
+            raise FatalError(
+                f"no sObject '{object_name}' in this org (`pmsync discover {self.name}` "
+                "lists the objects)",
+                connector=self.name,
+            )
         return body
+
+    def _missing(self, object_name: str) -> bool:
+        found = self.discovery.get(
+            self.name, f"describe/{object_name}", self.settings.discovery_cache
+        )
+        return bool(found and found.get(MISSING_OBJECT))
 
     def plan(self, object_name: str, wanted: frozenset[str]) -> ReadPlan:
         """The select list: the mapping's fields the object has, plus Id and the cursor fields.
@@ -241,7 +254,15 @@ class SalesforceConnector(Connector):
         self, object_name: str, state: SObjectCursor | None, fields: frozenset[str]
     ) -> Iterator[Page]:
         self.guard.begin()
-        plan = self.plan(object_name, fields)
+        try:
+            plan = self.plan(object_name, fields)
+        except FatalError:
+            if object_name in OPTIONAL_OBJECTS and self._missing(object_name):
+                if object_name not in self._absent_logged:
+                    self._absent_logged.add(object_name)
+                    log.info("salesforce_object_absent", object=object_name, reads="nothing")
+                return
+            raise
         try:
             if state is None or state == SObjectCursor():  # empty: start over
                 final = yield from self._first_read(plan)
@@ -252,7 +273,7 @@ class SalesforceConnector(Connector):
             if plan.formula_fields and self._refresh_due(final):
                 yield from self._refresh(plan, final)
         except SchemaChanged:
-            self._describes.pop(object_name, None)  # the retry describes again
+            self.discovery.forget(self.name, f"describe/{object_name}")  # the retry describes
             raise
 
     def _first_read(self, plan: ReadPlan) -> Pages:
@@ -439,6 +460,13 @@ class SalesforceConnector(Connector):
         """Every live Id of the object (query leaves the Recycle Bin out)."""
         object_name = stream.object_name or stream.name
         self.guard.begin()
+        if object_name in OPTIONAL_OBJECTS:
+            try:
+                self._describe(object_name)
+            except FatalError:
+                if self._missing(object_name):
+                    return  # the org has no such object: nothing to reconcile
+                raise
         statement = soql.select(["Id"], object_name)
         body: dict[str, Any] = self.client.call(
             f"query {object_name} ids",
@@ -471,6 +499,25 @@ class SalesforceConnector(Connector):
             ):
                 outcomes[index] = outcome
         return [o for o in outcomes if o is not None]
+
+    def read_fields(
+        self, object_name: str, key: str, fields: Sequence[str]
+    ) -> dict[str, Any] | None:
+        """The record's current values of `fields`; None when it does not exist any more."""
+        if not SOBJECT_NAME.match(object_name):
+            return None
+        self.guard.begin()
+        path = f"sobjects/{object_name}/{key}"
+        try:
+            body = self.client.call(
+                f"GET {object_name} {key}",
+                lambda sf: sf.restful(path, params={"fields": ",".join(fields)}),
+            )
+        except FatalError as exc:
+            if "NOT_FOUND" in str(exc) or "ENTITY_IS_DELETED" in str(exc):
+                return None
+            raise
+        return {name: body.get(name) for name in fields} if isinstance(body, dict) else None
 
     def _write_chunk(self, chunk: Sequence[FieldWrite]) -> list[WriteOutcome]:
         payload = {
@@ -537,6 +584,7 @@ def _outcome(write: FieldWrite, result: Any) -> WriteOutcome:
         False,
         f"{write.object_name} {write.key}: {message}",
         retriable=bool(codes & RETRIABLE_RECORD_ERRORS),
+        gone="ENTITY_IS_DELETED" in codes,
     )
 
 

@@ -6,14 +6,26 @@ import re
 from datetime import datetime, timedelta
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
 
 from pmsync.connectors.base import ConnectorSettings
 from pmsync.durations import Duration
 
 AuthMethod = Literal["client_credentials", "jwt", "password"]
 _HOST = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$")
+_PORT = re.compile(r":\d{1,5}$")
 _SUFFIX = ".salesforce.com"
+# Behind base_url every login goes to that URL whatever host simple-salesforce names; the
+# client-credentials flow still wants a My Domain there (it refuses login and test).
+_PROXY_LOGIN = "pmsync-proxy.my"
 
 
 class SalesforceCredentials(BaseModel):
@@ -63,7 +75,8 @@ class SalesforceSettings(ConnectorSettings):
     my_domain: str | None = Field(
         default=None,
         description="The org's My Domain host, e.g. acme.my.salesforce.com or "
-        "acme--uat.sandbox.my.salesforce.com; required for client_credentials.",
+        "acme--uat.sandbox.my.salesforce.com; required for client_credentials unless base_url "
+        "sends every request (logins included) through a proxy, where a host[:port] is fine.",
     )
     sandbox: bool = Field(
         default=False, description="Log in through test.salesforce.com (no My Domain)."
@@ -108,8 +121,11 @@ class SalesforceSettings(ConnectorSettings):
         description="Formula fields never move SystemModstamp; when a mapping reads one, the "
         "whole object is re-read this often.",
     )
-    describe_cache: Duration = Field(
-        default=timedelta(hours=24), description="How long an object's describe is reused."
+    discovery_cache: Duration = Field(
+        default=timedelta(hours=24),
+        validation_alias=AliasChoices("discovery_cache", "describe_cache"),
+        description="How long an object's describe is reused from the store before it is "
+        "asked again (`describe_cache` is the older name).",
     )
 
     @field_validator("my_domain")
@@ -118,13 +134,24 @@ class SalesforceSettings(ConnectorSettings):
         if value is None:
             return None
         host = re.sub(r"^https?://", "", value.strip().lower()).rstrip("/")
-        if not host.endswith(_SUFFIX) or not _HOST.match(host):
+        bare = _PORT.sub("", host)
+        if not _HOST.match(bare):
             raise ValueError("must be a host like acme.my.salesforce.com")
         return host
 
     @model_validator(mode="after")
     def _client_credentials_need_my_domain(self) -> SalesforceSettings:
-        if self.credentials.method == "client_credentials" and self.my_domain is None:
+        proxied = self.base_url is not None
+        if self.my_domain is not None and not proxied and not self.my_domain.endswith(_SUFFIX):
+            raise ValueError(
+                "my_domain must be a host like acme.my.salesforce.com (a proxy's host:port "
+                "goes into base_url)"
+            )
+        if (
+            self.credentials.method == "client_credentials"
+            and self.my_domain is None
+            and not proxied
+        ):
             raise ValueError(
                 "credentials.method 'client_credentials' needs my_domain "
                 "(Salesforce refuses that flow on login.salesforce.com)"
@@ -133,9 +160,16 @@ class SalesforceSettings(ConnectorSettings):
 
     @property
     def login_domain(self) -> str:
-        """simple-salesforce's `domain`: the login host without .salesforce.com."""
-        if self.my_domain is not None:
+        """simple-salesforce's `domain`: the login host without .salesforce.com.
+
+        Behind base_url the host only has to be one the session rewrites to base_url.
+        """
+        if self.my_domain is not None and self.my_domain.endswith(_SUFFIX):
             return self.my_domain[: -len(_SUFFIX)]
+        if self.base_url is not None and (
+            self.my_domain is not None or self.credentials.method == "client_credentials"
+        ):
+            return _PROXY_LOGIN  # any name will do: the session sends it to base_url
         return "test" if self.sandbox else "login"
 
     @property

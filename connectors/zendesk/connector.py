@@ -4,7 +4,9 @@ zenpy handles the account-level calls (credentials check, field definitions) on 
 own; the incremental exports are read page by page on that same session, because each page's
 cursor must be committed with the page, and zenpy's generators hide page boundaries.
 Cursor rules: follow `after_cursor` and never restart from "now"; the time-based organization
-export repeats its boundary items, which the engine absorbs by content hash.
+export repeats its boundary items, which the engine absorbs by content hash. The Jira links of
+the Jira integration are listed in full every cycle (`reads_in_full`): the API has neither a
+"changed since" nor a deletion feed for them, and a deleted link must stop counting at once.
 """
 
 from __future__ import annotations
@@ -185,15 +187,19 @@ STREAMS = (
         sweep="census",
         entity_hint="organization",
     ),
+    # Links have no "changed since" and no deletion feed, and a deleted link must stop
+    # counting within one poll interval: every read lists them all (pages of 1,000 links, plus
+    # the empty page that ends the listing), which is also their census.
     StreamSpec(
         "jira_links",
         "id",
         SinceIdCursor,
-        "Ticket <-> Jira issue links of the Jira integration",
+        "Ticket <-> Jira issue links of the Jira integration (listed in full each cycle)",
         object_name="jira_links",
         known_fields=LINK_FIELDS,
         sweep="census",
         entity_hint="issue_link",
+        reads_in_full=True,
     ),
 )
 
@@ -428,6 +434,27 @@ class ZendeskConnector(Connector):
             url = body.get("next_page")
         return False
 
+    def read_fields(
+        self, object_name: str, key: str, fields: Sequence[str]
+    ) -> dict[str, Any] | None:
+        """The ticket's current values of `fields` (custom fields by id); None when it is gone."""
+        if object_name != "tickets":
+            return None
+        url = f"{self.api_root}/tickets/{key}.json"
+        what = f"GET tickets/{key}"
+        try:
+            response = self.session().get(url)
+        except requests.RequestException as exc:
+            raise error_for_exception(exc, connector=self.name, what=what) from None
+        if response.status_code == 404:
+            return None
+        if response.status_code != 200:
+            raise error_for_status(
+                response.status_code, connector=self.name, what=what, headers=response.headers
+            )
+        ticket = response.json().get("ticket") or {}
+        return {name: self.field_value(ticket, name) for name in fields}
+
     def field_value(self, raw: Mapping[str, Any], field: str) -> Any:
         """A field's current value in a stored ticket (custom fields by id)."""
         if str(field).isdigit():
@@ -448,7 +475,12 @@ class ZendeskConnector(Connector):
             return WriteOutcome(ticket, True)
         if response.status_code in (404, 422):
             detail = error_detail(response) or str(response.status_code)
-            return WriteOutcome(ticket, False, f"ticket {ticket}, field(s) {fields}: {detail}")
+            return WriteOutcome(
+                ticket,
+                False,
+                f"ticket {ticket}, field(s) {fields}: {detail}",
+                gone=response.status_code == 404,
+            )
         raise error_for_status(
             response.status_code,
             connector=self.name,

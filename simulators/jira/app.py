@@ -33,6 +33,9 @@ Implemented, after Atlassian's public REST reference (v2 and v3 paths, `/rest/ap
     or, with `refuse_notify_flag`, refused with 400 and Jira's "To discard the user
     notification..." message (an answer reported by integrators; both are handled).
     A project in `edit_denied_projects` answers 403.
+  * Moving an issue to another project (`move_issue`) gives it the next key of that project and
+    moves `updated`; its id stays, and GET issue/{old key} keeps answering with the moved issue
+    (its current key in the answer), as Jira keeps old keys working after a move.
   * Issue properties: GET issue/{k}/properties, GET/PUT/DELETE issue/{k}/properties/{key}; key at
     most 255 characters, value non-empty JSON of at most 32,768 characters; 201 when created,
     200 when replaced. Properties do not move `updated`.
@@ -284,6 +287,25 @@ class JiraSimulator(Simulator):
             self._apply(stored, changes, at=at)
             return stored.current
 
+    def move_issue(self, id_or_key: str | int, project_key: str, *, at: float | None = None) -> str:
+        """Move an issue to another project; returns its new key (the old one still finds it)."""
+        with self.lock:
+            stored = self._stored(id_or_key)
+            if stored is None:
+                raise KeyError(id_or_key)
+            project = self.projects[project_key]
+            self._project_counters[project_key] += 1
+            key = f"{project_key}-{self._project_counters[project_key]}"
+            if self.index_lag:
+                stored.previous = copy.deepcopy(stored.current)
+                stored.visible_from = self._visible_from()
+            stored.current["key"] = key
+            stored.current["fields"]["project"] = _project_ref(project)
+            stored.current["_updated_ms"] = self._stamp(at)
+            self.by_key[key] = int(stored.current["id"])  # old keys keep pointing here
+            self._version += 1
+            return key
+
     def delete_issue(self, id_or_key: str | int) -> None:
         with self.lock:
             stored = self._stored(id_or_key)
@@ -291,7 +313,8 @@ class JiraSimulator(Simulator):
                 raise KeyError(id_or_key)
             issue_id = int(stored.current["id"])
             del self.issues[issue_id]
-            self.by_key.pop(stored.current["key"], None)
+            for key in [k for k, v in self.by_key.items() if v == issue_id]:
+                del self.by_key[key]
             self._version += 1
 
     def hide_issue(self, id_or_key: str | int) -> None:

@@ -174,6 +174,25 @@ def opportunity_table() -> SObjectTable:
     )
 
 
+def currency_type_table() -> SObjectTable:
+    """CurrencyType: the currencies of a multi-currency org (single-currency orgs lack it).
+
+    ConversionRate is the number of units of IsoCode worth one unit of the corporate currency
+    (the corporate currency's own rate is 1).
+    """
+    return SObjectTable.create(
+        "CurrencyType",
+        "01L",
+        [
+            FieldDef("IsoCode", "picklist", "Currency ISO Code", nillable=False, length=3),
+            FieldDef("ConversionRate", "double", "Conversion Rate", nillable=False),
+            FieldDef("DecimalPlaces", "int", "Decimal Places"),
+            FieldDef("IsActive", "boolean", "Active"),
+            FieldDef("IsCorporate", "boolean", "Corporate Currency", updateable=False),
+        ],
+    )
+
+
 def opportunity_issue_table() -> SObjectTable:
     """A junction object some orgs keep instead of (or beside) a text field: one record per
     opportunity and Jira issue."""
@@ -215,6 +234,25 @@ def install_schema(sim: SalesforceSimulator) -> None:
         table = make()
         if table.name not in sim.tables:
             sim.add_object(table)
+
+
+def install_currencies(
+    sim: SalesforceSimulator, corporate: str, rates: dict[str, float], *, at: int | None = None
+) -> dict[str, str]:
+    """Make the org multi-currency: CurrencyType rows (units per corporate unit). Ids by code."""
+    if "CurrencyType" not in sim.tables:
+        sim.add_object(currency_type_table())
+    created = {}
+    for code, rate in {corporate: 1.0, **rates}.items():
+        values = {
+            "IsoCode": code,
+            "ConversionRate": 1.0 if code == corporate else rate,
+            "DecimalPlaces": 2,
+            "IsActive": True,
+            "IsCorporate": code == corporate,
+        }
+        created[code] = sim.insert("CurrencyType", values, at=at)
+    return created
 
 
 def _company(rng: random.Random) -> str:

@@ -7,13 +7,14 @@ and the rollups of the issues it affects, and only those reach the store and wri
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import sqlalchemy as sa
 import structlog
 
 from pmsync.errors import Problem
+from pmsync.sync.links.aliases import KeyLookup, add_aliases
 from pmsync.sync.links.linker import Link, Linker, LinkResult, Overrides
 from pmsync.sync.links.models import LinkSettings, RollupSpec
 from pmsync.sync.links.rollups import Currencies, Rollup, compute_rollups
@@ -48,13 +49,22 @@ class Derived:
 
 
 def currencies_for(settings: CurrencySettings, world: World) -> Currencies:
-    """Configured rates, completed by CRM rates (CurrencyType) from the store when allowed."""
-    rates: dict[str, float] = {}
+    """Rates into the reporting currency: the CRM's (CurrencyType, synced as currency_rate)
+    when `from_store` allows, and the configured ones for currencies the CRM lacks.
+
+    Directions differ: a configured rate is the value of one unit of a currency in the reporting
+    currency (EUR = 1.08 with USD reporting: 1 EUR is 1.08 USD); a CRM rate is how many units of
+    a currency one unit of the corporate currency is worth (EUR 0.925 with a USD corporate
+    currency). One unit of X is therefore worth rate(reporting) / rate(X) reporting units, which
+    also holds when the reporting currency is not the corporate one.
+    """
+    rates = {code.upper(): value for code, value in settings.rates.items()}
     if settings.from_store and world.rates:
         reporting_rate = world.rates.get(settings.reporting.upper())
         if reporting_rate:
-            rates = {code: reporting_rate / rate for code, rate in world.rates.items() if rate}
-    rates.update({code.upper(): value for code, value in settings.rates.items()})
+            rates.update(
+                {code: reporting_rate / rate for code, rate in world.rates.items() if rate}
+            )
     return Currencies(settings.reporting.upper(), rates)
 
 
@@ -67,32 +77,40 @@ def derive(
     *,
     persist: bool = True,
     scores: Mapping[str, ScoreSpec] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    lookups: Mapping[str, KeyLookup] | None = None,
+    projects: Sequence[str] = (),
 ) -> Derived:
-    """Link, roll up, hear the other voices, score, and (when `persist`) store the changes."""
+    """Link, roll up, hear the other voices, score, and (when `persist`) store the changes.
+
+    `should_stop` cuts a wait for another process's derivation short (Interrupted). `lookups`
+    (by issue connector) resolve issue keys tickets name that are no issue's current key, such
+    as old keys of moved issues; `projects` are the configured issue projects.
+    """
+    linker = Linker(link_settings, overrides, projects=projects)
     declared = dict(scores or {})
     if not persist:
         return _derive(
-            store, link_settings, overrides, rollup_specs, currency, declared, persist=False
+            store, linker, rollup_specs, currency, declared, lookups or {}, persist=False
         )
-    with store_lock(store, "derive"):
-        return _derive(
-            store, link_settings, overrides, rollup_specs, currency, declared, persist=True
-        )
+    with store_lock(store, "derive", should_stop=should_stop):
+        return _derive(store, linker, rollup_specs, currency, declared, lookups or {}, persist=True)
 
 
 def _derive(
     store: Store,
-    link_settings: LinkSettings,
-    overrides: Overrides,
+    linker: Linker,
     rollup_specs: Mapping[str, RollupSpec],
     currency: CurrencySettings,
     scores: Mapping[str, ScoreSpec],
+    lookups: Mapping[str, KeyLookup],
     *,
     persist: bool,
 ) -> Derived:
     world = World.load(store)
     world.rates = _crm_rates(store)
-    result = Linker(link_settings, overrides).link(world)
+    add_aliases(store, world, linker.named_keys(world), lookups)
+    result = linker.link(world)
     currencies = currencies_for(currency, world)
     specs = dict(rollup_specs) or {"customer_demand": RollupSpec()}
     rollups = {

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pmsync.errors import ConfigError, Problem
+from pmsync.sync.links.aliases import known_projects, project_of
 from pmsync.sync.links.models import LinkSettings
 from pmsync.sync.links.world import Entity, World
 from pmsync.tomlfile import read_toml
@@ -41,6 +42,7 @@ class Unresolved:
     reason: Literal["ambiguous", "missing"]
     detail: str
     candidates: tuple[str, ...] = ()
+    rule: str = ""  # for an issue reference: the rule that read it
 
 
 @dataclass
@@ -117,11 +119,44 @@ class LinkResult:
 class Linker:
     """Applies the declared rules to a World."""
 
-    def __init__(self, settings: LinkSettings, overrides: Overrides) -> None:
+    def __init__(
+        self, settings: LinkSettings, overrides: Overrides, *, projects: Sequence[str] = ()
+    ) -> None:
         self.settings = settings
         self.overrides = overrides
+        self.projects = tuple(projects)  # configured issue projects, beside those in the store
         self.free_mail = {d.lower() for d in settings.ticket_account.free_mail_domains}
         self.key_pattern = re.compile(settings.ticket_issue.text_pattern)
+        self._known: set[str] | None = None
+
+    def named_keys(self, world: World) -> set[str]:
+        """Every issue key a key-reading rule finds in some ticket (upper case)."""
+        found: set[str] = set()
+        for ticket in world.tickets.values():
+            for keys in self._keys_by_rule(world, ticket).values():
+                found.update(keys)
+        return found
+
+    def _keys_by_rule(self, world: World, ticket: Entity) -> dict[str, list[str]]:
+        """Issue keys a ticket names, by the enabled rule that reads them.
+
+        The text rule keeps only keys of projects the store knows: ISO-9001, UTF-8 or COVID-19
+        look like keys and are not issues.
+        """
+        rules = self.settings.ticket_issue.rules
+        found: dict[str, list[str]] = {}
+        if "override" in rules:
+            keys = self.overrides.for_ticket(self.overrides.issues, ticket) or []
+            found["override"] = [str(k).lstrip("-").upper() for k in keys]
+        if "ticket_field" in rules:
+            found["ticket_field"] = [str(k).upper() for k in ticket.get("issue_keys", [])]
+        if "text" in rules:
+            if self._known is None:
+                self._known = known_projects(world, self.projects)
+            text = f"{ticket.get('subject', '')}\n{ticket.get('description', '')}"
+            keys = sorted({m.group(0).upper() for m in self.key_pattern.finditer(text)})
+            found["text"] = [k for k in keys if project_of(k) in self._known]
+        return found
 
     def link(self, world: World) -> LinkResult:
         result = LinkResult()
@@ -209,34 +244,41 @@ class Linker:
             found.pop(gone, None)
         if found:
             result.issues_of[ticket.ref] = found
-        dangling = self._dangling_issue_refs(world, ticket, rules)
-        if dangling:
+        for reader, dangling in self._dangling_issue_refs(world, ticket, rules).items():
             result.unresolved.append(
                 Unresolved(
                     ticket.ref,
                     "ticket_issue",
                     "missing",
-                    "refers to issues not in the store: " + ", ".join(dangling),
+                    f"{reader} refers to issues not in the store: " + ", ".join(dangling),
+                    rule=reader,
                 )
             )
 
-    def _dangling_issue_refs(self, world: World, ticket: Entity, rules: Sequence[str]) -> list[str]:
-        """Issue keys or ids a ticket names that match no synced issue."""
-        missing: list[str] = []
-        if "ticket_field" in rules:
-            missing += [
-                str(k)
-                for k in ticket.get("issue_keys", [])
-                if str(k).upper() not in world.by_issue_key
-            ]
+    def _dangling_issue_refs(
+        self, world: World, ticket: Entity, rules: Sequence[str]
+    ) -> dict[str, list[str]]:
+        """By rule: issue keys or ids a ticket names that match no synced issue (old keys of
+        moved issues match their issue)."""
+        missing: dict[str, list[str]] = {}
+        for rule, keys in self._keys_by_rule(world, ticket).items():
+            if rule == "override":
+                continue  # reported as a problem of the overrides file
+            unknown = sorted({k for k in keys if k not in world.by_issue_key})
+            if unknown:
+                missing[rule] = unknown
         if "jira_integration" in rules:
-            for link in world.links_by_ticket.get(ticket.ref, []):
-                if (
-                    str(link.get("issue_id")) not in world.by_issue_id
+            gone = sorted(
+                {
+                    str(link.get("issue_key") or link.get("issue_id"))
+                    for link in world.links_by_ticket.get(ticket.ref, [])
+                    if str(link.get("issue_id")) not in world.by_issue_id
                     and str(link.get("issue_key", "")).upper() not in world.by_issue_key
-                ):
-                    missing.append(str(link.get("issue_key") or link.get("issue_id")))
-        return sorted(set(missing))
+                }
+            )
+            if gone:
+                missing["jira_integration"] = gone
+        return missing
 
     def _issues_by_rule(
         self, world: World, ticket: Entity, rule: str, removed: set[str]
@@ -261,13 +303,9 @@ class Linker:
                 if issue is not None:
                     issues.append(issue)
             return issues
-        if rule == "ticket_field":
-            keys = ticket.get("issue_keys", [])
-            return [i for i in (world.by_issue_key.get(str(k).upper()) for k in keys) if i]
-        if rule == "text":
-            text = f"{ticket.get('subject', '')}\n{ticket.get('description', '')}"
-            keys = {m.group(0).upper() for m in self.key_pattern.finditer(text)}
-            return [world.by_issue_key[k] for k in sorted(keys) if k in world.by_issue_key]
+        if rule in ("ticket_field", "text"):
+            keys = self._keys_by_rule(world, ticket).get(rule, [])
+            return [world.by_issue_key[k] for k in keys if k in world.by_issue_key]
         return []
 
     # ---- overrides ----------------------------------------------------------------------

@@ -199,4 +199,11 @@ class WritebackSpec(BaseModel):
     property: str | None = Field(
         default=None, description="Issue property that receives the rollup's provenance (JSON)."
     )
+    when_no_demand: Literal["clear", "keep"] = Field(
+        default="clear",
+        description="A target nobody asks for (no ticket, no account): clear its declared "
+        "fields, whoever wrote them (a figure from an old tool or an earlier install would "
+        "otherwise stay forever); keep: leave values pmsync never wrote as they are (pmsync's "
+        "own figures are still cleared).",
+    )
     description: str = ""

@@ -185,17 +185,18 @@ def review_queue(derived: Derived) -> Section:
                 item.ticket,
                 ticket.get("subject", "") if ticket else "",
                 item.kind,
+                item.rule,
                 item.reason,
                 item.detail,
                 ", ".join(f"{c.get('name', c.key)} ({c.key})" for c in candidates),
                 round(at_stake, 2),
             )
         )
-    rows.sort(key=lambda r: (-r[6], r[2], natural(r[0])))
+    rows.sort(key=lambda r: (-r[7], r[2], natural(r[0]), r[3]))
     return Section(
         "review",
         "Links to review (resolve them in the overrides file)",
-        ("ticket", "subject", "kind", "reason", "detail", "candidates", "arr_at_stake"),
+        ("ticket", "subject", "kind", "rule", "reason", "detail", "candidates", "arr_at_stake"),
         rows,
         derived.currencies.reporting,
     )

@@ -198,7 +198,14 @@ def _convert(
 
 
 def _ranked(accounts: dict[str, Entity], converted: dict[str, float]) -> list[Entity]:
-    return sorted(accounts.values(), key=lambda a: (-converted.get(a.ref, 0.0), a.ref))
+    """Largest ARR in the reporting currency first; ties (equal or no ARR, or no rate for the
+    currency) by account name, the way a reader scans a list, and by id last."""
+
+    def order(account: Entity) -> tuple[float, str, str, str]:
+        name = str(account.get("name", ""))
+        return (-converted.get(account.ref, 0.0), name.casefold(), name, account.ref)
+
+    return sorted(accounts.values(), key=order)
 
 
 def _active_users(accounts: dict[str, Entity], usage: dict[str, int] | None) -> int | None:

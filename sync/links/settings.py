@@ -17,10 +17,11 @@ class CurrencySettings(BaseModel):
     reporting: str = Field(default="USD", min_length=3, max_length=3)
     rates: dict[str, float] = Field(
         default_factory=dict,
-        description="Value of one unit of each currency in reporting units, e.g. EUR = 1.08.",
+        description="Value of one unit of each currency in reporting units, e.g. EUR = 1.08 "
+        "with USD reporting (1 EUR is worth 1.08 USD); for currencies the CRM has no rate for.",
     )
     from_store: bool = Field(
         default=True,
-        description="Also use currency_rate records synced from the CRM (e.g. Salesforce "
-        "CurrencyType); rates written here win.",
+        description="Use currency_rate records synced from the CRM (Salesforce CurrencyType, "
+        "mapped by the shipped mappings/salesforce.toml); where both have a rate, the CRM's wins.",
     )

@@ -58,6 +58,7 @@ class World:
     by_account_id: dict[str, Entity] = field(default_factory=dict)
     by_issue_id: dict[str, Entity] = field(default_factory=dict)
     by_issue_key: dict[str, Entity] = field(default_factory=dict)
+    aliases: dict[str, str] = field(default_factory=dict)  # old key -> the issue's current key
     accounts_by_domain: dict[str, list[Entity]] = field(default_factory=lambda: defaultdict(list))
     contacts_by_email: dict[str, list[Entity]] = field(default_factory=lambda: defaultdict(list))
     links_by_ticket: dict[str, list[Entity]] = field(default_factory=lambda: defaultdict(list))
@@ -101,6 +102,13 @@ class World:
                 self.by_issue_key[str(issue.get("key")).upper()] = issue
         for link in self.issue_links.values():
             self.links_by_ticket[ref(link.connector, str(link.get("ticket_id")))].append(link)
+
+    def alias(self, old_key: str, issue: Entity) -> None:
+        """Let `old_key` (a key the issue had before it moved) find `issue` too."""
+        key = old_key.upper()
+        if key not in self.by_issue_key:
+            self.by_issue_key[key] = issue
+            self.aliases[key] = str(issue.get("key", issue.key))
 
     def account(self, account_id: Any) -> Entity | None:
         if not account_id:

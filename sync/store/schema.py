@@ -155,3 +155,36 @@ loop_closures = sa.Table(
     sa.Column("created_at", UtcDateTime, nullable=False),
     sa.Column("done_at", UtcDateTime, nullable=True),
 )
+
+# What a connector discovered (a describe, a field catalogue, server info), reused for a while
+# so that each process does not ask again: `connectors.base.DiscoveryCache`, kept in the store.
+discovery_cache = sa.Table(
+    "discovery_cache",
+    metadata,
+    sa.Column("connector", sa.String(100), primary_key=True),
+    sa.Column("name", sa.String(200), primary_key=True),
+    sa.Column("body", sa.Text, nullable=False),
+    sa.Column("fetched_at", UtcDateTime, nullable=False),
+)
+
+# Write-back targets an API answered 404 for: not written again until a read sees them anew.
+writeback_gone = sa.Table(
+    "writeback_gone",
+    metadata,
+    sa.Column("connector", sa.String(100), primary_key=True),
+    sa.Column("object_name", sa.String(100), primary_key=True),
+    sa.Column("target_key", sa.String(255), primary_key=True),
+    sa.Column("error", sa.Text, nullable=False),
+    sa.Column("gone_at", UtcDateTime, nullable=False),
+)
+
+# Issue keys tickets name that are no issue's current key, as the issue tracker resolved them
+# (an old key of a moved issue -> its id; None: no such issue). Looked up once per key.
+issue_key_aliases = sa.Table(
+    "issue_key_aliases",
+    metadata,
+    sa.Column("connector", sa.String(100), primary_key=True),
+    sa.Column("key", sa.String(100), primary_key=True),
+    sa.Column("issue_id", sa.String(100), nullable=True),
+    sa.Column("checked_at", UtcDateTime, nullable=False),
+)

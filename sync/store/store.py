@@ -280,6 +280,20 @@ class Store:
             for connector, stream, key, entity, unified in result:
                 yield connector, stream, key, (entity, orjson.loads(unified))
 
+    def data_version(self) -> tuple[Any, ...]:
+        """Changes when any record is added, changed, revived or tombstoned (a cheap summary,
+        so a derivation from unchanged records can be reused)."""
+        with self.engine.connect() as connection:
+            row = connection.execute(
+                sa.select(
+                    sa.func.count(),
+                    sa.func.max(records.c.last_seen_at),
+                    sa.func.max(records.c.deleted_at),
+                    sa.func.sum(sa.case((records.c.deleted_at.is_(None), 1), else_=0)),
+                )
+            ).one()
+        return tuple(str(value) for value in row)
+
     def dead_letter_rows(self, *, include_resolved: bool = False) -> list[dict[str, Any]]:
         query = sa.select(dead_letters).order_by(dead_letters.c.id)
         if not include_resolved:
@@ -363,8 +377,6 @@ def write_records(
     stream: str,
     rows: Sequence[RecordRow],
     now: datetime,
-    *,
-    touch_unchanged: bool = False,
 ) -> WriteResult:
     """Insert new records, update changed ones (or revive tombstones); skip unchanged ones."""
     latest: dict[str, RecordRow] = {}
@@ -424,17 +436,6 @@ def write_records(
             ),
             updates,
         )
-    if touch_unchanged and unchanged:
-        for chunk in _chunks(unchanged, 900):
-            connection.execute(
-                sa.update(records)
-                .where(
-                    records.c.connector == connector,
-                    records.c.stream == stream,
-                    records.c.key.in_(chunk),
-                )
-                .values(last_seen_at=now)
-            )
     return WriteResult(len(inserts), len(updates), len(unchanged))
 
 
@@ -456,22 +457,6 @@ def tombstone(
         )
         total += result.rowcount or 0
     return total
-
-
-def touch(
-    connection: Connection, connector: str, stream: str, keys: Sequence[str], now: datetime
-) -> None:
-    """Mark stored records as seen now without changing them."""
-    for chunk in _chunks(list(keys), 900):
-        connection.execute(
-            sa.update(records)
-            .where(
-                records.c.connector == connector,
-                records.c.stream == stream,
-                records.c.key.in_(chunk),
-            )
-            .values(last_seen_at=now)
-        )
 
 
 def tombstone_records(
@@ -501,23 +486,6 @@ def tombstone_records(
     if fresh:
         connection.execute(sa.insert(records), fresh)
     return len(fresh) + tombstone(connection, connector, stream, list(existing), now)
-
-
-def tombstone_unseen_since(
-    connection: Connection, connector: str, stream: str, since: datetime, now: datetime
-) -> int:
-    """After a full refresh: tombstone every live record not seen since it started."""
-    result = connection.execute(
-        sa.update(records)
-        .where(
-            records.c.connector == connector,
-            records.c.stream == stream,
-            records.c.deleted_at.is_(None),
-            records.c.last_seen_at < since,
-        )
-        .values(deleted_at=now)
-    )
-    return result.rowcount or 0
 
 
 def add_dead_letter(

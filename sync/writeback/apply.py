@@ -1,13 +1,20 @@
 """Apply a plan: exactly the planned writes, each recorded before and after it is sent.
 
 Field writes are idempotent, so a crash mid-apply loses nothing: the ledger moves only after a
-write succeeded, and the next plan contains whatever did not land. Notes are not idempotent:
-each loop closure is recorded as pending before its note is posted, and a pending closure is
-only posted again after checking the ticket does not already carry its marker.
+write succeeded, and the next plan contains whatever did not land. A write that was sent but
+never recorded (the process died in between) is not sent again when the target already shows
+its value: it is settled as it stands. Notes are not idempotent: each loop closure is recorded
+as pending before its note is posted, and a pending closure (or a retried post) is only posted
+after checking the ticket does not already carry its marker.
+
+A write the API answers with 429, 5xx or a dropped connection is tried again within the apply
+(`retry_attempts`, waiting for Retry-After up to `retry_max_wait`); a 404 marks the target gone,
+and plans leave it out until a read sees it again.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
@@ -17,10 +24,15 @@ import sqlalchemy as sa
 import structlog
 
 from pmsync.connectors.base import MISSING, Connector, FieldWrite, WriteOutcome
-from pmsync.errors import PmsyncError
-from pmsync.sync.store.schema import loop_closures, writeback_intents, writeback_ledger
+from pmsync.errors import AuthError, FatalError, PmsyncError, QuotaExhausted, RetriableError
+from pmsync.sync.store.schema import (
+    loop_closures,
+    writeback_gone,
+    writeback_intents,
+    writeback_ledger,
+)
 from pmsync.sync.store.store import Store, dumps, utcnow
-from pmsync.sync.writeback.plan import GuardTripped, Plan, PlannedWrite
+from pmsync.sync.writeback.plan import GuardTripped, Plan, PlannedWrite, normalize
 
 log = structlog.get_logger("pmsync.writeback")
 
@@ -28,6 +40,24 @@ log = structlog.get_logger("pmsync.writeback")
 @runtime_checkable
 class IssueProperties(Protocol):
     def set_issue_property(self, issue: str, key: str, value: Any) -> WriteOutcome: ...
+
+    def get_issue_property(self, issue: str, key: str) -> Any: ...
+
+
+@runtime_checkable
+class FieldReader(Protocol):
+    def read_fields(
+        self, object_name: str, key: str, fields: Sequence[str]
+    ) -> Mapping[str, Any] | None: ...
+
+
+@dataclass(frozen=True)
+class WriteRetry:
+    """How a write the API answered with a retriable error is tried again within an apply."""
+
+    attempts: int = 4
+    initial_backoff: float = 1.0
+    max_wait: float = 60.0
 
 
 @runtime_checkable
@@ -42,6 +72,22 @@ class ApplyResult:
     applied: list[PlannedWrite] = field(default_factory=list)
     failed: list[tuple[PlannedWrite, str]] = field(default_factory=list)
     notes_found_posted: int = 0
+    retries: int = 0
+    settled_unsent: int = 0  # sent by an apply that died; the target already showed them
+    gone: list[PlannedWrite] = field(default_factory=list)
+
+
+@dataclass
+class _Applying:
+    """What one apply shares: the plan, the store, how to wait, and what earlier applies left."""
+
+    plan: Plan
+    store: Store
+    retry: WriteRetry
+    sleep: Callable[[float], None]
+    stop: Callable[[], bool]
+    result: ApplyResult
+    earlier: dict[tuple[str, str, str, str, str], list[str]]
 
 
 def apply_plan(
@@ -51,16 +97,26 @@ def apply_plan(
     *,
     confirm: bool = False,
     should_stop: Callable[[], bool] | None = None,
+    retry: WriteRetry | None = None,
+    sleep: Callable[[float], None] = time.sleep,
 ) -> ApplyResult:
     """Perform the plan's writes; GuardTripped when it needs confirmation.
 
-    `should_stop` is checked between writes: a stopped apply returns what it did, and the next
-    plan holds the rest.
+    `should_stop` is checked between writes (and before each retry): a stopped apply returns
+    what it did, and the next plan holds the rest. `sleep` waits between attempts (a daemon
+    passes one its shutdown cuts short).
     """
-    stop = should_stop or (lambda: False)
     if plan.blocked(confirm):
         raise GuardTripped(plan.guard)
-    result = ApplyResult()
+    applying = _Applying(
+        plan,
+        store,
+        retry or WriteRetry(),
+        sleep,
+        should_stop or (lambda: False),
+        ApplyResult(),
+        _unrecorded(store),
+    )
     _record_loops(store, plan)
     grouped: dict[tuple[str, str, str], list[PlannedWrite]] = {}
     for write in plan.writes:
@@ -68,39 +124,147 @@ def apply_plan(
             grouped.setdefault((write.connector, write.object_name, write.target_key), []).append(
                 write
             )
-    for (connector_name, object_name, key), writes in grouped.items():
-        if stop():
-            return result
-        connector = connectors[connector_name]
-        ids = _intend(store, plan.plan_id, writes)
-        [outcome] = connector.write(
-            [FieldWrite(object_name, key, {w.field: w.new for w in writes})]
-        )
-        _settle(store, writes, ids, outcome, result)
+    for (connector_name, _object, _key), writes in grouped.items():
+        if applying.stop():
+            return applying.result
+        _apply_fields(applying, connectors[connector_name], writes)
     for write in plan.writes:
-        if stop():
-            return result
+        if applying.stop():
+            return applying.result
         if write.action == "property":
-            connector = connectors[write.connector]
-            if not isinstance(connector, IssueProperties):
-                raise PmsyncError(f"connector '{write.connector}' cannot store issue properties")
-            ids = _intend(store, plan.plan_id, [write])
-            outcome = connector.set_issue_property(write.target_key, write.field, write.new)
-            _settle(
-                store,
-                [write],
-                ids,
-                outcome,
-                result,
-                ledger_field=f"property:{write.field}",
-                ledger_value=dumps(write.new),
-            )
+            _apply_property(applying, connectors[write.connector], write)
         elif write.action == "note":  # a note's field is its loop marker
-            _post_note(store, plan, write, write.field, connectors[write.connector], result)
+            _post_note(applying, write, write.field, connectors[write.connector])
+    result = applying.result
     log.info(
-        "applied", plan_id=plan.plan_id, applied=len(result.applied), failed=len(result.failed)
+        "applied",
+        plan_id=plan.plan_id,
+        applied=len(result.applied),
+        failed=len(result.failed),
+        retries=result.retries,
+        gone=len(result.gone),
+        settled_unsent=result.settled_unsent,
     )
     return result
+
+
+def _apply_fields(applying: _Applying, connector: Connector, writes: list[PlannedWrite]) -> None:
+    """One target's field writes: settled unsent when a crashed apply already wrote them."""
+    first = writes[0]
+    ids = _intend(applying.store, applying.plan.plan_id, writes)
+    if _fields_already_there(applying, connector, writes):
+        outcome = WriteOutcome(first.target_key, True)
+        applying.result.settled_unsent += len(writes)
+    else:
+        change = FieldWrite(first.object_name, first.target_key, {w.field: w.new for w in writes})
+        outcome = _attempt(applying, first.target_key, lambda: connector.write([change])[0])
+    _settle(applying, writes, ids, outcome)
+
+
+def _apply_property(applying: _Applying, connector: Connector, write: PlannedWrite) -> None:
+    if not isinstance(connector, IssueProperties):
+        raise PmsyncError(f"connector '{write.connector}' cannot store issue properties")
+    ids = _intend(applying.store, applying.plan.plan_id, [write])
+    if _property_already_there(applying, connector, write):
+        outcome = WriteOutcome(write.target_key, True)
+        applying.result.settled_unsent += 1
+    else:
+        outcome = _attempt(
+            applying,
+            write.target_key,
+            lambda: connector.set_issue_property(write.target_key, write.field, write.new),
+        )
+    _settle(
+        applying,
+        [write],
+        ids,
+        outcome,
+        ledger_field=f"property:{write.field}",
+        ledger_value=dumps(write.new),
+    )
+
+
+def _attempt(applying: _Applying, key: str, send: Callable[[], WriteOutcome]) -> WriteOutcome:
+    """Send, and send again while the answer is retriable and the bounds allow it."""
+    retry = applying.retry
+    attempt = 1
+    while True:
+        outcome = _send_once(key, send)
+        if outcome.ok or not outcome.retriable or attempt >= retry.attempts:
+            return outcome
+        wait = outcome.retry_after
+        if wait is None:
+            wait = retry.initial_backoff * 2 ** (attempt - 1)
+        if wait > retry.max_wait or applying.stop():
+            return outcome  # the API asks for longer than an apply waits: next cycle
+        applying.result.retries += 1
+        log.info("write_retry", target=key, attempt=attempt, wait=round(wait, 3))
+        applying.sleep(max(0.0, wait))
+        attempt += 1
+
+
+def _send_once(key: str, send: Callable[[], WriteOutcome]) -> WriteOutcome:
+    """One attempt as an outcome: a retriable API error is one, so is a failure of this target;
+    a refused credential or an exhausted quota stops the apply."""
+    try:
+        return send()
+    except (AuthError, QuotaExhausted):
+        raise
+    except RetriableError as exc:
+        return WriteOutcome(key, False, str(exc), retriable=True, retry_after=exc.retry_after)
+    except FatalError as exc:
+        return WriteOutcome(key, False, str(exc))
+
+
+def _unrecorded(store: Store) -> dict[tuple[str, str, str, str, str], list[str]]:
+    """Values of writes earlier applies sent but never recorded, by (connector, object, target,
+    action, field): a crash struck between the API call and the ledger."""
+    found: dict[tuple[str, str, str, str, str], list[str]] = {}
+    with store.engine.connect() as connection:
+        rows = connection.execute(
+            sa.select(writeback_intents).where(writeback_intents.c.state == "pending")
+        )
+        for r in rows:
+            slot = (r.connector, r.object_name, r.target_key, r.action, r.field)
+            found.setdefault(slot, []).append(r.value)
+    return found
+
+
+def _fields_already_there(
+    applying: _Applying, connector: Connector, writes: Sequence[PlannedWrite]
+) -> bool:
+    """Every write was sent before by an apply that died, and the target shows those values."""
+    for write in writes:
+        slot = (write.connector, write.object_name, write.target_key, "field", write.field)
+        sent = [normalize(orjson.loads(v)) for v in applying.earlier.get(slot, [])]
+        if normalize(write.new) not in sent:
+            return False
+    if not isinstance(connector, FieldReader):
+        return False
+    first = writes[0]
+    try:
+        current = connector.read_fields(
+            first.object_name, first.target_key, [w.field for w in writes]
+        )
+    except PmsyncError:
+        return False  # cannot tell: sending again is safe, field writes are idempotent
+    if current is None:
+        return False
+    return all(normalize(current.get(w.field, MISSING)) == normalize(w.new) for w in writes)
+
+
+def _property_already_there(
+    applying: _Applying, connector: IssueProperties, write: PlannedWrite
+) -> bool:
+    slot = (write.connector, write.object_name, write.target_key, "property", write.field)
+    value = dumps(_plain(write.new))
+    if value not in applying.earlier.get(slot, []):
+        return False
+    try:
+        current = connector.get_issue_property(write.target_key, write.field)
+    except PmsyncError:
+        return False
+    return current is not None and dumps(current) == value
 
 
 def _record_loops(store: Store, plan: Plan) -> None:
@@ -131,25 +295,23 @@ def _record_loops(store: Store, plan: Plan) -> None:
             connection.execute(sa.insert(loop_closures), rows)
 
 
-def _post_note(
-    store: Store,
-    plan: Plan,
-    write: PlannedWrite,
-    marker: str,
-    connector: Connector,
-    result: ApplyResult,
-) -> None:
+def _post_note(applying: _Applying, write: PlannedWrite, marker: str, connector: Connector) -> None:
     if not isinstance(connector, TicketNotes):
         raise PmsyncError(f"connector '{write.connector}' cannot post internal notes")
+    plan, store, result = applying.plan, applying.store, applying.result
     issue_ref = next(i for i, t, m in plan.loops if m == marker)
     ticket_ref = f"{write.connector}:{write.target_key}"
     ids = _intend(store, plan.plan_id, [write])
-    if connector.has_note_containing(write.target_key, marker):
-        outcome = WriteOutcome(write.target_key, True)  # posted before a crash: never twice
-        result.notes_found_posted += 1
-    else:
-        outcome = connector.add_internal_note(write.target_key, str(write.new))
-    _settle(store, [write], ids, outcome, result, ledger_field=None)
+
+    def post() -> WriteOutcome:
+        # Checked before every attempt: a post whose answer was lost may have landed.
+        if connector.has_note_containing(write.target_key, marker):
+            result.notes_found_posted += 1
+            return WriteOutcome(write.target_key, True)  # posted before a crash: never twice
+        return connector.add_internal_note(write.target_key, str(write.new))
+
+    outcome = _attempt(applying, write.target_key, post)
+    _settle(applying, [write], ids, outcome, ledger_field=None)
     if outcome.ok:
         with store.transaction() as connection:
             connection.execute(
@@ -187,31 +349,35 @@ def _intend(store: Store, plan_id: str, writes: Sequence[PlannedWrite]) -> list[
 
 
 def _settle(
-    store: Store,
+    applying: _Applying,
     writes: Sequence[PlannedWrite],
     ids: Sequence[int],
     outcome: WriteOutcome,
-    result: ApplyResult,
     *,
     ledger_field: str | None = "",
     ledger_value: str | None = None,
 ) -> None:
     now = utcnow()
-    with store.transaction() as connection:
+    result = applying.result
+    with applying.store.transaction() as connection:
         connection.execute(
             sa.update(writeback_intents)
             .where(writeback_intents.c.id.in_(ids))
             .values(state="done" if outcome.ok else "failed", error=outcome.error, done_at=now)
         )
+        _record_gone(connection, writes[0], outcome, now)
         if not outcome.ok:
             for write in writes:
                 result.failed.append((write, outcome.error or "failed"))
+                if outcome.gone:
+                    result.gone.append(write)
                 log.warning(
                     "write_failed",
                     connector=write.connector,
                     target=write.target_label,
                     field=write.field_label,
                     error=outcome.error,
+                    gone=outcome.gone,
                 )
             return
         for write in writes:
@@ -233,6 +399,29 @@ def _settle(
                 )
                 .values(state="superseded", done_at=now)
             )
+
+
+def _record_gone(
+    connection: sa.Connection, write: PlannedWrite, outcome: WriteOutcome, now: Any
+) -> None:
+    """A 404 marks the target gone (plans skip it until a read sees it again); a write that
+    lands clears the mark."""
+    key = (
+        writeback_gone.c.connector == write.connector,
+        writeback_gone.c.object_name == write.object_name,
+        writeback_gone.c.target_key == write.target_key,
+    )
+    connection.execute(sa.delete(writeback_gone).where(*key))
+    if outcome.gone:
+        connection.execute(
+            sa.insert(writeback_gone).values(
+                connector=write.connector,
+                object_name=write.object_name,
+                target_key=write.target_key,
+                error=outcome.error or "not found",
+                gone_at=now,
+            )
+        )
 
 
 def _upsert_ledger(

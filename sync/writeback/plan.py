@@ -26,7 +26,13 @@ from pmsync.sync.links.derive import Derived
 from pmsync.sync.links.models import WritebackSpec
 from pmsync.sync.links.world import Entity
 from pmsync.sync.mapping.transforms import format_datetime
-from pmsync.sync.store.schema import loop_closures, records, writeback_intents, writeback_ledger
+from pmsync.sync.store.schema import (
+    loop_closures,
+    records,
+    writeback_gone,
+    writeback_intents,
+    writeback_ledger,
+)
 from pmsync.sync.store.store import Store, dumps
 from pmsync.sync.writeback.figures import figures_for, issue_status_text, targets_of
 from pmsync.sync.writeback.settings import CloseLoopSettings, WritebackSettings
@@ -49,11 +55,13 @@ class PlannedWrite:
     old: Any
     new: Any
     human_edit: bool = False
+    clears: bool = False  # nobody asks for the target any more: its figure is emptied
 
     def describe(self) -> str:
+        reason = "  (nobody asks for it)" if self.clears else ""
         return (
             f"{self.connector} {self.target_label} {self.field_label}: "
-            f"{_show(self.old)} -> {_show(self.new)}"
+            f"{_show(self.old)} -> {_show(self.new)}{reason}"
         )
 
     def as_dict(self) -> dict[str, Any]:
@@ -69,6 +77,7 @@ class PlannedWrite:
             "old": _jsonable(self.old),
             "new": _jsonable(self.new),
             "human_edit": self.human_edit,
+            "clears": self.clears,
         }
 
 
@@ -90,6 +99,11 @@ class Plan:
 
     def blocked(self, confirm: bool) -> bool:
         return bool(self.guard) and not confirm
+
+    @property
+    def clearing(self) -> list[PlannedWrite]:
+        """Writes that empty figures of targets nobody asks for any more."""
+        return [w for w in self.writes if w.clears]
 
 
 class GuardTripped(PmsyncError):
@@ -183,12 +197,14 @@ class FieldResolver:
     ) -> tuple[dict[str, str], list[Problem]]:
         slot = (connector.name, object_name)
         if slot not in self._fields:
-            self._fields[slot] = connector.discover(object_name)
-        infos = self._fields[slot]
+            self._fields[slot] = connector.fields_of(object_name)
         resolved: dict[str, str] = {}
         problems: list[Problem] = []
         for name in names:
-            match = _resolve_one(infos, name)
+            match = _resolve_one(self._fields[slot], name)
+            if not isinstance(match, str):  # a field created since the fields were cached?
+                self._fields[slot] = connector.fields_of(object_name, fresh=True)
+                match = _resolve_one(self._fields[slot], name)
             if isinstance(match, str):
                 resolved[name] = match
             else:
@@ -282,14 +298,32 @@ def _plan_writeback(
             continue
         raws = _raw_payloads(planning.store, connector_name, stream, [t.key for t in group])
         for target in group:
-            values, empty = figures.get(target.ref, ({}, True))
-            if empty and (connector_name, stream, target.key) not in planning.memory.targets:
-                continue  # nobody asks for it and pmsync never wrote there
-            tally.eligible += 1
             raw, seen_at = raws.get(target.key, ({}, None))
-            _plan_fields(plan, planning, name, spec, target, resolved, values, raw, seen_at, tally)
-            _plan_property(plan, planning, name, spec, target, tally)
+            if planning.memory.is_gone((connector_name, stream, target.key), seen_at):
+                continue  # the API said 404; wait until a read sees it again
+            values, empty = figures.get(target.ref, ({}, True))
+            if empty:
+                if spec.when_no_demand == "keep" and not planning.memory.wrote_to(
+                    (connector_name, stream, target.key)
+                ):
+                    continue  # nobody asks for it, pmsync never wrote there: left alone
+                values = {}  # nobody asks for it: every declared figure is emptied
+            tally.eligible += 1
+            fields = _Fields(resolved, values, raw, seen_at, clears=empty)
+            _plan_fields(plan, planning, name, spec, target, fields, tally)
+            _plan_property(plan, planning, name, spec, target, tally, empty=empty)
     _check_guard(plan, name, tally, planning.settings)
+
+
+@dataclass(frozen=True)
+class _Fields:
+    """One target's declared fields: resolved ids, the figures, and what the target shows."""
+
+    resolved: Mapping[str, str]
+    values: Mapping[str, Any]
+    raw: Mapping[str, Any]
+    seen_at: datetime | None
+    clears: bool
 
 
 def _targets_by_stream(
@@ -311,22 +345,20 @@ def _plan_fields(
     name: str,
     spec: WritebackSpec,
     target: Entity,
-    resolved: Mapping[str, str],
-    values: Mapping[str, Any],
-    raw: Mapping[str, Any],
-    seen_at: datetime | None,
+    fields: _Fields,
     tally: _Tally,
 ) -> None:
     """A write for each declared field whose value differs from what the target shows."""
     connector = planning.connectors[target.connector]
     for declared, figure in spec.fields.items():
-        field_id = resolved[declared]
+        field_id = fields.resolved[declared]
         slot = (target.connector, target.stream, target.key, field_id)
+        new = fields.values.get(figure)
         decision = _decide(
-            values.get(figure),
-            connector.field_value(dict(raw), field_id),
+            new,
+            connector.field_value(dict(fields.raw), field_id),
             planning.memory.ledger.get(slot),
-            seen_at,
+            fields.seen_at,
             planning.memory.in_flight.get(slot, ()),
         )
         if decision is None:
@@ -342,8 +374,9 @@ def _plan_fields(
             field_id,
             declared,
             old,
-            values.get(figure),
+            new,
             human,
+            clears=fields.clears,
         )
         if human and spec.on_human_edit == "keep":
             plan.kept.append(planned)
@@ -353,9 +386,20 @@ def _plan_fields(
 
 
 def _plan_property(
-    plan: Plan, planning: _Planning, name: str, spec: WritebackSpec, target: Entity, tally: _Tally
+    plan: Plan,
+    planning: _Planning,
+    name: str,
+    spec: WritebackSpec,
+    target: Entity,
+    tally: _Tally,
+    *,
+    empty: bool,
 ) -> None:
-    """The rollup's provenance as an issue property, when it changed since pmsync wrote it."""
+    """The rollup's provenance as an issue property, when it changed since pmsync wrote it.
+
+    Properties are pmsync's own: one is written for an issue nobody asks for only to replace a
+    provenance pmsync wrote earlier.
+    """
     derived = planning.derived
     if not (
         spec.property
@@ -366,6 +410,8 @@ def _plan_property(
     document = _provenance(derived, spec.rollup, target.ref)
     slot = (target.connector, target.stream, target.key, f"property:{spec.property}")
     entry = planning.memory.ledger.get(slot)
+    if entry is None and empty:
+        return
     if entry is not None and entry.value == dumps(document):
         return
     plan.writes.append(
@@ -412,6 +458,8 @@ def _decide(
     API call and the ledger): finding one of them at the target is our write, not a person's.
     """
     target = normalize(new)
+    if target is None and remote is MISSING and entry is None:
+        return None  # nothing to clear that we can see, and nothing of ours there
     ours = normalize(orjson.loads(entry.value)) if entry else None
     fresh = remote is not MISSING and (
         entry is None or (seen_at is not None and seen_at > entry.written_at)
@@ -455,16 +503,33 @@ def _provenance(derived: Derived, rollup: str, issue_ref: str) -> dict[str, Any]
 
 @dataclass
 class _Memory:
-    """What pmsync wrote (the ledger) and what it sent without recording (in flight)."""
+    """What pmsync wrote (the ledger), what it sent without recording (in flight), and the
+    targets an API said are gone."""
 
     ledger: dict[tuple[str, str, str, str], _Ledger]
     in_flight: dict[tuple[str, str, str, str], list[Any]]
     targets: set[tuple[str, str, str]]
+    gone: dict[tuple[str, str, str], datetime] = field(default_factory=dict)
 
     @classmethod
     def load(cls, store: Store) -> _Memory:
         ledger = _load_ledger(store)
-        return cls(ledger, _load_in_flight(store), {slot[:3] for slot in ledger})
+        targets = {slot[:3] for slot in ledger} | {slot[:3] for slot in _load_in_flight(store)}
+        return cls(ledger, _load_in_flight(store), targets, _load_gone(store))
+
+    def wrote_to(self, target: tuple[str, str, str]) -> bool:
+        return target in self.targets
+
+    def is_gone(self, target: tuple[str, str, str], seen_at: datetime | None) -> bool:
+        """The API answered 404 for it, and no read has seen it since."""
+        gone_at = self.gone.get(target)
+        return gone_at is not None and (seen_at is None or seen_at <= gone_at)
+
+
+def _load_gone(store: Store) -> dict[tuple[str, str, str], datetime]:
+    with store.engine.connect() as connection:
+        rows = connection.execute(sa.select(writeback_gone))
+        return {(r.connector, r.object_name, r.target_key): r.gone_at for r in rows}
 
 
 def _load_in_flight(store: Store) -> dict[tuple[str, str, str, str], list[Any]]:

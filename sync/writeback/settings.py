@@ -7,10 +7,12 @@ as its `[writeback]` and `[close_loop]` tables.
 from __future__ import annotations
 
 import string
+from datetime import timedelta
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from pmsync.durations import Duration
 from pmsync.validation import did_you_mean
 
 
@@ -31,6 +33,17 @@ class WritebackSettings(BaseModel):
     )
     guard_min_targets: int = Field(
         default=10, ge=0, description="Plans touching fewer targets than this never trip the guard."
+    )
+    retry_attempts: int = Field(
+        default=4,
+        ge=1,
+        description="Attempts per write within one apply when the API answers 429, 5xx or drops "
+        "the connection (Retry-After honoured); what still fails waits for the next plan.",
+    )
+    retry_max_wait: Duration = Field(
+        default=timedelta(seconds=60),
+        description="The longest wait between attempts; a Retry-After longer than this leaves "
+        "the write for the next cycle instead of holding the apply.",
     )
 
 
