@@ -53,8 +53,8 @@ def unreachable_config(directory: Path, *, refused: bool) -> Path:
     text = (REPO / "config.example.toml").read_text(encoding="utf-8")
     text = text.replace('base_url = "https://acme.zendesk.com"', f'base_url = "{hosts["zendesk"]}"')
     text = text.replace('base_url = "https://acme.atlassian.net"', f'base_url = "{hosts["jira"]}"')
-    text = text.replace('type = "salesforce"', f'type = "salesforce"\nbase_url = "{hosts["salesforce"]}"')
-    text = text.replace('type = "pendo"', f'type = "pendo"\nbase_url = "{hosts["pendo"]}"')
+    for kind in ("salesforce", "pendo"):
+        text = text.replace(f'type = "{kind}"', f'type = "{kind}"\nbase_url = "{hosts[kind]}"')
     text = text.replace('paths = ["mappings"]', f'paths = ["{REPO / "mappings"}"]')
     text = text.replace("[store]", f'[store]\nurl = "sqlite:///{directory / "pmsync.db"}"', 1)
     path = directory / "pmsync.toml"
