@@ -104,25 +104,10 @@ class ConnectorAdapter(HTTPAdapter):
         self.reachability = Reachability()
 
     def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:  # type: ignore[override]
-        original = request.url or ""
-        for prefix, target in self.rewrite.items():
-            if original.startswith(prefix):
-                request.url = target + original[len(prefix) :]
-                break
-        if self.ca_bundle is not None:
-            kwargs["verify"] = str(self.ca_bundle)
-        elif kwargs.get("verify") is False:
-            kwargs["verify"] = True  # TLS verification is never switched off
-        if kwargs.get("timeout") is None:
-            connect = min(CONNECT_TIMEOUT, self.default_timeout)
-            kwargs["timeout"] = (connect, self.default_timeout)
+        original = self._prepare(request, kwargs)
         url = request.url or ""
         self.reachability.check(url)  # raises HostUnreachable, unsent, while the host is down
         taken = self.budget.acquire(request.method or "GET", url) if self.budget else None
-        if _replica_tag is not None:
-            agent = str(request.headers.get("User-Agent") or USER_AGENT)
-            if "pmsync-replica/" not in agent:
-                request.headers["User-Agent"] = f"{agent} pmsync-replica/{_replica_tag}"
         self.requests_sent += 1
         try:
             response = super().send(request, **kwargs)
@@ -140,6 +125,26 @@ class ConnectorAdapter(HTTPAdapter):
             # Client libraries match answers to the host they asked (zenpy does); keep theirs.
             response.request.url = original
         return response
+
+    def _prepare(self, request: requests.PreparedRequest, kwargs: dict[str, Any]) -> str:
+        """Rewrite the URL, set CA, timeouts and User-Agent; returns the URL as asked."""
+        original = request.url or ""
+        for prefix, target in self.rewrite.items():
+            if original.startswith(prefix):
+                request.url = target + original[len(prefix) :]
+                break
+        if self.ca_bundle is not None:
+            kwargs["verify"] = str(self.ca_bundle)
+        elif kwargs.get("verify") is False:
+            kwargs["verify"] = True  # TLS verification is never switched off
+        if kwargs.get("timeout") is None:
+            connect = min(CONNECT_TIMEOUT, self.default_timeout)
+            kwargs["timeout"] = (connect, self.default_timeout)
+        if _replica_tag is not None:
+            agent = str(request.headers.get("User-Agent") or USER_AGENT)
+            if "pmsync-replica/" not in agent:
+                request.headers["User-Agent"] = f"{agent} pmsync-replica/{_replica_tag}"
+        return original
 
     def _notify(
         self, request: requests.PreparedRequest, response: requests.Response | None
