@@ -1,6 +1,6 @@
 """A connector's request budget: proactive rate limiting before the API says 429.
 
-Rules are moving windows from the `limits` library, matched on method and URL; a request waits
+Rules are moving windows (`connectors.window`), matched on method and URL; a request waits
 until every rule it matches has room. One budget per connector instance is shared by reads and
 writes, so neither can starve the other of the API's allowance: a rule may hold back slots that
 only writes (`reserved_for_writes`) or only reads (`reserved_for_reads`) may use.
@@ -14,7 +14,9 @@ with one of its names. A connector whose endpoints have limits of their own (an 
 their endpoint whatever its URL (next-page links included) and the total still counts them too.
 
 Waits go through `budget_sleep`, which a daemon worker replaces (`waiting_with`) by a sleep that
-its shutdown can cut short.
+its shutdown can cut short. A wait longer than a few seconds is logged (`waiting_for_budget`),
+so a quiet process says why it is quiet. A request that never reached the API (its connection
+failed) gives its slots back (`refund`): an unreachable host must not use up the budget.
 """
 
 from __future__ import annotations
@@ -28,18 +30,18 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Literal
 
-from limits import (
-    RateLimitItem,
-    RateLimitItemPerDay,
-    RateLimitItemPerHour,
-    RateLimitItemPerMinute,
-    RateLimitItemPerSecond,
-)
-from limits.storage import MemoryStorage
-from limits.strategies import MovingWindowRateLimiter
+import structlog
+
+from pmsync.connectors.window import MovingWindow
 
 Kind = Literal["read", "write"]
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+#: A budget wait at least this long is logged before it starts.
+LOGGED_WAIT_SECONDS = 5.0
+
+log = structlog.get_logger("pmsync.connectors.budget")
+#: The slots one request took: (rule name, timestamp) per matching rule, for `refund`.
+Taken = tuple[tuple[str, float], ...]
 
 _kind: ContextVar[Kind | None] = ContextVar("pmsync_request_kind", default=None)
 _sleep: ContextVar[Callable[[float], None]] = ContextVar("pmsync_budget_sleep", default=time.sleep)
@@ -118,60 +120,67 @@ class RequestBudget:
     """Blocks a request until its rules allow it; counts how long it waited."""
 
     def __init__(self, rules: list[BudgetRule], *, sleep: object = None) -> None:
-        self._storage = MemoryStorage()
-        self._limiter = MovingWindowRateLimiter(self._storage)
-        self._rules = [(rule, re.compile(rule.url_pattern), _item(rule)) for rule in rules]
+        self._rules = [(rule, re.compile(rule.url_pattern), _window(rule)) for rule in rules]
         self._lock = threading.Lock()
         self._reported: dict[str, BudgetUsage] = {}
         self.waited_seconds = 0.0
 
-    def acquire(self, method: str, url: str) -> None:
+    def acquire(self, method: str, url: str) -> Taken | None:
         """Wait until every matching rule has room for this request, then take it in all.
 
         Slots are taken together, so a request waiting for a narrow rule (an endpoint's own
         limit) holds no slot of a wide one (the connector's total) that others could use.
+        Returns the slots taken, for `refund`.
         """
         kind = kind_of(method)
         matching = list(self._matching(method, url))
         while True:
             with self._lock:
                 delays = [
-                    delay
-                    for rule, _pattern, item in matching
-                    if (delay := self._room(rule, item, kind)) is not None
+                    (delay, rule.name)
+                    for rule, _pattern, window in matching
+                    if (delay := _room(rule, window, kind)) is not None
                 ]
                 if not delays:
-                    for rule, _pattern, item in matching:
-                        self._limiter.hit(item, rule.name)
-                    return
-            self.waited_seconds += max(delays)
-            budget_sleep(max(delays))
+                    return tuple((rule.name, window.hit()) for rule, _p, window in matching)
+            delay, rule_name = max(delays)
+            if delay >= LOGGED_WAIT_SECONDS:
+                log.info(
+                    "waiting_for_budget",
+                    rule=rule_name,
+                    seconds=round(delay, 1),
+                    request=f"{method.upper()} {_path(url)}",
+                )
+            self.waited_seconds += delay
+            budget_sleep(delay)
 
     def try_acquire(self, method: str, url: str) -> bool:
         """Take room for a request only if every matching rule has it now; never waits."""
         kind = kind_of(method)
         with self._lock:
             matching = list(self._matching(method, url))
-            if any(self._room(rule, item, kind) is not None for rule, _p, item in matching):
+            if any(_room(rule, window, kind) is not None for rule, _p, window in matching):
                 return False
-            for rule, _pattern, item in matching:
-                self._limiter.hit(item, rule.name)
+            for _rule, _pattern, window in matching:
+                window.hit()
         return True
+
+    def refund(self, taken: Taken | None) -> None:
+        """Give back the slots of a request that never reached the API (no connection)."""
+        if not taken:
+            return
+        windows = {rule.name: window for rule, _pattern, window in self._rules}
+        with self._lock:
+            for name, stamp in taken:
+                if name in windows:
+                    windows[name].unhit(stamp)
 
     def usage(self) -> list[BudgetUsage]:
         """Per rule: requests in the current window and the limit; then reported quotas."""
         found: list[BudgetUsage] = []
         with self._lock:
-            for rule, _pattern, item in self._rules:
-                stats = self._limiter.get_window_stats(item, rule.name)
-                found.append(
-                    BudgetUsage(
-                        rule.name,
-                        item.amount - stats.remaining,
-                        item.amount,
-                        float(item.get_expiry()),
-                    )
-                )
+            for rule, _pattern, window in self._rules:
+                found.append(BudgetUsage(rule.name, window.count(), window.limit, window.seconds))
             found.extend(self._reported.values())
         return found
 
@@ -184,40 +193,51 @@ class RequestBudget:
 
     def _matching(
         self, method: str, url: str
-    ) -> Iterator[tuple[BudgetRule, re.Pattern[str], RateLimitItem]]:
+    ) -> Iterator[tuple[BudgetRule, re.Pattern[str], MovingWindow]]:
         scopes = _scopes.get()
-        for rule, pattern, item in self._rules:
+        for rule, pattern, window in self._rules:
             if rule.methods is not None and method.upper() not in rule.methods:
                 continue
             if rule.scopes is not None and not rule.scopes & scopes:
                 continue
             if pattern.search(url):
-                yield rule, pattern, item
-
-    def _room(self, rule: BudgetRule, item: RateLimitItem, kind: Kind) -> float | None:
-        """None when `kind` may take a slot now, else the seconds until the window moves."""
-        held_back = rule.reserved_for_writes if kind == "read" else rule.reserved_for_reads
-        stats = self._limiter.get_window_stats(item, rule.name)
-        if stats.remaining > held_back:
-            return None
-        # Wait a little past the window: the API stamped our earlier request when it
-        # arrived, slightly later than we counted it.
-        margin = min(1.0, item.get_expiry() * 0.1)
-        return max(0.05, stats.reset_time - time.time() + margin)
+                yield rule, pattern, window
 
 
-def _item(rule: BudgetRule) -> RateLimitItem:
-    limits = [
-        (rule.per_second, RateLimitItemPerSecond),
-        (rule.per_minute, RateLimitItemPerMinute),
-        (rule.per_hour, RateLimitItemPerHour),
-        (rule.per_day, RateLimitItemPerDay),
+def _room(rule: BudgetRule, window: MovingWindow, kind: Kind) -> float | None:
+    """None when `kind` may take a slot now, else the seconds until the window has room."""
+    held_back = rule.reserved_for_writes if kind == "read" else rule.reserved_for_reads
+    delay = window.wait(window.limit - held_back)
+    if delay is None:
+        return None
+    # Wait a little past the window: the API stamped our earlier request when it
+    # arrived, slightly later than we counted it.
+    margin = min(1.0, window.seconds * 0.1)
+    return max(0.05, delay + margin)
+
+
+def _path(url: str) -> str:
+    """The URL without its query (which may carry parameters that are nobody's business)."""
+    return url.split("?", 1)[0]
+
+
+_SECONDS = (
+    ("per_second", 1.0),
+    ("per_minute", 60.0),
+    ("per_hour", 3600.0),
+    ("per_day", 86400.0),
+)
+
+
+def _window(rule: BudgetRule) -> MovingWindow:
+    chosen = [
+        (amount, seconds)
+        for name, seconds in _SECONDS
+        if (amount := getattr(rule, name)) is not None
     ]
-    chosen = [(amount, cls) for amount, cls in limits if amount is not None]
     if len(chosen) != 1:
         raise ValueError(f"budget rule {rule.name} must set exactly one limit")
-    amount, cls = chosen[0]
+    amount, seconds = chosen[0]
     if rule.reserved_for_reads + rule.reserved_for_writes >= amount:
         raise ValueError(f"budget rule {rule.name} reserves its whole limit")
-    item: RateLimitItem = cls(amount)
-    return item
+    return MovingWindow(amount, seconds)

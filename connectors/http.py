@@ -4,8 +4,13 @@ The adapter does what must hold for every request, whichever client library send
   * a per-instance base-URL override (proxy or simulator) without process-wide switches;
   * a per-connector CA bundle passed with each request (requests would otherwise let
     REQUESTS_CA_BUNDLE win over `session.verify`); verification is never switched off;
-  * a default timeout;
-  * the connector's request budget, waited on before sending (proactive rate limiting);
+  * a default timeout (and a shorter one to connect);
+  * the connector's request budget, waited on before sending (proactive rate limiting), and
+    given back when the connection failed (the API never saw the request);
+  * fail-fast on unreachable hosts: a host whose name does not resolve, or that refuses or
+    does not take the connection, is tried once more (the engine's retry); after a second
+    failure in a row, requests to it fail at once, unsent, for `UNREACHABLE_HOLD_SECONDS`, so
+    the rest of a cycle's streams neither wait on it nor retry it;
   * a request counter, for figures and logs;
   * observers (the daemon's metrics) told of every request and its answer, and a replica tag
     appended to the User-Agent so API-side logs show which pmsync process asked.
@@ -28,10 +33,27 @@ from requests.adapters import HTTPAdapter
 
 from pmsync import __version__
 from pmsync.connectors.budget import RequestBudget
-from pmsync.errors import AuthError, ConnectorError, FatalError, RetriableError
+from pmsync.connectors.reach import (
+    HostUnreachable,
+    Reachability,
+    connect_failure,
+    short_url,
+    transport_cause,
+)
+from pmsync.errors import (
+    AuthError,
+    ConnectorError,
+    FatalError,
+    RetriableError,
+    StillUnreachable,
+    Unreachable,
+)
 
 USER_AGENT = f"pmsync/{__version__}"
 RETRIABLE_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
+#: Seconds to wait for a connection (the default timeout still bounds each read): a host that
+#: takes no connection in this time is unreachable, not slow.
+CONNECT_TIMEOUT = 15.0
 
 #: Called after every request with the adapter, the request and its answer (None when the
 #: transport failed). Observers must be quick and must not raise.
@@ -79,8 +101,33 @@ class ConnectorAdapter(HTTPAdapter):
         self.default_timeout = timeout
         self.budget = budget
         self.requests_sent = 0
+        self.reachability = Reachability()
 
     def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:  # type: ignore[override]
+        original = self._prepare(request, kwargs)
+        url = request.url or ""
+        self.reachability.check(url)  # raises HostUnreachable, unsent, while the host is down
+        taken = self.budget.acquire(request.method or "GET", url) if self.budget else None
+        self.requests_sent += 1
+        try:
+            response = super().send(request, **kwargs)
+        except requests.RequestException as exc:
+            self._notify(request, None)
+            cause = connect_failure(exc, kwargs["timeout"])
+            if cause is None:
+                raise
+            if self.budget is not None:
+                self.budget.refund(taken)  # the API never saw it
+            raise self.reachability.failed(url, cause, request) from exc
+        self.reachability.reached(url)
+        self._notify(request, response)
+        if response.request is not None and request.url != original:
+            # Client libraries match answers to the host they asked (zenpy does); keep theirs.
+            response.request.url = original
+        return response
+
+    def _prepare(self, request: requests.PreparedRequest, kwargs: dict[str, Any]) -> str:
+        """Rewrite the URL, set CA, timeouts and User-Agent; returns the URL as asked."""
         original = request.url or ""
         for prefix, target in self.rewrite.items():
             if original.startswith(prefix):
@@ -91,24 +138,13 @@ class ConnectorAdapter(HTTPAdapter):
         elif kwargs.get("verify") is False:
             kwargs["verify"] = True  # TLS verification is never switched off
         if kwargs.get("timeout") is None:
-            kwargs["timeout"] = self.default_timeout
-        if self.budget is not None:
-            self.budget.acquire(request.method or "GET", request.url or "")
+            connect = min(CONNECT_TIMEOUT, self.default_timeout)
+            kwargs["timeout"] = (connect, self.default_timeout)
         if _replica_tag is not None:
             agent = str(request.headers.get("User-Agent") or USER_AGENT)
             if "pmsync-replica/" not in agent:
                 request.headers["User-Agent"] = f"{agent} pmsync-replica/{_replica_tag}"
-        self.requests_sent += 1
-        try:
-            response = super().send(request, **kwargs)
-        except requests.RequestException:
-            self._notify(request, None)
-            raise
-        self._notify(request, response)
-        if response.request is not None and request.url != original:
-            # Client libraries match answers to the host they asked (zenpy does); keep theirs.
-            response.request.url = original
-        return response
+        return original
 
     def _notify(
         self, request: requests.PreparedRequest, response: requests.Response | None
@@ -189,14 +225,29 @@ def error_for_status(
 def error_for_exception(
     exc: requests.RequestException, *, connector: str, what: str
 ) -> ConnectorError:
-    """Map a transport failure (timeout, refused connection) to a retriable error."""
+    """Map a transport failure to the taxonomy, naming the URL and the cause.
+
+    No connection (unresolvable name, refused, connect timeout): Unreachable, retried once;
+    StillUnreachable (fatal for this cycle) when the host failed just before too. TLS
+    verification: fatal. Anything else (a read timeout, a dropped connection): retriable.
+    """
+    if isinstance(exc, HostUnreachable):
+        if exc.tried:
+            message = f"{what}: cannot connect to {exc.url}: {exc.cause}"
+        else:
+            message = f"{what}: not sent to {exc.url}: {exc.cause}"
+        if exc.again:
+            message += "; the host is tried again next cycle"
+            return StillUnreachable(message, connector=connector)
+        return Unreachable(message, connector=connector)
+    url = short_url(exc.request.url) if exc.request is not None and exc.request.url else "?"
     if isinstance(exc, requests.exceptions.SSLError):
         return FatalError(
-            f"{what}: TLS verification failed ({type(exc).__name__}); for a private CA set "
-            "ca_bundle for this connector or REQUESTS_CA_BUNDLE",
+            f"{what}: {url}: TLS verification failed ({type(exc).__name__}); for a private CA "
+            "set ca_bundle for this connector or REQUESTS_CA_BUNDLE",
             connector=connector,
         )
-    return RetriableError(f"{what}: {type(exc).__name__}", connector=connector)
+    return RetriableError(f"{what}: {url}: {transport_cause(exc)}", connector=connector)
 
 
 def monotonic() -> float:

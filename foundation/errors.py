@@ -63,7 +63,12 @@ class StoreBusy(PmsyncError):
 
 
 class ConnectorError(PmsyncError):
-    """Raised by a connector; the subclass says what the engine should do."""
+    """Raised by a connector; the subclass says what the engine should do.
+
+    `kind` names the failure for people (`pmsync check`), where a class name would not.
+    """
+
+    kind = "error"
 
     def __init__(self, message: str, *, connector: str | None = None) -> None:
         self.connector = connector
@@ -73,6 +78,8 @@ class ConnectorError(PmsyncError):
 class RetriableError(ConnectorError):
     """A transient failure (429, 5xx, timeout, expired session); the read is resumed later."""
 
+    kind = "temporary failure"
+
     def __init__(
         self, message: str, *, connector: str | None = None, retry_after: float | None = None
     ) -> None:
@@ -80,16 +87,36 @@ class RetriableError(ConnectorError):
         super().__init__(message, connector=connector)
 
 
+class Unreachable(RetriableError):
+    """No connection to the API's host (its name does not resolve, it refused or did not take
+    the connection): the request never reached the API. Retried once."""
+
+    kind = "unreachable"
+
+
 class SkippableError(ConnectorError):
     """One record or item cannot be processed; it goes to the dead-letter table."""
+
+    kind = "bad record"
 
 
 class FatalError(ConnectorError):
     """The stream cannot go on this cycle; state already committed is kept."""
 
+    kind = "failed"
+
+
+class StillUnreachable(FatalError):
+    """The host failed to connect twice in a row: no more retries this cycle (the next cycle
+    tries again); other requests to it fail at once for a short while, unsent."""
+
+    kind = "unreachable"
+
 
 class AuthError(FatalError):
     """The API refused the credentials; this is the user's configuration to fix."""
+
+    kind = "credentials"
 
 
 class QuotaExhausted(FatalError):
@@ -97,6 +124,8 @@ class QuotaExhausted(FatalError):
 
     Not a failure: the engine stops the connector cleanly and resumes on a later cycle.
     """
+
+    kind = "quota"
 
 
 class Interrupted(PmsyncError):

@@ -272,8 +272,14 @@ def credentials(sims: Simulators) -> dict[str, str]:
 
 
 def write_files(demo: Demo, *, reset_mappings: bool = False) -> None:
-    """pmsync.toml, demo.env, mappings/; and no store left from an earlier demo."""
-    demo.directory.mkdir(parents=True, exist_ok=True)
+    """pmsync.toml, demo.env, mappings/; and no store left from an earlier demo.
+
+    A directory the demo creates is 0700 whatever the umask: the store it will hold is the
+    generated company's customer data (an existing directory keeps its mode).
+    """
+    if not demo.directory.exists():
+        demo.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        demo.directory.chmod(0o700)
     for suffix in ("", "-wal", "-shm", "-journal"):
         demo.store_path.with_name(demo.store_path.name + suffix).unlink(missing_ok=True)
     copy_mappings(demo.mappings_dir, overwrite=reset_mappings)

@@ -66,5 +66,6 @@ def test_the_unit_has_what_ops_rely_on() -> None:
         "ConfigurationDirectory=pmsync",
         "LoadCredential=pmsync:/etc/pmsync/credentials",
         "ExecReload=/bin/kill -HUP $MAINPID",
+        "LimitNOFILE=",
     ):
         assert line in text, line

@@ -9,7 +9,7 @@ import click
 from rich.markup import escape
 
 from pmsync.connectors.registry import load_registry
-from pmsync.errors import AuthError, ConnectorError
+from pmsync.errors import ConnectorError
 from pmsync.redact import redact
 
 from .context import Context, WholeHelpGroup, handle_errors, pass_context
@@ -227,8 +227,9 @@ def check_command(ctx: Context, connectors: tuple[str, ...], as_json: bool) -> N
             connector.check()
             rows.append({"connector": name, "ok": True, "error": None})
         except ConnectorError as exc:
-            kind = "credentials" if isinstance(exc, AuthError) else type(exc).__name__
-            rows.append({"connector": name, "ok": False, "error": f"{kind}: {redact(str(exc))}"})
+            rows.append(
+                {"connector": name, "ok": False, "error": f"{exc.kind}: {redact(str(exc))}"}
+            )
     runtime.close()
     if as_json:
         emit_json(rows)

@@ -20,6 +20,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
 from pmsync.errors import ConfigError, Problem
+from pmsync.private import private_file
 
 log = structlog.get_logger("pmsync.store")
 
@@ -34,9 +35,14 @@ def pending_upgrade(connection: sa.Connection, config: AlembicConfig) -> tuple[s
 
 
 def backup_sqlite(database: Path, head: str, *, now: datetime | None = None) -> Path:
-    """Copy `database` to `<name>.before-<head>-<UTC time>` and return the copy's path."""
+    """Copy `database` to `<name>.before-<head>-<UTC time>` and return the copy's path.
+
+    The copy is created 0600 before SQLite writes a byte into it (it holds what the store
+    holds), whatever the umask and the original's mode.
+    """
     stamp = (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%SZ")
     target = database.with_name(f"{database.name}.before-{head}-{stamp}")
+    private_file(target)
     source = sqlite3.connect(f"file:{database}?mode=ro", uri=True)
     try:
         copy = sqlite3.connect(target)
@@ -47,7 +53,7 @@ def backup_sqlite(database: Path, head: str, *, now: datetime | None = None) -> 
             copy.close()
     finally:
         source.close()
-    target.chmod(database.stat().st_mode & 0o777)
+    target.chmod(0o600)
     return target
 
 

@@ -16,16 +16,20 @@ from typing import Any
 
 import orjson
 import sqlalchemy as sa
+import structlog
 from alembic import command
 from alembic.config import Config as AlembicConfig
 from sqlalchemy.engine import Connection, Engine
 
 from pmsync.errors import ConfigError, Problem
+from pmsync.private import open_to_others, private_directories, private_file
 from pmsync.sync.store.backup import backup_before_upgrade
 from pmsync.sync.store.schema import dead_letters, records, stream_state
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 _MIGRATION_LOCK_ID = 0x706D73796E63  # "pmsync": serialises migrations between replicas
+
+log = structlog.get_logger("pmsync.store")
 
 
 def utcnow() -> datetime:
@@ -130,10 +134,24 @@ def create_store_engine(url: str) -> Engine:
     if engine.dialect.name == "sqlite":
         database = engine.url.database
         if database and database != ":memory:":
-            Path(database).parent.mkdir(parents=True, exist_ok=True)
+            _private_sqlite_file(Path(database))
         sa.event.listen(engine, "connect", _sqlite_pragmas)
         sa.event.listen(engine, "begin", _sqlite_begin)
     return engine
+
+
+def _private_sqlite_file(path: Path) -> None:
+    """Create the store file 0600 (in 0700 directories) before SQLite does it 0644: SQLite
+    gives its -wal, -shm and -journal files the database file's mode, so they are 0600 too.
+    An existing store others may read is left as it is, and logged."""
+    private_directories(path.parent)
+    if not private_file(path) and open_to_others(path):
+        log.warning(
+            "store_open_to_others",
+            database=str(path),
+            mode=oct(path.stat().st_mode & 0o777),
+            hint=f"it holds customer data: chmod 600 {path}*",
+        )
 
 
 class Store:
