@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextvars
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TypeVar
 
@@ -22,7 +22,7 @@ def read_ahead(
     following: Callable[[T], Callable[[], T] | None],
     *,
     name: str = "prefetch",
-) -> Iterator[T]:
+) -> Generator[T, None, None]:
     """Yield `first()`, then each next result while the one after it is being fetched.
 
     `following(result)` returns the call that fetches the next result, or None at the end.

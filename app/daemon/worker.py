@@ -136,7 +136,7 @@ class ConnectorWorker(threading.Thread):
             if self.owned:
                 self._lost()
             if not leases.try_acquire(name, total):
-                self._idle(interval * self._rng.uniform(0.5, 1.0))
+                self._idle(interval * self._rng.uniform(0.2, 0.4))  # a free lease is soon taken
                 return
             self._acquired("lease_acquired")
         elif not self.owned:
