@@ -21,6 +21,7 @@ import structlog
 
 from pmsync.app.runtime import Runtime
 from pmsync.connectors.base import Connector
+from pmsync.sync.writeback.plan import PlannedWrite
 
 log = structlog.get_logger("pmsync.daemon.writeback")
 
@@ -32,6 +33,8 @@ class WriteBackReport:
     planned: int = 0
     applied: int = 0
     failed: int = 0
+    writes_to: bool = False  # the connector has write-backs (else nothing was attempted)
+    error: str | None = None  # the first failed write's error, when one failed
 
 
 class WriteBack(Protocol):
@@ -75,7 +78,7 @@ def auto_write_back(
         return WriteBackReport()
     with runtime.writeback_lock([connector.name], should_stop=should_stop):
         if should_stop():
-            return WriteBackReport()
+            return WriteBackReport(writes_to=True)
         plan = runtime.plan(only_connector=connector.name, should_stop=should_stop)
         planned = len(plan.writes)
         if plan.guard:
@@ -85,8 +88,22 @@ def auto_write_back(
                 trips=[t.writeback for t in plan.guard],
                 planned=planned,
             )
-            return WriteBackReport(planned=planned)
+            return WriteBackReport(planned=planned, writes_to=True)
         if not plan.writes:
-            return WriteBackReport()
+            return WriteBackReport(writes_to=True)
         result = runtime.apply(plan, should_stop=should_stop, sleep=sleep)
-    return WriteBackReport(planned=planned, applied=len(result.applied), failed=len(result.failed))
+    return WriteBackReport(
+        planned=planned,
+        applied=len(result.applied),
+        failed=len(result.failed),
+        writes_to=True,
+        error=_first_error(result.failed),
+    )
+
+
+def _first_error(failed: list[tuple[PlannedWrite, str]]) -> str | None:
+    if not failed:
+        return None
+    write, error = failed[0]
+    more = f" (and {len(failed) - 1} more failed writes)" if len(failed) > 1 else ""
+    return f"{write.target_key}: {error}{more}"
