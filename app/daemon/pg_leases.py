@@ -173,7 +173,8 @@ class PostgresLeases:
         self._pid = int(connection.execute(sa.text("SELECT pg_backend_pid()")).scalar_one())
         self._connection = connection
         self._join()
-        log.info("lease_connection_open", replica=self.replica, pid=self._pid, live=self._live)
+        say = log.info if self.member else log.debug  # `pmsync sync` prints no log lines
+        say("lease_connection_open", replica=self.replica, pid=self._pid, live=self._live)
 
     def _drop(self, error: BaseException) -> None:
         """The lease connection failed: this replica no longer knows its leases hold."""

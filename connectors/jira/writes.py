@@ -50,7 +50,7 @@ _NOTIFY_PERMISSIONS = "ADMINISTER_PROJECTS,ADMINISTER"
 # A 429 on a write (Jira's per-issue write limit, or its burst limit) is a wait, not a failure:
 # the write is sent again after Retry-After, this many times in all, when the wait is short.
 WRITE_429_ATTEMPTS = 4
-WRITE_429_MAX_WAIT = 60.0
+WRITE_429_MAX_WAIT = 10.0  # longer: a retriable outcome; the apply retries within its bounds
 
 
 class IssueWritePacer:
