@@ -223,9 +223,8 @@ def test_a_429_on_a_write_is_a_wait_for_retry_after_then_the_write(clock: FakeCl
         assert [r.status for r in puts][:2] == [204, 429]
         assert puts[-1].status == 204
         assert waits == [pytest.approx(1.0)]  # Retry-After: 1
-        assert [e["reason"] for e in logs if e["event"] == "jira_write_rate_limited"][0] == (
-            "jira-per-issue-on-write"
-        )
+        limited = [e["reason"] for e in logs if e["event"] == "jira_write_rate_limited"]
+        assert limited == ["jira-per-issue-on-write"]
     finally:
         sim.stop()
 
