@@ -9,7 +9,8 @@ page is asked for, after the previous page has been committed.
 from __future__ import annotations
 
 import contextvars
-from collections.abc import Callable, Iterator
+import threading
+from collections.abc import Callable, Generator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TypeVar
 
@@ -21,7 +22,7 @@ def read_ahead(
     following: Callable[[T], Callable[[], T] | None],
     *,
     name: str = "prefetch",
-) -> Iterator[T]:
+) -> Generator[T, None, None]:
     """Yield `first()`, then each next result while the one after it is being fetched.
 
     `following(result)` returns the call that fetches the next result, or None at the end.
@@ -35,10 +36,22 @@ def read_ahead(
         return
     # The fetching thread sees the caller's context (log fields, metrics attribution, budgets).
     context = contextvars.copy_context()
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix=name) as pool:
-        pending: Future[T] | None = pool.submit(context.copy().run, fetch)
+    fetchers: set[int] = set()  # the pool's thread, once it ran a fetch
+
+    def run(call: Callable[[], T]) -> T:
+        fetchers.add(threading.get_ident())
+        return context.copy().run(call)
+
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
+    try:
+        pending: Future[T] | None = pool.submit(run, fetch)
         while pending is not None:
             result = pending.result()
             fetch = following(result)
-            pending = pool.submit(context.copy().run, fetch) if fetch is not None else None
+            pending = pool.submit(run, fetch) if fetch is not None else None
             yield result
+    finally:
+        # Closed by its consumer: wait for the request in flight, so none outlives the read.
+        # Closed on the fetching thread itself (the generator garbage-collected there): that
+        # thread cannot wait for itself; it ends when its call returns.
+        pool.shutdown(wait=threading.get_ident() not in fetchers, cancel_futures=True)

@@ -76,6 +76,7 @@ def write_daemon_config(
     page_size: int = 1000,
     streams: list[str] | None = None,
     daemon: str = "",
+    lease_interval: str = "1s",
 ) -> Path:
     """A pmsync.toml with one Zendesk connector per simulator and fast daemon timings."""
     lines = [
@@ -92,7 +93,7 @@ def write_daemon_config(
         "max_attempts_without_progress = 3",
         "[daemon]",
         "http_port = 0",
-        'lease_interval = "1s"',
+        f'lease_interval = "{lease_interval}"',
         'failure_backoff = "0.2s"',
         'max_failure_backoff = "1s"',
         daemon,

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+import time
+import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from sqlalchemy.engine import make_url
 
 from pmsync.app.daemon.leases import LeaseLost, SingleProcessLease, make_leases
 from pmsync.app.daemon.pg_leases import PostgresLeases, lock_key, split_key
@@ -53,8 +54,9 @@ def pg_store(pg_url: str) -> Iterator[Store]:
     store.close()
 
 
-def _leases(store: Store, replica: str) -> PostgresLeases:
-    return PostgresLeases(store.engine.url, replica=replica, interval=1.0)
+def _leases(store: Store, replica: str, interval: float = 1.0) -> PostgresLeases:
+    """Leases renewed only when the test calls heartbeat(): a replica the test can 'pause'."""
+    return PostgresLeases(store.engine.url, replica=replica, interval=interval, background=False)
 
 
 def _terminate(store: Store, leases: PostgresLeases) -> None:
@@ -126,11 +128,81 @@ def test_a_replica_that_lost_its_connector_cannot_commit(pg_store: Store) -> Non
 @pytest.mark.postgres
 def test_replicas_in_other_schemas_do_not_collide(pg_url: str, pg_base_url: str) -> None:
     here = _leases(Store(pg_url), "a")
-    elsewhere = PostgresLeases(make_url(pg_base_url), replica="b", interval=1.0)
-    assert here.try_acquire("zendesk", total=1)
-    assert elsewhere.try_acquire("zendesk", total=1)
-    here.close()
-    elsewhere.close()
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(pg_base_url)
+    with admin.begin() as connection:
+        connection.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    try:
+        other = Store(f"{pg_base_url}?options=-csearch_path%3D{schema}")
+        elsewhere = _leases(other, "b")
+        assert here.try_acquire("zendesk", total=1)
+        assert elsewhere.try_acquire("zendesk", total=1)
+        here.close()
+        elsewhere.close()
+        other.close()
+    finally:
+        with admin.begin() as connection:
+            connection.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+def _wait_for(condition: Callable[[], bool], what: str, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+@pytest.mark.postgres
+def test_a_paused_holder_loses_its_lease_and_cannot_commit(pg_store: Store) -> None:
+    # A paused replica keeps its session (no kill here): it just stops renewing.
+    a, b = _leases(pg_store, "a", interval=0.5), _leases(pg_store, "b", interval=0.5)
+    a.guard_store(pg_store.engine)
+    assert a.try_acquire("zendesk", total=1)
+    assert not b.try_acquire("zendesk", total=1)
+    with a.fenced("zendesk"):
+        with pg_store.transaction() as connection:
+            st.save_cursor(connection, "zendesk", "tickets", '"mine"', utcnow())
+        _wait_for(lambda: not a.holds("zendesk"), "the paused holder to give its lease up")
+        _wait_for(lambda: b.try_acquire("zendesk", total=1), "another replica to take it")
+        with pytest.raises(LeaseLost), pg_store.transaction() as connection:
+            st.save_cursor(connection, "zendesk", "tickets", '"stale"', utcnow())
+    a.heartbeat()  # woken: its renewal finds the lease taken over
+    assert not a.holds("zendesk")
+    assert a.epoch("zendesk") is None
+    state = pg_store.stream_state("zendesk", "tickets")
+    assert state is not None
+    assert state.cursor == '"mine"'
+    b.heartbeat()
+    assert b.holds("zendesk")
+    a.close()
+    b.close()
+
+
+@pytest.mark.postgres
+def test_a_holder_paused_inside_a_transaction_does_not_hold_up_its_successor(
+    pg_store: Store,
+) -> None:
+    a, b = _leases(pg_store, "a", interval=0.5), _leases(pg_store, "b", interval=0.5)
+    a.guard_store(pg_store.engine)
+    with pg_store.transaction() as connection:
+        st.save_cursor(connection, "zendesk", "tickets", '"first"', utcnow())
+    assert a.try_acquire("zendesk", total=1)
+    stale = pg_store.engine.connect().execution_options(pmsync_write=True)
+    with a.fenced("zendesk"):
+        transaction = stale.begin()
+        st.save_cursor(stale, "zendesk", "tickets", '"stale"', utcnow())  # row locked, then paused
+    _wait_for(lambda: b.try_acquire("zendesk", total=1), "another replica to take the lease")
+    with b.fenced("zendesk"), pg_store.transaction() as connection:
+        st.save_cursor(connection, "zendesk", "tickets", '"next"', utcnow())  # not blocked for good
+    with pytest.raises(sa.exc.DBAPIError):  # its session was ended while it sat idle
+        transaction.commit()
+    stale.close()
+    state = pg_store.stream_state("zendesk", "tickets")
+    assert state is not None
+    assert state.cursor == '"next"'
+    a.close()
+    b.close()
 
 
 def test_pmsync_sync_skips_what_a_daemon_owns_on_sqlite(tmp_path: Path) -> None:
@@ -155,7 +227,8 @@ def test_pmsync_sync_skips_connectors_a_replica_owns_on_postgresql(pg_url: str) 
     from pmsync.app.daemon.leases import cli_ownership
     from pmsync.app.daemon.pg_leases import PostgresLeases
 
-    engine = sa.create_engine(pg_url)
+    store = Store(pg_url)
+    engine = store.engine
     replica = PostgresLeases(engine.url, replica="r1", interval=1.0)
     assert replica.try_acquire("zendesk", total=2)
     with cli_ownership(engine, ["zendesk", "jira"]) as held:
@@ -163,4 +236,4 @@ def test_pmsync_sync_skips_connectors_a_replica_owns_on_postgresql(pg_url: str) 
         assert not replica.try_acquire("jira", total=2)  # held by the CLI sync meanwhile
     assert replica.try_acquire("jira", total=2)  # released when the sync ends
     replica.close()
-    engine.dispose()
+    store.close()

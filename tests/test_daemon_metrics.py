@@ -15,10 +15,14 @@ from prometheus_client.parser import text_string_to_metric_families
 from pmsync.app.daemon.health import HealthApp, HealthServer
 from pmsync.app.daemon.metrics import CURRENT_CONNECTOR, Metrics, ProgressSnapshot
 from pmsync.connectors.http import set_replica_tag
+from pmsync.simulators.clock import FakeClock
+from pmsync.simulators.jira import generate as generate_jira
 from pmsync.simulators.zendesk import ZendeskSimulator
 from pmsync.sync.engine import StreamResult
 from pmsync.sync.store import store as st
 from pmsync.sync.store.store import Store, utcnow
+from tests.jira_support import make_connector as make_jira
+from tests.jira_support import start_sim as start_jira
 from tests.test_zendesk_contract import make_connector
 
 
@@ -157,3 +161,24 @@ def test_the_endpoint_serves_health_readiness_and_metrics(metrics: Metrics) -> N
         assert _get(f"{base}/other")[0] == 404
     finally:
         server.stop()
+
+
+def test_a_request_counts_under_the_connector_that_made_it_whichever_worker_sent_it(
+    metrics: Metrics, clock: FakeClock
+) -> None:
+    # Linking asks Jira about ticket keys from whichever worker derives: here the Zendesk one.
+    sim = start_jira("cloud", clock)
+    try:
+        generate_jira(sim, issues=3, seed=1)
+        jira = make_jira(sim, clock)
+        sim.inject(500, path_prefix="/rest/api/2/issue/", times=None)
+        token = CURRENT_CONNECTOR.set("zendesk")
+        try:
+            jira.lookup_issue_keys(["CORE-1"])
+        finally:
+            CURRENT_CONNECTOR.reset(token)
+        assert value(metrics, "pmsync_api_requests_total", connector="jira", code="500")
+        assert value(metrics, "pmsync_api_requests_total", connector="zendesk", code="500") is None
+        jira.close()
+    finally:
+        sim.stop()

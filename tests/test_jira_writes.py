@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from structlog.testing import capture_logs
 
 from pmsync.connectors.base import FieldWrite
+from pmsync.connectors.budget import waiting_with
 from pmsync.connectors.jira import JiraConnector, RemoteLink
 from pmsync.connectors.jira.writes import IssueWritePacer
 from pmsync.errors import AuthError
@@ -192,6 +195,36 @@ def test_pacer_keeps_writes_to_one_issue_under_the_limit(clock: FakeClock) -> No
         assert all(o.ok for o in outcomes), [o.error for o in outcomes]
         assert pacer.waited_seconds > 0
         assert not [r for r in sim.requests if r.status == 429]
+    finally:
+        sim.stop()
+
+
+def test_a_429_on_a_write_is_a_wait_for_retry_after_then_the_write(clock: FakeClock) -> None:
+    # The pacer lets everything through; Jira allows one write per issue a second and answers
+    # the second write 429 with Retry-After: the write waits that long and is sent again.
+    sim = start_sim("cloud", clock, issue_write_limits=((1, 1.0),))
+    try:
+        generate(sim, issues=5, seed=2)
+        connector = make_connector(sim, clock)
+        waits: list[float] = []
+
+        def sleep(seconds: float) -> None:
+            waits.append(seconds)
+            time.sleep(seconds)
+
+        connector.writer._pacer = IssueWritePacer([(1000, 1)])
+        key = _keys(sim, 1)[0]
+        with waiting_with(sleep), capture_logs() as logs:
+            outcomes = connector.write(
+                [FieldWrite("issues", key, {CUSTOMER_ARR: n}) for n in (1, 2)]
+            )
+        assert all(o.ok for o in outcomes), [o.error for o in outcomes]
+        puts = [r for r in sim.requests if r.method == "PUT"]
+        assert [r.status for r in puts][:2] == [204, 429]
+        assert puts[-1].status == 204
+        assert waits == [pytest.approx(1.0)]  # Retry-After: 1
+        limited = [e["reason"] for e in logs if e["event"] == "jira_write_rate_limited"]
+        assert limited == ["jira-per-issue-on-write"]
     finally:
         sim.stop()
 

@@ -203,13 +203,15 @@ def _count(number: int, noun: str) -> str:
 @pass_context
 @handle_errors
 def status_command(ctx: Context, as_json: bool) -> None:
-    """Per stream: status, last success, cursor, record counts, last error."""
-    from pmsync.app.status import stream_statuses
+    """Per stream: status, last success, cursor, record counts, last error; then each
+    connector's write-back and each sweep: last success, failures in a row, last error."""
+    from pmsync.app.status import stream_statuses, task_statuses
 
     runtime = ctx.runtime()
     try:
         slots = [(job.connector, job.spec.name) for job in runtime.jobs()]
         rows = stream_statuses(runtime.store, slots)
+        tasks = task_statuses(runtime.store, sorted({c for c, _s in slots}))
     finally:
         runtime.close()
     if as_json:
@@ -244,6 +246,30 @@ def status_command(ctx: Context, as_json: bool) -> None:
         )
     print_table(out, columns, table)
     _print_errors((row.stream, row.last_error) for row in rows)
+    if tasks:
+        _print_tasks(tasks)
+
+
+def _print_tasks(tasks: Sequence[Any]) -> None:
+    """Write-backs and sweeps under the streams, their errors under them while failing."""
+    out.print()
+    columns = [
+        key("write-back or sweep"),
+        key("status"),
+        key("last success"),
+        key("next attempt", drop=0),
+    ]
+    table = [
+        [
+            task.name,
+            f"failing ({task.failures}x)" if task.failures else "ok",
+            age(task.last_success_at) or "never",
+            _next_attempt(task.next_attempt_at),
+        ]
+        for task in tasks
+    ]
+    print_table(out, columns, table)
+    _print_errors((task.name, task.last_error) for task in tasks if task.failures)
 
 
 def _next_attempt(moment: datetime | None) -> str:

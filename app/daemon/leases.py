@@ -2,7 +2,8 @@
 
 The unit of ownership is a connector instance, with all its streams (and, later, its write-backs):
 its API budget then lives in one process, so replicas never add up to more than the API allows.
-On PostgreSQL (`pg_leases.PostgresLeases`) replicas share the connectors through advisory locks;
+On PostgreSQL (`pg_leases.PostgresLeases`) replicas share the connectors through leases that
+expire unless renewed (a paused replica loses them) and fence a stale holder's commits;
 on SQLite a single daemon runs, which `SingleProcessLease` enforces with a lock file next to the
 database.
 """
@@ -20,6 +21,8 @@ import sqlalchemy as sa
 
 from pmsync.errors import Interrupted, StoreBusy
 
+CLI_LEASE_INTERVAL = 10.0  # seconds: `pmsync sync` renews its leases this often (x 1.5 to live)
+
 
 class LeaseLost(Interrupted):
     """This process no longer owns the connector; the transaction in hand is not committed."""
@@ -33,7 +36,8 @@ class Leases(Protocol):
     def try_acquire(self, name: str, total: int) -> bool:
         """Take `name` if nobody holds it and this process is under its fair share."""
 
-    def holds(self, name: str) -> bool: ...
+    def holds(self, name: str) -> bool:
+        """True while this process owns `name`: a lease not renewed in time is no longer held."""
 
     def release(self, name: str) -> None: ...
 
@@ -41,7 +45,8 @@ class Leases(Protocol):
         """True when this process holds more than its share and may hand `name` over now."""
 
     def heartbeat(self) -> None:
-        """Check the locks are still held (reconnecting if needed) and count live replicas."""
+        """Renew the leases (reconnecting if needed) and count live replicas; a lease kind that
+        renews from a thread of its own does nothing here."""
 
     def live_replicas(self) -> int: ...
 
@@ -130,8 +135,8 @@ def cli_ownership(engine: sa.Engine, connectors: Sequence[str]) -> Iterator[set[
     """For `pmsync sync`: the connectors no daemon owns right now, held while the sync runs.
 
     SQLite: the daemon's lock file (StoreBusy naming the holder when a daemon runs).
-    PostgreSQL: each connector's advisory lock, tried without waiting; connectors a daemon
-    replica owns are left out (the daemon syncs them).
+    PostgreSQL: each connector's lease, tried without waiting (and renewed while the sync
+    runs); connectors a daemon replica owns are left out (the daemon syncs them).
     """
     if engine.dialect.name != "postgresql":
         database = engine.url.database
@@ -145,21 +150,17 @@ def cli_ownership(engine: sa.Engine, connectors: Sequence[str]) -> Iterator[set[
             if handle is not None:
                 os.close(handle)
         return
-    from pmsync.app.daemon.pg_leases import lock_key
+    import uuid
 
-    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
-        namespace = connection.execute(
-            sa.text("SELECT current_database() || '.' || current_schema()")
-        ).scalar_one()
-        held = {
-            name
-            for name in connectors
-            if connection.execute(
-                sa.text("SELECT pg_try_advisory_lock(:key)"),
-                {"key": lock_key(str(namespace), name)},
-            ).scalar_one()
-        }
-        try:
-            yield held
-        finally:
-            connection.execute(sa.text("SELECT pg_advisory_unlock_all()"))
+    from pmsync.app.daemon.pg_leases import PostgresLeases
+
+    leases = PostgresLeases(
+        engine.url,
+        replica=f"sync-{os.getpid()}-{uuid.uuid4().hex[:6]}",
+        interval=CLI_LEASE_INTERVAL,
+        member=False,
+    )
+    try:
+        yield {name for name in connectors if leases.try_take(name)}
+    finally:
+        leases.close()

@@ -6,8 +6,10 @@ write-backs. Read from the store at scrape time, so every replica shows the whol
 success and freshness per stream, failing streams, open dead letters. Read from the connectors'
 request budgets at scrape time: what each budget rule (or API-reported quota) has used.
 
-API requests are attributed to the connector whose worker thread sends them (`CURRENT_CONNECTOR`),
-through the observer hook of `connectors.http`, so connectors need no code for it.
+API requests are attributed to the connector whose session sends them (`connectors.attribution`:
+a Jira request a Zendesk worker makes while linking counts under Jira), else to the connector
+whose worker thread sends them (`CURRENT_CONNECTOR`), through the observer hook of
+`connectors.http`.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Info
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from pmsync import __version__
+from pmsync.connectors.attribution import owner
 from pmsync.connectors.http import ConnectorAdapter, add_request_observer
 from pmsync.sync.engine import StreamResult
 from pmsync.sync.store.schema import dead_letters, stream_state
@@ -195,7 +198,7 @@ class Metrics:
         _request: requests.PreparedRequest,
         response: requests.Response | None,
     ) -> None:
-        connector = CURRENT_CONNECTOR.get() or "unattributed"
+        connector = owner(adapter) or CURRENT_CONNECTOR.get() or "unattributed"
         code = str(response.status_code) if response is not None else "error"
         self.api_requests.labels(connector, code).inc()
         with self._lock:

@@ -38,7 +38,7 @@ from pmsync.app.daemon.signals import SignalRequests
 from pmsync.app.daemon.worker import ConnectorWorker, WorkerContext, owner_name
 from pmsync.app.daemon.writeback import WriteBack, auto_write_back
 from pmsync.app.runtime import Runtime, StreamJob
-from pmsync.app.status import stream_statuses
+from pmsync.app.status import stream_statuses, task_statuses
 
 if TYPE_CHECKING:
     from pmsync.app.web.server import WebServer
@@ -409,6 +409,11 @@ class Daemon:
         ok = self._started and not self._stopping and store_ok
         slots = [(job.connector, job.spec.name) for w in workers for job in w.jobs.values()]
         streams = stream_statuses(store, slots) if store_ok and store is not None else []
+        tasks = (
+            task_statuses(store, [w.connector_name for w in workers])
+            if store_ok and store is not None
+            else []
+        )
         return ok, {
             "started": self._started,
             "stopping": self._stopping,
@@ -417,6 +422,7 @@ class Daemon:
             "live_replicas": self.leases.live_replicas(),
             "owned_connectors": owned,
             "streams": [stream.as_dict() for stream in streams],
+            "tasks": [task.as_dict() for task in tasks],  # write-backs and sweeps
         }
 
 

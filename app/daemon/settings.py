@@ -42,8 +42,9 @@ class DaemonSettings(BaseModel):
     )
     lease_interval: Duration = Field(
         default=timedelta(seconds=10),
-        description="Replicas on PostgreSQL: how often a replica checks its lock connection "
-        "and tries to take over connectors; a dead replica's connectors move within it.",
+        description="Replicas on PostgreSQL: a lease lives 1.5 times this past its last "
+        "renewal (renewed four times per interval); a dead replica's connectors move within "
+        "it, a hung one's within twice it.",
     )
 
     @model_validator(mode="after")

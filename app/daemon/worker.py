@@ -32,11 +32,13 @@ from pmsync.connectors.budget import waiting_with
 from pmsync.errors import Interrupted, PmsyncError
 from pmsync.sync.engine import StreamResult, SyncEngine
 from pmsync.sync.store import store as st
+from pmsync.sync.store import tasks
 from pmsync.sync.store.store import utcnow
 
 log = structlog.get_logger("pmsync.daemon")
 
 _SLICE = 0.2  # seconds: how often a long wait looks at the stop flag
+_SUCCESS_RECORD_EVERY = 300.0  # seconds: a write-back that keeps working is recorded this often
 
 
 @dataclass
@@ -76,6 +78,7 @@ class ConnectorWorker(threading.Thread):
         self._stopping = threading.Event()
         self._snapshot = ProgressSnapshot()
         self._recorded_owner: dict[str, str | None] = {}
+        self._tasks: dict[tuple[str, str], tasks.TaskState] = {}
         self._rng = random.Random()
         for job in jobs:
             context.metrics.touch_stream(connector, job.spec.name)
@@ -136,7 +139,7 @@ class ConnectorWorker(threading.Thread):
             if self.owned:
                 self._lost()
             if not leases.try_acquire(name, total):
-                self._idle(interval * self._rng.uniform(0.5, 1.0))
+                self._idle(interval * self._rng.uniform(0.2, 0.4))  # a free lease is soon taken
                 return
             self._acquired("lease_acquired")
         elif not self.owned:
@@ -158,6 +161,7 @@ class ConnectorWorker(threading.Thread):
 
     def _acquired(self, event: str) -> None:
         self.owned = True
+        self._tasks.clear()  # another replica may have recorded sweeps and write-backs meanwhile
         self.ctx.metrics.owned.labels(self.connector_name).set(1)
         states = {
             s.stream: s
@@ -279,21 +283,44 @@ class ConnectorWorker(threading.Thread):
         return settings.poll_interval.total_seconds()
 
     def _sweep_if_due(self, engine: SyncEngine, connector: Connector, job: StreamJob) -> None:
+        """A census when due; a failing one waits like a failing read (doubling back-off)."""
         settings = self.ctx.runtime.config.connectors[self.connector_name]
+        stream = job.spec.name
         if not engine.sweep_due(connector, job.spec, settings.sweep_interval):
+            return
+        state = self._task(tasks.SWEEP, stream)
+        now = utcnow()
+        if state.next_attempt_at is not None and state.next_attempt_at > now:
             return
         try:
             count = engine.sweep_stream(connector, job.spec, job.mapping)
         except Interrupted:
             raise
         except PmsyncError as exc:
-            log.warning("sweep_failed", stream=job.spec.name, error=str(exc))
-            self.ctx.metrics.swept(self.connector_name, job.spec.name, 0, failed=True)
+            delay = self._backoff(state.failures + 1)
+            log.warning(
+                "sweep_failed",
+                stream=stream,
+                error=str(exc),
+                failures=state.failures + 1,
+                retry_in=round(delay, 1),
+            )
+            self.ctx.metrics.swept(self.connector_name, stream, 0, failed=True)
+            self._task_failed(
+                tasks.SWEEP, stream, str(exc), now, next_attempt_at=now + timedelta(seconds=delay)
+            )
             return
-        self.ctx.metrics.swept(self.connector_name, job.spec.name, count, failed=False)
+        self.ctx.metrics.swept(self.connector_name, stream, count, failed=False)
+        self._task_succeeded(tasks.SWEEP, stream, now, force=True)
+
+    def _backoff(self, failures: int) -> float:
+        settings = self.ctx.settings
+        first = settings.failure_backoff.total_seconds()
+        return float(min(settings.max_failure_backoff.total_seconds(), first * 2 ** (failures - 1)))
 
     def _write_back(self, connector: Connector) -> None:
         """The write-back hook, after the reads and still under this worker's ownership."""
+        now = utcnow()
         try:
             report = self.ctx.write_back(
                 self.ctx.runtime,
@@ -305,11 +332,64 @@ class ConnectorWorker(threading.Thread):
             raise
         except PmsyncError as exc:
             log.warning("write_back_failed", error=str(exc))
+            self._task_failed(tasks.WRITEBACK, "", str(exc), now)
             return
         name = self.connector_name
         self.ctx.metrics.writebacks_planned.labels(name).inc(report.planned)
         self.ctx.metrics.writebacks_applied.labels(name).inc(report.applied)
         self.ctx.metrics.writebacks_failed.labels(name).inc(report.failed)
+        if not report.writes_to:
+            return
+        if report.failed:
+            error = report.error or f"{report.failed} writes failed"
+            log.warning("write_back_failed", error=error, failed=report.failed)
+            self._task_failed(tasks.WRITEBACK, "", error, now)
+        else:
+            self._task_succeeded(tasks.WRITEBACK, "", now, force=report.applied > 0)
+
+    # ---- write-back and sweep state (pmsync status, /readyz) ----------------------------
+
+    def _task(self, task: str, stream: str) -> tasks.TaskState:
+        key = (task, stream)
+        if key not in self._tasks:
+            with self.ctx.runtime.store.engine.connect() as connection:
+                self._tasks[key] = tasks.read_task(connection, self.connector_name, task, stream)
+        return self._tasks[key]
+
+    def _task_failed(
+        self,
+        task: str,
+        stream: str,
+        error: str,
+        now: datetime,
+        *,
+        next_attempt_at: datetime | None = None,
+    ) -> None:
+        failures = self._task(task, stream).failures + 1
+        with self.ctx.runtime.store.transaction() as connection:
+            tasks.record_failure(
+                connection,
+                self.connector_name,
+                task,
+                stream,
+                error=error,
+                now=now,
+                failures=failures,
+                next_attempt_at=next_attempt_at,
+            )
+        self._tasks.pop((task, stream), None)
+
+    def _task_succeeded(self, task: str, stream: str, now: datetime, *, force: bool) -> None:
+        """Recorded when it recovers, did something, or the last record is a while old: a quiet
+        cycle costs no extra write."""
+        state = self._task(task, stream)
+        last = state.last_success_at
+        stale = last is None or (now - last).total_seconds() >= _SUCCESS_RECORD_EVERY
+        if not (force or state.failures or stale):
+            return
+        with self.ctx.runtime.store.transaction() as connection:
+            tasks.record_success(connection, self.connector_name, task, stream, now=now)
+        self._tasks.pop((task, stream), None)
 
 
 def owner_name(replica: str) -> str:

@@ -12,6 +12,7 @@ returns what it has done so far.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,8 +22,12 @@ import structlog
 
 from pmsync.app.runtime import Runtime
 from pmsync.connectors.base import Connector
+from pmsync.errors import Interrupted, PmsyncError
+from pmsync.sync.writeback.plan import PlannedWrite
 
 log = structlog.get_logger("pmsync.daemon.writeback")
+
+LOCK_WAIT_SECONDS = 30.0  # longest wait for the connector's write-back lock in one cycle
 
 
 @dataclass(frozen=True)
@@ -32,6 +37,8 @@ class WriteBackReport:
     planned: int = 0
     applied: int = 0
     failed: int = 0
+    writes_to: bool = False  # the connector has write-backs (else nothing was attempted)
+    error: str | None = None  # the first failed write's error, when one failed
 
 
 class WriteBack(Protocol):
@@ -73,9 +80,10 @@ def auto_write_back(
     """
     if not runtime.config.settings.writeback.auto_apply or not runtime.writes_to(connector.name):
         return WriteBackReport()
-    with runtime.writeback_lock([connector.name], should_stop=should_stop):
+    with contextlib.ExitStack() as held:
+        _take_lock(held, runtime, connector.name, should_stop)
         if should_stop():
-            return WriteBackReport()
+            return WriteBackReport(writes_to=True)
         plan = runtime.plan(only_connector=connector.name, should_stop=should_stop)
         planned = len(plan.writes)
         if plan.guard:
@@ -85,8 +93,43 @@ def auto_write_back(
                 trips=[t.writeback for t in plan.guard],
                 planned=planned,
             )
-            return WriteBackReport(planned=planned)
+            return WriteBackReport(planned=planned, writes_to=True)
         if not plan.writes:
-            return WriteBackReport()
+            return WriteBackReport(writes_to=True)
         result = runtime.apply(plan, should_stop=should_stop, sleep=sleep)
-    return WriteBackReport(planned=planned, applied=len(result.applied), failed=len(result.failed))
+    return WriteBackReport(
+        planned=planned,
+        applied=len(result.applied),
+        failed=len(result.failed),
+        writes_to=True,
+        error=_first_error(result.failed),
+    )
+
+
+def _take_lock(
+    stack: contextlib.ExitStack, runtime: Runtime, name: str, should_stop: Callable[[], bool]
+) -> None:
+    """The connector's write-back lock, waited for at most LOCK_WAIT_SECONDS: a process that
+    hangs holding it (paused mid-apply) must not hold up this worker's reads as well."""
+    deadline = time.monotonic() + LOCK_WAIT_SECONDS
+
+    def stop_waiting() -> bool:
+        return should_stop() or time.monotonic() > deadline
+
+    try:
+        stack.enter_context(runtime.writeback_lock([name], should_stop=stop_waiting))
+    except Interrupted:
+        if should_stop():
+            raise
+        raise PmsyncError(
+            f"the store's write-back lock of {name} stayed taken for {LOCK_WAIT_SECONDS:.0f} s "
+            "(another process applies, or one that did hangs); tried again after the next reads"
+        ) from None
+
+
+def _first_error(failed: list[tuple[PlannedWrite, str]]) -> str | None:
+    if not failed:
+        return None
+    write, error = failed[0]
+    more = f" (and {len(failed) - 1} more failed writes)" if len(failed) > 1 else ""
+    return f"{write.target_key}: {error}{more}"

@@ -30,6 +30,7 @@ from jira import JIRA
 from jira.exceptions import JIRAError
 from pydantic import BaseModel
 
+from pmsync.connectors.attribution import claim
 from pmsync.connectors.base import (
     Connector,
     FieldInfo,
@@ -167,6 +168,7 @@ class JiraConnector(Connector):
             self._session, self._adapter = make_session(
                 ca_bundle=s.ca_bundle, timeout=s.timeout, budget=self._budget()
             )
+            claim(self._adapter, self.name)
             creds = s.credentials
             if creds.personal_access_token is not None:
                 token = creds.personal_access_token.get_secret_value()

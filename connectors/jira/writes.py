@@ -30,8 +30,15 @@ from limits.storage import MemoryStorage
 from limits.strategies import MovingWindowRateLimiter
 
 from pmsync.connectors.base import FieldWrite, WriteOutcome
+from pmsync.connectors.budget import budget_sleep
+from pmsync.connectors.http import retry_after_seconds
 from pmsync.connectors.jira.api import JiraApi
-from pmsync.connectors.jira.errors import response_error, response_field_errors, response_messages
+from pmsync.connectors.jira.errors import (
+    rate_limit_reset_seconds,
+    response_error,
+    response_field_errors,
+    response_messages,
+)
 from pmsync.connectors.jira.fields import FieldCatalog, FieldNameError
 from pmsync.errors import AuthError, ConnectorError, RetriableError
 
@@ -40,6 +47,10 @@ log = structlog.get_logger("pmsync.connectors.jira")
 PROPERTY_KEY_MAX = 255
 PROPERTY_VALUE_MAX = 32_768
 _NOTIFY_PERMISSIONS = "ADMINISTER_PROJECTS,ADMINISTER"
+# A 429 on a write (Jira's per-issue write limit, or its burst limit) is a wait, not a failure:
+# the write is sent again after Retry-After, this many times in all, when the wait is short.
+WRITE_429_ATTEMPTS = 4
+WRITE_429_MAX_WAIT = 10.0  # longer: a retriable outcome; the apply retries within its bounds
 
 
 class IssueWritePacer:
@@ -187,14 +198,14 @@ class IssueWriter:
             return self._transport_failure(issue, exc), None
 
     def _put(self, issue: str, payload: dict[str, Any]) -> requests.Response:
-        self._pacer.acquire(issue)
         params = {} if self._notify_flag_refused else {"notifyUsers": "false"}
-        response = self._api().send(
+        response = self._write(
+            issue,
             "PUT",
             f"issue/{issue}",
-            what=f"PUT issue {issue}",
-            params=params,
+            f"PUT issue {issue}",
             body={"fields": payload},
+            params=params,
         )
         if params and _refuses_notify_flag(response):
             self._notify_flag_refused = True
@@ -252,10 +263,9 @@ class IssueWriter:
                 f"{PROPERTY_VALUE_MAX} characters (it has {len(text)})",
             )
         what = f"PUT property {key} of issue {issue}"
-        self._pacer.acquire(issue)
         try:
-            response = self._api().send(
-                "PUT", f"issue/{issue}/properties/{key}", what=what, body=value
+            response = self._write(
+                issue, "PUT", f"issue/{issue}/properties/{key}", what, body=value
             )
         except ConnectorError as exc:
             return self._transport_failure(issue, exc)
@@ -276,10 +286,9 @@ class IssueWriter:
 
     def upsert_remote_link(self, issue: str, link: RemoteLink) -> WriteOutcome:
         what = f"POST remotelink of issue {issue}"
-        self._pacer.acquire(issue)
         try:
-            response = self._api().send(
-                "POST", f"issue/{issue}/remotelink", what=what, body=link.body()
+            response = self._write(
+                issue, "POST", f"issue/{issue}/remotelink", what, body=link.body()
             )
         except ConnectorError as exc:
             return self._transport_failure(issue, exc)
@@ -288,6 +297,34 @@ class IssueWriter:
         return self._failure(issue, response, what)
 
     # ---- shared --------------------------------------------------------------------------
+
+    def _write(
+        self,
+        issue: str,
+        method: str,
+        path: str,
+        what: str,
+        *,
+        body: Any,
+        params: Mapping[str, Any] | None = None,
+    ) -> requests.Response:
+        """One write, paced per issue; a 429 is waited out (Retry-After) and sent again."""
+        attempt = 1
+        while True:
+            self._pacer.acquire(issue)
+            response = self._api().send(method, path, what=what, params=params, body=body)
+            wait = _rate_limited_wait(response)
+            if wait is None or attempt == WRITE_429_ATTEMPTS:
+                return response
+            log.info(
+                "jira_write_rate_limited",
+                connector=self.connector,
+                issue=issue,
+                reason=response.headers.get("RateLimit-Reason"),
+                wait=round(wait, 2),
+            )
+            budget_sleep(wait)  # the daemon's sleep: a stop or a lost lease ends it early
+            attempt += 1
 
     def _failure(self, issue: str, response: requests.Response, what: str) -> WriteOutcome:
         """A refused write as an outcome; a refused credential stops the whole write-back."""
@@ -315,6 +352,19 @@ class IssueWriter:
         if isinstance(exc, RetriableError):
             return _retriable(issue, exc)
         return _failed(issue, str(exc))
+
+
+def _rate_limited_wait(response: requests.Response) -> float | None:
+    """Seconds to wait before sending a write Jira answered 429 again; None: not a 429, or a
+    wait too long to spend inside one write (the write-back then retries it later)."""
+    if response.status_code != 429:
+        return None
+    headers = response.headers
+    wait = retry_after_seconds(headers)
+    if wait is None:
+        wait = rate_limit_reset_seconds(headers)
+    wait = 1.0 if wait is None else wait
+    return wait if wait <= WRITE_429_MAX_WAIT else None
 
 
 def _retriable(issue: str, error: RetriableError) -> WriteOutcome:

@@ -28,6 +28,7 @@ import requests
 import structlog
 from pydantic import BaseModel
 
+from pmsync.connectors.attribution import claim
 from pmsync.connectors.base import Connector, FieldInfo, Page, Record, StreamSpec, SweepPage
 from pmsync.connectors.budget import BudgetRule, RequestBudget
 from pmsync.connectors.http import make_session, request_json
@@ -91,9 +92,10 @@ class PendoConnector(Connector):
             budget = RequestBudget(
                 [BudgetRule("pendo", r"/api/v1/", per_minute=self.settings.requests_per_minute)]
             )
-            self._session, _adapter = make_session(
+            self._session, adapter = make_session(
                 ca_bundle=self.settings.ca_bundle, timeout=self.settings.timeout, budget=budget
             )
+            claim(adapter, self.name)
             self._session.headers[KEY_HEADER] = self.settings.integration_key.get_secret_value()
         return self._session
 

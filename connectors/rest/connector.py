@@ -22,6 +22,7 @@ import requests
 import structlog
 from pydantic import BaseModel
 
+from pmsync.connectors.attribution import claim
 from pmsync.connectors.base import Connector, FieldInfo, Page, Record, StreamSpec, SweepPage
 from pmsync.connectors.budget import BudgetRule, RequestBudget, budget_scope
 from pmsync.connectors.http import make_session, request_json, send
@@ -52,9 +53,10 @@ class RestConnector(Connector):
     def session(self) -> requests.Session:
         if self._session is None:
             budget = RequestBudget(self._budget_rules())
-            session, _adapter = make_session(
+            session, adapter = make_session(
                 ca_bundle=self.settings.ca_bundle, timeout=self.settings.timeout, budget=budget
             )
+            claim(adapter, self.name)
             session.headers.update(self.settings.headers)
             auth = self.settings.auth
             secret = auth.token.get_secret_value() if auth.token else ""

@@ -31,6 +31,7 @@ from simple_salesforce.exceptions import (
 )
 from simple_salesforce.util import call_salesforce
 
+from pmsync.connectors.attribution import claim
 from pmsync.connectors.http import RETRIABLE_STATUS, error_for_exception, make_session
 from pmsync.connectors.salesforce.quota import QuotaGuard, parse_limit_info
 from pmsync.connectors.salesforce.settings import SalesforceSettings
@@ -73,6 +74,7 @@ class SalesforceClient:
             budget=guard,
         )
         self.session.hooks["response"].append(self._observe)
+        claim(self.adapter, name)
 
     # ---- session ------------------------------------------------------------------------------
 

@@ -22,6 +22,7 @@ from pydantic import BaseModel
 from zenpy import Zenpy
 from zenpy.lib.exception import APIException, RatelimitBudgetExceeded, ZenpyException
 
+from pmsync.connectors.attribution import claim
 from pmsync.connectors.base import (
     MISSING,
     Connector,
@@ -246,12 +247,13 @@ class ZendeskConnector(Connector):
             rewrite = (
                 {} if zenpy_root == self.settings.base_url else {zenpy_root: self.settings.base_url}
             )
-            self._session, _adapter = make_session(
+            self._session, adapter = make_session(
                 rewrite=rewrite,
                 ca_bundle=self.settings.ca_bundle,
                 timeout=self.settings.timeout,
                 budget=budget,
             )
+            claim(adapter, self.name)
             creds = self.settings.credentials
             if creds.oauth_token is not None:
                 self._session.headers["Authorization"] = (

@@ -188,3 +188,41 @@ issue_key_aliases = sa.Table(
     sa.Column("issue_id", sa.String(100), nullable=True),
     sa.Column("checked_at", UtcDateTime, nullable=False),
 )
+
+# Replicas on PostgreSQL (`app/daemon/pg_leases.py`): who runs each connector, until when (the
+# database's clock), and the epoch that a takeover increments. A replica's commits check, in the
+# same transaction, that it still holds the epoch it started with: a stale holder commits nothing.
+connector_leases = sa.Table(
+    "connector_leases",
+    metadata,
+    sa.Column("connector", sa.String(100), primary_key=True),
+    sa.Column("holder", sa.String(100), nullable=False),
+    sa.Column("holder_pid", sa.Integer, nullable=True),  # the holder's lease session
+    sa.Column("epoch", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("expires_at", UtcDateTime, nullable=False),
+)
+
+# The live replicas, each renewing its row with its leases: the fair share divides by them.
+daemon_replicas = sa.Table(
+    "daemon_replicas",
+    metadata,
+    sa.Column("replica", sa.String(100), primary_key=True),
+    sa.Column("pid", sa.Integer, nullable=True),
+    sa.Column("expires_at", UtcDateTime, nullable=False),
+)
+
+# What the daemon did besides reading, per connector: write-back ("writeback", stream "") and
+# sweeps ("sweep", per stream). `pmsync status` and /readyz show it.
+task_state = sa.Table(
+    "task_state",
+    metadata,
+    sa.Column("connector", sa.String(100), primary_key=True),
+    sa.Column("task", sa.String(20), primary_key=True),
+    sa.Column("stream", sa.String(100), primary_key=True),
+    sa.Column("last_attempt_at", UtcDateTime, nullable=True),
+    sa.Column("last_success_at", UtcDateTime, nullable=True),
+    sa.Column("failures", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("last_error", sa.Text, nullable=True),
+    sa.Column("last_error_at", UtcDateTime, nullable=True),
+    sa.Column("next_attempt_at", UtcDateTime, nullable=True),
+)
