@@ -25,9 +25,6 @@ from typing import Any
 
 import requests
 import structlog
-from limits import RateLimitItemPerSecond
-from limits.storage import MemoryStorage
-from limits.strategies import MovingWindowRateLimiter
 
 from pmsync.connectors.base import FieldWrite, WriteOutcome
 from pmsync.connectors.budget import budget_sleep
@@ -40,6 +37,7 @@ from pmsync.connectors.jira.errors import (
     response_messages,
 )
 from pmsync.connectors.jira.fields import FieldCatalog, FieldNameError
+from pmsync.connectors.window import MovingWindow
 from pmsync.errors import AuthError, ConnectorError, RetriableError
 
 log = structlog.get_logger("pmsync.connectors.jira")
@@ -51,6 +49,8 @@ _NOTIFY_PERMISSIONS = "ADMINISTER_PROJECTS,ADMINISTER"
 # the write is sent again after Retry-After, this many times in all, when the wait is short.
 WRITE_429_ATTEMPTS = 4
 WRITE_429_MAX_WAIT = 10.0  # longer: a retriable outcome; the apply retries within its bounds
+# Issues whose per-issue windows are kept before idle ones are dropped.
+_PACER_WINDOWS_KEPT = 4096
 
 
 class IssueWritePacer:
@@ -64,23 +64,35 @@ class IssueWritePacer:
     def __init__(
         self, limits: list[tuple[int, int]], *, sleep: Callable[[float], None] = time.sleep
     ) -> None:
-        self._limiter = MovingWindowRateLimiter(MemoryStorage())
-        self._items = [RateLimitItemPerSecond(amount, seconds) for amount, seconds in limits]
+        self._rules = list(limits)
+        self._windows: dict[tuple[str, int], MovingWindow] = {}
         self._lock = threading.Lock()
         self._sleep = sleep
         self.waited_seconds = 0.0
 
     def acquire(self, issue: str) -> None:
-        for item in self._items:
+        for rule, (amount, seconds) in enumerate(self._rules):
+            margin = min(1.0, seconds * 0.1)
             while True:
                 with self._lock:
-                    if self._limiter.hit(item, "issue-write", issue):
+                    window = self._window(issue, rule)
+                    wait = window.wait(amount)
+                    if wait is None:
+                        window.hit()
                         break
-                    stats = self._limiter.get_window_stats(item, "issue-write", issue)
-                margin = min(1.0, item.get_expiry() * 0.1)
-                delay = max(0.01, stats.reset_time - time.time() + margin)
+                delay = max(0.01, wait + margin)
                 self.waited_seconds += delay
                 self._sleep(delay)
+
+    def _window(self, issue: str, rule: int) -> MovingWindow:
+        """The window of one issue under one rule; idle ones are dropped as issues pile up."""
+        window = self._windows.get((issue, rule))
+        if window is None:
+            if len(self._windows) >= _PACER_WINDOWS_KEPT:
+                self._windows = {key: w for key, w in self._windows.items() if w.count()}
+            amount, seconds = self._rules[rule]
+            window = self._windows[(issue, rule)] = MovingWindow(amount, seconds)
+        return window
 
 
 @dataclass(frozen=True)
