@@ -57,6 +57,10 @@ class WebServer:
                 clear_untrusted_proxy_headers=True,
                 max_request_body_size=1024 * 1024,
                 channel_timeout=60,
+                # Bounded like the health port: a capped number of connections (waitress
+                # stops accepting at the cap) and poll(), so descriptors above 1,024 work.
+                connection_limit=100,
+                asyncore_use_poll=True,
             )
         except OSError as exc:
             if owned is not None:
