@@ -27,7 +27,8 @@ from pmsync.errors import (
 )
 from pmsync.sync.engine import PageHook, RetryPolicy, StopCheck, StreamResult, SyncEngine
 from pmsync.sync.links.aliases import KeyLookup
-from pmsync.sync.links.derive import Derived, derive
+from pmsync.sync.links.changes import clear_dirty, dirty_targets, has_full_dirty
+from pmsync.sync.links.derive import Derived, derive, derive_scope
 from pmsync.sync.links.linker import Overrides
 from pmsync.sync.mapping.compiler import CompiledStream
 from pmsync.sync.mapping.loader import MappingSet, check_against_connectors, load_mappings
@@ -350,14 +351,79 @@ class Runtime:
             sleep=sleep,
         )
 
+    def plan_changes(
+        self, connector: str, *, should_stop: Callable[[], bool] | None = None
+    ) -> tuple[Plan, list[int]]:
+        """The writes due for `connector` since its last clean write-back, and the dirty rows
+        they cover (`done_planning` clears those once applied without failure).
+
+        Derives incrementally first (nothing changed: nothing read); then plans only the targets
+        the derivations marked for this connector, from a World of just those targets, or every
+        target after a full derivation.
+        """
+        self.derive(incremental=True, should_stop=should_stop)
+        with self.store.engine.connect() as connection:
+            seqs, scope = dirty_targets(connection, connector)
+        if not seqs:
+            return Plan(uuid.uuid4().hex[:16]), []
+        if scope is None:
+            derived = self._full_view(should_stop)
+        else:
+            derived = derive_scope(
+                self.store,
+                self.mappings.rollups,
+                self.config.settings.currency,
+                scope,
+                scores=self.mappings.score_specs(),
+            )
+        return self.plan(derived=derived, only_connector=connector), seqs
+
+    def done_planning(self, seqs: Sequence[int]) -> None:
+        """The targets behind `seqs` were planned and their writes applied: forget them."""
+        with self.store.transaction() as connection:
+            clear_dirty(connection, seqs)
+            everything_planned = not has_full_dirty(connection)
+        if everything_planned:
+            self._derived = None  # the full World is no longer needed: let it go
+
+    def _full_view(self, should_stop: Callable[[], bool] | None) -> Derived:
+        """Every figure, for a connector that plans all its targets (kept while another one
+        still has to): the last full derivation when nothing changed since, else computed."""
+        version = (self.store.data_version(), _mtime(self.mappings.overrides_path))
+        cached = self._derived
+        if cached is not None and cached[0] == version:
+            return cached[1]
+        derived = self.derive(persist=False, should_stop=should_stop)
+        self._derived = (version, derived)
+        return derived
+
     def derive(
-        self, *, persist: bool = True, should_stop: Callable[[], bool] | None = None
+        self,
+        *,
+        persist: bool = True,
+        should_stop: Callable[[], bool] | None = None,
+        incremental: bool = False,
     ) -> Derived:
         """Link the stored records and compute the rollups (stored when `persist`).
 
-        A derivation this process made is reused while nothing it read has changed (the daemon's
-        workers each ask after their cycles; only the first after a change derives).
+        A derivation this process made is reused while nothing it read has changed. With
+        `incremental`, only what changed since the last derivation is derived (see
+        `sync/links/derive.py`); the result then holds only the targets that changed.
         """
+        if incremental:
+            return derive(
+                self.store,
+                self.mappings.links,
+                Overrides.load(self.mappings.overrides_path),
+                self.mappings.rollups,
+                self.config.settings.currency,
+                scores=self.mappings.score_specs(),
+                should_stop=should_stop,
+                lookups=self._key_lookups(),
+                projects=self._issue_projects(),
+                incremental=True,
+                writers=self._writers(),
+            )
         version = (self.store.data_version(), _mtime(self.mappings.overrides_path))
         cached = self._derived
         if persist and cached is not None and cached[0] == version:
@@ -373,10 +439,15 @@ class Runtime:
             should_stop=should_stop,
             lookups=self._key_lookups(),
             projects=self._issue_projects(),
+            writers=self._writers(),
         )
         if persist:
             self._derived = (version, derived)
         return derived
+
+    def _writers(self) -> list[str]:
+        """Connectors some write-back (or the loop closure) writes to."""
+        return [name for name in self.writable_connectors() if self.writes_to(name)]
 
     def _key_lookups(self) -> dict[str, KeyLookup]:
         """Connectors that can say which issue a key names (Jira: old keys of moved issues)."""

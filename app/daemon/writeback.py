@@ -1,5 +1,8 @@
 """The hook write-back cycles plug into: plan and, when `[writeback] auto_apply`, apply.
 
+Each cycle plans only the targets whose figures or remote values changed since the connector's
+last clean write-back (`Runtime.plan_changes`): a quiet cycle derives and plans nothing.
+
 After each read cycle of a connector, its worker calls the daemon's `WriteBack` with that
 connector, in the same thread and while it still owns the connector: the writes therefore share
 the connector's one HTTP session and request budget with its reads, and no other replica writes
@@ -76,7 +79,7 @@ def auto_write_back(
     with runtime.writeback_lock([connector.name], should_stop=should_stop):
         if should_stop():
             return WriteBackReport()
-        plan = runtime.plan(only_connector=connector.name, should_stop=should_stop)
+        plan, dirty = runtime.plan_changes(connector.name, should_stop=should_stop)
         planned = len(plan.writes)
         if plan.guard:
             log.warning(
@@ -87,6 +90,9 @@ def auto_write_back(
             )
             return WriteBackReport(planned=planned)
         if not plan.writes:
+            runtime.done_planning(dirty)
             return WriteBackReport()
         result = runtime.apply(plan, should_stop=should_stop, sleep=sleep)
+        if not result.failed and len(result.applied) == planned:
+            runtime.done_planning(dirty)  # else these targets are planned again next cycle
     return WriteBackReport(planned=planned, applied=len(result.applied), failed=len(result.failed))

@@ -9,12 +9,28 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
+import orjson
 import sqlalchemy as sa
 import structlog
 
 from pmsync.errors import Problem
 from pmsync.sync.links.aliases import KeyLookup, add_aliases
+from pmsync.sync.links.changes import (
+    DERIVED_FROM,
+    Change,
+    Scope,
+    consume,
+    fingerprint,
+    link_fingerprint,
+    mark_dirty,
+    pending_changes,
+    read_state,
+    replace_inputs,
+    save_state,
+)
+from pmsync.sync.links.incremental import scoped_rollups, scoped_world, value_only_changes, widen
 from pmsync.sync.links.linker import Link, Linker, LinkResult, Overrides
 from pmsync.sync.links.models import LinkSettings, RollupSpec
 from pmsync.sync.links.rollups import Currencies, Rollup, compute_rollups
@@ -42,6 +58,10 @@ class Derived:
     links_added: int = 0
     links_removed: int = 0
     changed_rollups: dict[str, list[str]] = field(default_factory=dict)
+    # None: the World holds every record. Else an incremental derivation's: the World holds
+    # the tickets of these targets only, and only their figures are computed.
+    scope: Scope | None = None
+    mode: str = "full"  # full, incremental or quiet (nothing changed)
 
     @property
     def problems(self) -> list[Problem]:
@@ -80,50 +100,100 @@ def derive(
     should_stop: Callable[[], bool] | None = None,
     lookups: Mapping[str, KeyLookup] | None = None,
     projects: Sequence[str] = (),
+    incremental: bool = False,
+    writers: Sequence[str] = (),
 ) -> Derived:
     """Link, roll up, hear the other voices, score, and (when `persist`) store the changes.
 
     `should_stop` cuts a wait for another process's derivation short (Interrupted). `lookups`
     (by issue connector) resolve issue keys tickets name that are no issue's current key, such
     as old keys of moved issues; `projects` are the configured issue projects.
+
+    `incremental` (with `persist`): derive only what the records changed since the last
+    derivation reach (`changes.py`, `incremental.py`); nothing changed, nothing is read (mode
+    "quiet"). A persisting derivation tells each connector in `writers` which targets its
+    write-back has to plan again (`writeback_dirty`).
     """
     linker = Linker(link_settings, overrides, projects=projects)
     declared = dict(scores or {})
+    job = _Job(store, linker, rollup_specs, currency, declared, lookups or {}, tuple(writers))
     if not persist:
-        return _derive(
-            store, linker, rollup_specs, currency, declared, lookups or {}, persist=False
-        )
+        return _derive(job, persist=False)
     with store_lock(store, "derive", should_stop=should_stop):
-        return _derive(store, linker, rollup_specs, currency, declared, lookups or {}, persist=True)
+        rules = fingerprint(
+            link_settings,
+            overrides.account,
+            overrides.issues,
+            {k: v.model_dump(mode="json") for k, v in sorted(rollup_specs.items())},
+            currency,
+            {k: v.model_dump(mode="json") for k, v in sorted(declared.items())},
+            sorted(projects),
+        )
+        with store.engine.connect() as connection:
+            state = read_state(connection)
+            changes = pending_changes(connection)
+        job.state = {"rules": rules, "day": datetime.now(UTC).date().isoformat()}
+        current = all(state.get(k) == v for k, v in job.state.items())
+        if incremental and current:
+            if not any(c.entity in DERIVED_FROM for c in changes):
+                if changes:
+                    with store.transaction() as connection:
+                        consume(connection, changes)
+                return _quiet(currency)
+            changed = value_only_changes(store, changes, declared, set(DERIVED_FROM))
+            if changed is not None:
+                aliases = orjson.loads(state.get("aliases", "{}"))
+                return _derive_incremental(job, changes, changed, aliases)
+        job.changes = changes
+        job.all_dirty = True
+        return _derive(job, persist=True)
 
 
-def _derive(
-    store: Store,
-    linker: Linker,
-    rollup_specs: Mapping[str, RollupSpec],
-    currency: CurrencySettings,
-    scores: Mapping[str, ScoreSpec],
-    lookups: Mapping[str, KeyLookup],
-    *,
-    persist: bool,
-) -> Derived:
+@dataclass
+class _Job:
+    """What one derivation works with."""
+
+    store: Store
+    linker: Linker
+    rollup_specs: Mapping[str, RollupSpec]
+    currency: CurrencySettings
+    scores: Mapping[str, ScoreSpec]
+    lookups: Mapping[str, KeyLookup]
+    writers: Sequence[str]
+    state: dict[str, str] = field(default_factory=dict)
+    changes: Sequence[Change] = ()
+    all_dirty: bool = False
+
+
+def _quiet(currency: CurrencySettings) -> Derived:
+    derived = Derived(World(), LinkResult(), {}, Currencies(currency.reporting.upper()))
+    derived.scope, derived.mode = Scope(), "quiet"
+    return derived
+
+
+def _derive(job: _Job, *, persist: bool) -> Derived:
+    store, linker = job.store, job.linker
     world = World.load(store)
     world.rates = _crm_rates(store)
-    add_aliases(store, world, linker.named_keys(world), lookups)
+    add_aliases(store, world, linker.named_keys(world), job.lookups)
     result = linker.link(world)
-    currencies = currencies_for(currency, world)
-    specs = dict(rollup_specs) or {"customer_demand": RollupSpec()}
+    currencies = currencies_for(job.currency, world)
+    specs = dict(job.rollup_specs) or {"customer_demand": RollupSpec()}
     rollups = {
         name: compute_rollups(world, result, spec, currencies, name=name)
         for name, spec in specs.items()
     }
-    voices = hear_voices(world, rollups, specs, scores, currencies)
+    voices = hear_voices(world, rollups, specs, job.scores, currencies)
     derived = Derived(world, result, rollups, currencies, voices)
     if persist:
         with store.transaction() as connection:
             derived.links_added, derived.links_removed = _store_links(connection, result.links())
             for name, per_issue in rollups.items():
                 derived.changed_rollups[name] = _store_rollups(connection, name, per_issue)
+            consume(connection, job.changes)
+            save_state(connection, {**job.state, "aliases": dumps(world.aliases)})
+            replace_inputs(connection, _link_inputs(world))
+            mark_dirty(connection, job.writers, None)
         log.info(
             "derived",
             links_added=derived.links_added,
@@ -134,12 +204,92 @@ def _derive(
     return derived
 
 
+def _link_inputs(world: World) -> dict[str, tuple[str, str]]:
+    inputs = {
+        a.ref: ("account", link_fingerprint("account", a.fields)) for a in world.accounts.values()
+    }
+    inputs.update(
+        {i.ref: ("issue", link_fingerprint("issue", i.fields)) for i in world.issues.values()}
+    )
+    return inputs
+
+
+def _derive_incremental(
+    job: _Job, changes: Sequence[Change], changed: Scope, aliases: Mapping[str, str]
+) -> Derived:
+    """Re-compute the rollups the changed accounts and issues reach; no link moves."""
+    store = job.store
+    scope = widen(store, changed)
+    world, result = scoped_world(store, scope, aliases)
+    world.rates = _crm_rates(store)
+    currencies = currencies_for(job.currency, world)
+    rollups, voices = scoped_rollups(
+        world, result, scope.issues, job.rollup_specs, currencies, job.scores
+    )
+    derived = Derived(world, result, rollups, currencies, voices, scope=scope, mode="incremental")
+    with store.transaction() as connection:
+        for name, per_issue in rollups.items():
+            derived.changed_rollups[name] = _store_rollups(
+                connection, name, per_issue, only=scope.issues
+            )
+        consume(connection, changes)
+        dirty = Scope(
+            {i for refs in derived.changed_rollups.values() for i in refs} | changed.issues,
+            set(scope.tickets),
+            set(changed.accounts),
+        )
+        mark_dirty(connection, job.writers, dirty)
+    log.info(
+        "derived_incremental",
+        changes=len(changes),
+        issues=len(scope.issues),
+        tickets=len(world.tickets),
+        rollups_changed={k: len(v) for k, v in derived.changed_rollups.items()},
+    )
+    return derived
+
+
+def derive_scope(
+    store: Store,
+    rollup_specs: Mapping[str, RollupSpec],
+    currency: CurrencySettings,
+    scope: Scope,
+    *,
+    scores: Mapping[str, ScoreSpec] | None = None,
+) -> Derived:
+    """The figures of the targets in `scope` from the stored links (nothing stored): what a
+    connector's write-back plans when only these targets changed."""
+    with store.engine.connect() as connection:
+        aliases = orjson.loads(read_state(connection).get("aliases", "{}"))
+    world, result = scoped_world(store, scope, aliases)
+    world.rates = _crm_rates(store)
+    currencies = currencies_for(currency, world)
+    rollups, voices = scoped_rollups(
+        world, result, scope.issues, rollup_specs, currencies, dict(scores or {})
+    )
+    return Derived(world, result, rollups, currencies, voices, scope=scope, mode="incremental")
+
+
 def _crm_rates(store: Store) -> dict[str, float]:
     rates: dict[str, float] = {}
     for _connector, _stream, _key, (_entity, fields) in store.iter_unified(["currency_rate"]):
         if fields.get("code") and fields.get("rate"):
             rates[str(fields["code"]).upper()] = float(fields["rate"])
     return rates
+
+
+def _stored_hashes(connection: sa.Connection, name: str, only: set[str] | None) -> dict[str, str]:
+    query = sa.select(rollups_table.c.issue_ref, rollups_table.c.content_hash).where(
+        rollups_table.c.name == name
+    )
+    if only is None:
+        return {row.issue_ref: row.content_hash for row in connection.execute(query)}
+    wanted = sorted(only)
+    found: dict[str, str] = {}
+    for start in range(0, len(wanted), 900):
+        chunk = query.where(rollups_table.c.issue_ref.in_(wanted[start : start + 900]))
+        found.update({row.issue_ref: row.content_hash for row in connection.execute(chunk)})
+    return found
 
 
 def _store_links(connection: sa.Connection, links: list[Link]) -> tuple[int, int]:
@@ -187,16 +337,17 @@ def _store_links(connection: sa.Connection, links: list[Link]) -> tuple[int, int
     return len(added), len(removed)
 
 
-def _store_rollups(connection: sa.Connection, name: str, per_issue: dict[str, Rollup]) -> list[str]:
-    """Upsert rollups whose content changed; return the issues whose rollup changed."""
-    current = {
-        row.issue_ref: row.content_hash
-        for row in connection.execute(
-            sa.select(rollups_table.c.issue_ref, rollups_table.c.content_hash).where(
-                rollups_table.c.name == name
-            )
-        )
-    }
+def _store_rollups(
+    connection: sa.Connection,
+    name: str,
+    per_issue: dict[str, Rollup],
+    *,
+    only: set[str] | None = None,
+) -> list[str]:
+    """Upsert rollups whose content changed; return the issues whose rollup changed.
+
+    `only`: the issues an incremental derivation computed (the others are left as stored)."""
+    current = _stored_hashes(connection, name, only)
     now = utcnow()
     changed: list[str] = []
     for issue_ref, rollup in per_issue.items():

@@ -8,6 +8,7 @@ it was computed from, so a PM can check the figure.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -100,8 +101,10 @@ def compute_rollups(
     *,
     name: str = "customer_demand",
     today: date | None = None,
+    only: Collection[str] | None = None,
 ) -> dict[str, Rollup]:
-    """A rollup for every issue in the World (an empty one where nobody asks)."""
+    """A rollup for every issue in the World (an empty one where nobody asks); `only`: for
+    these issues alone (an incremental derivation, whose World holds just their tickets)."""
     tickets_of: dict[str, list[Entity]] = defaultdict(list)
     for ticket_ref, per_issue in links.issues_of.items():
         ticket = world.tickets.get(ticket_ref)
@@ -117,6 +120,7 @@ def compute_rollups(
             world, links, spec, currencies, name, issue, tickets_of.get(issue_ref, []), usage
         )
         for issue_ref, issue in world.issues.items()
+        if only is None or issue_ref in only
     }
 
 

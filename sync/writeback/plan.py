@@ -312,7 +312,22 @@ def _plan_writeback(
             fields = _Fields(resolved, values, raw, seen_at, clears=empty)
             _plan_fields(plan, planning, name, spec, target, fields, tally)
             _plan_property(plan, planning, name, spec, target, tally, empty=empty)
+        if planning.derived.scope is not None:  # the guard weighs a change against every target
+            tally.eligible += _live_count(planning.store, connector_name, stream) - len(group)
     _check_guard(plan, name, tally, planning.settings)
+
+
+def _live_count(store: Store, connector: str, stream: str) -> int:
+    with store.engine.connect() as connection:
+        return int(
+            connection.execute(
+                sa.select(sa.func.count()).where(
+                    records.c.connector == connector,
+                    records.c.stream == stream,
+                    records.c.deleted_at.is_(None),
+                )
+            ).scalar_one()
+        )
 
 
 @dataclass(frozen=True)
