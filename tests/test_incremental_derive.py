@@ -9,6 +9,7 @@ compared with those a full derivation computes from the same records.
 from __future__ import annotations
 
 import random
+from datetime import date
 from typing import Any
 
 import sqlalchemy as sa
@@ -76,6 +77,41 @@ class Company:
                  "account_id": "00101", "issue_keys": ["APP-1", "APP-2"]},
                 {"id": "006B", "name": "Small", "amount": 700, "currency": "EUR",
                  "account_id": "00102", "issue_keys": ["APP-3"]},
+            ],
+        )  # fmt: skip
+        today = date.today().isoformat()
+        put(
+            store,
+            "salesforce",
+            "Contact",
+            "person",
+            [{"id": f"003{n}", "email": f"c{n}@mail.org", "account_id": f"001{n:02d}"}
+             for n in range(6)],
+        )  # fmt: skip
+        put(
+            store,
+            "pendo",
+            "accounts",
+            "organization",
+            [{"id": f"p{n}", "account_id": f"001{n:02d}"} for n in range(4)],
+        )
+        put(
+            store,
+            "pendo",
+            "usage",
+            "usage",
+            [{"id": f"u{n}", "account_id": f"p{n}" if n < 4 else f"001{n:02d}", "day": today,
+              "active_visitors": 10 + n} for n in range(10)],
+        )  # fmt: skip
+        put(
+            store,
+            "pendo",
+            "nps",
+            "survey_response",
+            [
+                {"id": "s1", "score": 3, "responded_at": today, "account_id": "p1"},
+                {"id": "s2", "score": 9, "responded_at": today, "email": "C2@mail.org"},
+                {"id": "s3", "score": 5, "responded_at": today, "email": "c3@mail.org"},
             ],
         )  # fmt: skip
 

@@ -17,6 +17,7 @@ from typing import Any
 
 import orjson
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
 
 from pmsync.sync.links.changes import Change, Scope, link_fingerprint, stored_inputs
 from pmsync.sync.links.linker import Link, LinkResult
@@ -135,21 +136,97 @@ def _issues_of_tickets(connection: sa.Connection, tickets: Iterable[str]) -> set
 def scoped_world(
     store: Store, scope: Scope, aliases: Mapping[str, str]
 ) -> tuple[World, LinkResult]:
-    """A World with every record but tickets, plus the tickets the scope's figures read (those
-    of its issues and accounts, and its tickets), and the stored links of those tickets."""
-    world = World.load(store, skip={"feedback"})
-    for old, current in aliases.items():  # the old keys the last full derivation knew
-        issue = world.by_issue_key.get(current.upper())
-        if issue is not None:
-            world.alias(old, issue)
+    """A World for the scope's figures, and the stored links of its tickets.
+
+    It holds every account, issue, organization, opportunity and survey answer (what pipeline
+    and survey figures read, a small share of a store), the tickets the scope's figures read
+    (those of its issues and accounts, and its tickets), and of the two large entities only
+    what those figures reach: usage of the accounts the tickets link to, and people whose
+    e-mail a survey answer gives (how an answer without an account finds one).
+    """
+    world = World()
+    buckets = _buckets(world)
+    small = ["account", "issue", "organization", "opportunity", "opportunity_issue"]
+    for connector, stream, key, (entity, fields) in store.iter_unified([*small, "survey_response"]):
+        buckets[entity][ref(connector, key)] = Entity(
+            ref(connector, key), connector, stream, key, fields
+        )
     with store.engine.connect() as connection:
         tickets = set(scope.tickets)
         tickets |= _tickets_linked(connection, "ticket_issue", scope.issues)
         tickets |= _tickets_linked(connection, "ticket_account", scope.accounts)
-        for entity in _load_tickets(connection, tickets):
-            world.tickets[entity.ref] = entity
+        for ticket in _load_tickets(connection, tickets):
+            world.tickets[ticket.ref] = ticket
         result = _stored_links(connection, set(world.tickets))
+        asking = {link.target for link in result.account_of.values()}
+        _add_where(connection, world.usage, "usage", "account_id", _usage_ids(world, asking))
+        emails = {str(s.get("email")).lower() for s in world.surveys.values() if s.get("email")}
+        _add_where(connection, world.people, "person", "email", emails, lower=True)
+    world.index()
+    for old, current in aliases.items():  # the old keys the last full derivation knew
+        issue = world.by_issue_key.get(current.upper())
+        if issue is not None:
+            world.alias(old, issue)
     return world, result
+
+
+def _buckets(world: World) -> dict[str, dict[str, Entity]]:
+    return {
+        "account": world.accounts,
+        "issue": world.issues,
+        "organization": world.organizations,
+        "opportunity": world.opportunities,
+        "opportunity_issue": world.opportunity_issues,
+        "survey_response": world.surveys,
+    }
+
+
+def _usage_ids(world: World, accounts: set[str]) -> set[str]:
+    """The account ids usage of `accounts` is recorded under: the CRM id (and its 15-char
+    form) or the key of an analytics organization whose account_id names the account."""
+    keys = {world.accounts[a].key for a in accounts if a in world.accounts}
+    ids = keys | {k[:15] for k in keys if len(k) == 18}
+    for organization in world.organizations.values():
+        named = str(organization.get("account_id") or "")
+        if named and (named in ids or named[:15] in ids):
+            ids.add(organization.key)
+    return ids
+
+
+def _add_where(
+    connection: sa.Connection,
+    into: dict[str, Entity],
+    entity: str,
+    field_name: str,
+    values: Iterable[str],
+    *,
+    lower: bool = False,
+) -> None:
+    """Live records of `entity` whose unified `field_name` is among `values` (the database
+    reads the JSON, so the rest never reaches Python)."""
+    wanted = sorted(set(values))
+    column: Any = _json_text(connection, field_name)
+    if lower:
+        column = sa.func.lower(column)
+    for start in range(0, len(wanted), 900):
+        query = sa.select(
+            records.c.connector, records.c.stream, records.c.key, records.c.unified
+        ).where(
+            records.c.entity == entity,
+            records.c.deleted_at.is_(None),
+            column.in_(wanted[start : start + 900]),
+        )
+        for connector, stream, key, unified in connection.execute(query):
+            into[ref(connector, key)] = Entity(
+                ref(connector, key), connector, stream, key, orjson.loads(unified)
+            )
+
+
+def _json_text(connection: sa.Connection, field_name: str) -> Any:
+    """A unified field as text, in either dialect (a number compares as its text)."""
+    if connection.dialect.name == "postgresql":
+        return sa.cast(records.c.unified, JSONB)[field_name].astext
+    return sa.cast(sa.func.json_extract(records.c.unified, f"$.{field_name}"), sa.Text)
 
 
 def _load_tickets(connection: sa.Connection, refs: Iterable[str]) -> list[Entity]:
