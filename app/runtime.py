@@ -5,6 +5,7 @@ The CLI and the daemon both start here; the engine itself stays free of configur
 
 from __future__ import annotations
 
+import dataclasses
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -27,7 +28,7 @@ from pmsync.errors import (
 )
 from pmsync.sync.engine import PageHook, RetryPolicy, StopCheck, StreamResult, SyncEngine
 from pmsync.sync.links.aliases import KeyLookup
-from pmsync.sync.links.changes import clear_dirty, dirty_targets, has_full_dirty
+from pmsync.sync.links.changes import Scope, clear_dirty, dirty_targets, has_full_dirty
 from pmsync.sync.links.derive import Derived, derive, derive_scope
 from pmsync.sync.links.linker import Overrides
 from pmsync.sync.mapping.compiler import CompiledStream
@@ -67,6 +68,7 @@ class Runtime:
     _connectors: dict[str, Connector] = field(default_factory=dict)
     _store: Store | None = None
     _derived: tuple[tuple[object, float | None], Derived] | None = None
+    _incremental: Derived | None = None  # the last incremental derivation (plans reuse it)
 
     @classmethod
     def load(cls, config_path: str | None = None) -> Runtime:
@@ -361,13 +363,18 @@ class Runtime:
         the derivations marked for this connector, from a World of just those targets, or every
         target after a full derivation.
         """
-        self.derive(incremental=True, should_stop=should_stop)
+        latest = self.derive(incremental=True, should_stop=should_stop)
         with self.store.engine.connect() as connection:
             seqs, scope = dirty_targets(connection, connector)
         if not seqs:
             return Plan(uuid.uuid4().hex[:16]), []
+        reuse = self._incremental
+        if reuse is not None and reuse.generation != latest.generation:
+            reuse = self._incremental = None  # another derivation came since
         if scope is None:
             derived = self._full_view(should_stop)
+        elif reuse is not None and reuse.scope is not None and _covers(reuse, scope):
+            derived = dataclasses.replace(reuse, scope=scope)  # this cycle's derivation has it
         else:
             derived = derive_scope(
                 self.store,
@@ -411,7 +418,7 @@ class Runtime:
         `sync/links/derive.py`); the result then holds only the targets that changed.
         """
         if incremental:
-            return derive(
+            derived = derive(
                 self.store,
                 self.mappings.links,
                 Overrides.load(self.mappings.overrides_path),
@@ -424,6 +431,9 @@ class Runtime:
                 incremental=True,
                 writers=self._writers(),
             )
+            if derived.mode == "incremental":
+                self._incremental = derived
+            return derived
         version = (self.store.data_version(), _mtime(self.mappings.overrides_path))
         cached = self._derived
         if persist and cached is not None and cached[0] == version:
@@ -478,6 +488,17 @@ def _selectable(jobs: Sequence[StreamJob]) -> set[str]:
 
 def new_run_id() -> str:
     return uuid.uuid4().hex[:16]
+
+
+def _covers(derived: Derived, scope: Scope) -> bool:
+    """Whether an incremental derivation computed every figure of `scope`'s targets: its
+    issues' rollups, its tickets, and every ticket of its accounts."""
+    assert derived.scope is not None
+    return (
+        scope.issues <= derived.scope.issues
+        and scope.tickets <= set(derived.world.tickets)
+        and scope.accounts <= derived.scope.accounts
+    )
 
 
 def _mtime(path: Path | None) -> float | None:

@@ -62,6 +62,8 @@ class Derived:
     # the tickets of these targets only, and only their figures are computed.
     scope: Scope | None = None
     mode: str = "full"  # full, incremental or quiet (nothing changed)
+    # Counts the store's persisted derivations: a result is current while it is unchanged.
+    generation: int = 0
 
     @property
     def problems(self) -> list[Problem]:
@@ -133,13 +135,14 @@ def derive(
             state = read_state(connection)
             changes = pending_changes(connection)
         job.state = {"rules": rules, "day": datetime.now(UTC).date().isoformat()}
+        job.generation = int(state.get("generation", "0")) + 1
         current = all(state.get(k) == v for k, v in job.state.items())
         if incremental and current:
             if not any(c.entity in DERIVED_FROM for c in changes):
                 if changes:
                     with store.transaction() as connection:
                         consume(connection, changes)
-                return _quiet(currency)
+                return _quiet(currency, job.generation - 1)
             changed = value_only_changes(store, changes, declared, set(DERIVED_FROM))
             if changed is not None:
                 aliases = orjson.loads(state.get("aliases", "{}"))
@@ -163,11 +166,12 @@ class _Job:
     state: dict[str, str] = field(default_factory=dict)
     changes: Sequence[Change] = ()
     all_dirty: bool = False
+    generation: int = 0
 
 
-def _quiet(currency: CurrencySettings) -> Derived:
+def _quiet(currency: CurrencySettings, generation: int) -> Derived:
     derived = Derived(World(), LinkResult(), {}, Currencies(currency.reporting.upper()))
-    derived.scope, derived.mode = Scope(), "quiet"
+    derived.scope, derived.mode, derived.generation = Scope(), "quiet", generation
     return derived
 
 
@@ -191,7 +195,11 @@ def _derive(job: _Job, *, persist: bool) -> Derived:
             for name, per_issue in rollups.items():
                 derived.changed_rollups[name] = _store_rollups(connection, name, per_issue)
             consume(connection, job.changes)
-            save_state(connection, {**job.state, "aliases": dumps(world.aliases)})
+            save_state(
+                connection,
+                {**job.state, "aliases": dumps(world.aliases), "generation": str(job.generation)},
+            )
+            derived.generation = job.generation
             replace_inputs(connection, _link_inputs(world))
             mark_dirty(connection, job.writers, None)
         log.info(
@@ -233,6 +241,8 @@ def _derive_incremental(
                 connection, name, per_issue, only=scope.issues
             )
         consume(connection, changes)
+        save_state(connection, {"generation": str(job.generation)})
+        derived.generation = job.generation
         dirty = Scope(
             {i for refs in derived.changed_rollups.values() for i in refs} | changed.issues,
             set(scope.tickets),
@@ -382,3 +392,9 @@ def _store_rollups(
         )
         changed.append(issue_ref)
     return changed
+
+
+def current_generation(store: Store) -> int:
+    """The generation of the store's last persisted derivation."""
+    with store.engine.connect() as connection:
+        return int(read_state(connection).get("generation", "0"))
