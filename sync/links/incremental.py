@@ -17,7 +17,6 @@ from typing import Any
 
 import orjson
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import JSONB
 
 from pmsync.sync.links.changes import Change, Scope, link_fingerprint, stored_inputs
 from pmsync.sync.links.linker import Link, LinkResult
@@ -159,9 +158,24 @@ def scoped_world(
             world.tickets[ticket.ref] = ticket
         result = _stored_links(connection, set(world.tickets))
         asking = {link.target for link in result.account_of.values()}
-        _add_where(connection, world.usage, "usage", "account_id", _usage_ids(world, asking))
+        _add_where(
+            connection,
+            world.usage,
+            "usage",
+            "account_id",
+            _usage_ids(world, asking),
+            index="ix_records_usage_account",
+        )
         emails = {str(s.get("email")).lower() for s in world.surveys.values() if s.get("email")}
-        _add_where(connection, world.people, "person", "email", emails, lower=True)
+        _add_where(
+            connection,
+            world.people,
+            "person",
+            "email",
+            emails,
+            lower=True,
+            index="ix_records_person_email",
+        )
     world.index()
     for old, current in aliases.items():  # the old keys the last full derivation knew
         issue = world.by_issue_key.get(current.upper())
@@ -201,13 +215,16 @@ def _add_where(
     values: Iterable[str],
     *,
     lower: bool = False,
+    index: str | None = None,
 ) -> None:
     """Live records of `entity` whose unified `field_name` is among `values` (the database
     reads the JSON, so the rest never reaches Python)."""
-    wanted = sorted(set(values))
+    wanted: list[Any] = sorted(set(values))
     column: Any = _json_text(connection, field_name)
     if lower:
         column = sa.func.lower(column)
+    if connection.dialect.name == "sqlite":  # json_extract keeps a JSON number a number
+        wanted += [int(v) for v in wanted if isinstance(v, str) and v.isdigit()]
     for start in range(0, len(wanted), 900):
         query = sa.select(
             records.c.connector, records.c.stream, records.c.key, records.c.unified
@@ -216,6 +233,8 @@ def _add_where(
             records.c.deleted_at.is_(None),
             column.in_(wanted[start : start + 900]),
         )
+        if index:  # SQLite's planner, without statistics, would walk the entity index
+            query = query.with_hint(records, f"INDEXED BY {index}", "sqlite")
         for connector, stream, key, unified in connection.execute(query):
             into[ref(connector, key)] = Entity(
                 ref(connector, key), connector, stream, key, orjson.loads(unified)
@@ -223,10 +242,11 @@ def _add_where(
 
 
 def _json_text(connection: sa.Connection, field_name: str) -> Any:
-    """A unified field as text, in either dialect (a number compares as its text)."""
+    """A unified field, written as the indexes of migration 0006 are (so they serve)."""
+    assert field_name.isidentifier()  # written into the SQL: a literal, as in the index
     if connection.dialect.name == "postgresql":
-        return sa.cast(records.c.unified, JSONB)[field_name].astext
-    return sa.cast(sa.func.json_extract(records.c.unified, f"$.{field_name}"), sa.Text)
+        return sa.literal_column(f"(records.unified::jsonb ->> '{field_name}')")
+    return sa.literal_column(f"json_extract(records.unified, '$.{field_name}')")
 
 
 def _load_tickets(connection: sa.Connection, refs: Iterable[str]) -> list[Entity]:
