@@ -182,7 +182,9 @@ def main() -> None:
         )
     if args.peak:
         peak(args.peak)
-    print(f"(this process: peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024} MiB)")
+    print(
+        f"(this process: peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024} MiB)"
+    )
 
 
 if __name__ == "__main__":
