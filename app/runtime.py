@@ -371,11 +371,10 @@ class Runtime:
         reuse = self._incremental
         if reuse is not None and reuse.generation != latest.generation:
             reuse = self._incremental = None  # another derivation came since
-        if scope is None:
-            derived = self._full_view(should_stop)
-        elif reuse is not None and reuse.scope is not None and _covers(reuse, scope):
-            derived = dataclasses.replace(reuse, scope=scope)  # this cycle's derivation has it
-        else:
+        derived: Derived | None = None
+        if scope is not None and reuse is not None and _covers(reuse, scope):
+            derived = dataclasses.replace(reuse, scope=scope)  # this cycle's derivation
+        if scope is not None and derived is None:
             derived = derive_scope(
                 self.store,
                 self.mappings.rollups,
@@ -383,6 +382,8 @@ class Runtime:
                 scope,
                 scores=self.mappings.score_specs(),
             )
+        if derived is None:
+            derived = self._full_view(should_stop)
         return self.plan(derived=derived, only_connector=connector), seqs
 
     def done_planning(self, seqs: Sequence[int]) -> None:
@@ -493,7 +494,8 @@ def new_run_id() -> str:
 def _covers(derived: Derived, scope: Scope) -> bool:
     """Whether an incremental derivation computed every figure of `scope`'s targets: its
     issues' rollups, its tickets, and every ticket of its accounts."""
-    assert derived.scope is not None
+    if derived.scope is None:
+        return False
     return (
         scope.issues <= derived.scope.issues
         and scope.tickets <= set(derived.world.tickets)

@@ -26,6 +26,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import orjson
+
 from pmsync.app.runtime import Runtime
 from pmsync.simulators.base import Simulator
 from pmsync.simulators.company import CompanySize
@@ -100,9 +102,8 @@ def main() -> int:
     )
     with tempfile.TemporaryDirectory() as tmp, launch(Path(tmp) / "demo", size=size) as demo:
         config = demo.config_path.read_text()
-        demo.config_path.write_text(
-            config.replace('poll_interval = "30s"', f'poll_interval = "{poll:g}s"')
-        )
+        config = config.replace('poll_interval = "30s"', f'poll_interval = "{poll:g}s"')
+        demo.config_path.write_text(config.replace('level = "warning"', 'level = "info"'))
         sims: dict[str, Simulator] = {
             "salesforce": demo.simulators.salesforce,
             "zendesk": demo.simulators.zendesk,
@@ -126,11 +127,27 @@ def main() -> int:
             for sim in sims.values():
                 sim.reset_log()
             window = args.minutes * 60
+            offset = log.stat().st_size
             wall, cpu, samples = watch(process, window)
         finally:
             process.send_signal(signal.SIGTERM)
             process.wait(timeout=60)
+        print_events(log, offset)
         return report(poll, window, wall, cpu, samples, sims, streams)
+
+
+def print_events(log: Path, offset: int) -> None:
+    """How often each logged event happened in the window (derivations among them)."""
+    counted: Counter[str] = Counter()
+    with log.open("rb") as handle:
+        handle.seek(offset)
+        for line in handle:
+            try:
+                event = orjson.loads(line).get("event")
+            except orjson.JSONDecodeError:
+                continue
+            counted[str(event)] += 1
+    print("events in the window:", dict(counted.most_common(12)))
 
 
 def watch(

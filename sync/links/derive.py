@@ -30,7 +30,14 @@ from pmsync.sync.links.changes import (
     replace_inputs,
     save_state,
 )
-from pmsync.sync.links.incremental import scoped_rollups, scoped_world, value_only_changes, widen
+from pmsync.sync.links.fixed import FixedInputs, fixed_inputs
+from pmsync.sync.links.incremental import (
+    scoped_rollups,
+    scoped_world,
+    streams_of,
+    value_only_changes,
+    widen,
+)
 from pmsync.sync.links.linker import Link, Linker, LinkResult, Overrides
 from pmsync.sync.links.models import LinkSettings, RollupSpec
 from pmsync.sync.links.rollups import Currencies, Rollup, compute_rollups
@@ -145,8 +152,9 @@ def derive(
                 return _quiet(currency, job.generation - 1)
             changed = value_only_changes(store, changes, declared, set(DERIVED_FROM))
             if changed is not None:
-                aliases = orjson.loads(state.get("aliases", "{}"))
-                return _derive_incremental(job, changes, changed, aliases)
+                kept = _kept(state, rollup_specs)
+                if kept is not None:
+                    return _derive_incremental(job, changes, changed, kept)
         job.changes = changes
         job.all_dirty = True
         return _derive(job, persist=True)
@@ -195,9 +203,15 @@ def _derive(job: _Job, *, persist: bool) -> Derived:
             for name, per_issue in rollups.items():
                 derived.changed_rollups[name] = _store_rollups(connection, name, per_issue)
             consume(connection, job.changes)
+            kept = fixed_inputs(world, specs, currencies, datetime.now(UTC).date())
             save_state(
                 connection,
-                {**job.state, "aliases": dumps(world.aliases), "generation": str(job.generation)},
+                {
+                    **job.state,
+                    "generation": str(job.generation),
+                    "streams": dumps(streams_of(world)),
+                    **{f"fixed:{name}": inputs.dumps() for name, inputs in kept.items()},
+                },
             )
             derived.generation = job.generation
             replace_inputs(connection, _link_inputs(world))
@@ -222,17 +236,36 @@ def _link_inputs(world: World) -> dict[str, tuple[str, str]]:
     return inputs
 
 
+@dataclass(frozen=True)
+class _Kept:
+    """What the last full derivation kept for incremental ones: inputs and streams."""
+
+    fixed: dict[str, FixedInputs]
+    streams: dict[str, list[list[str]]]
+
+
+def _kept(state: Mapping[str, str], rollup_specs: Mapping[str, RollupSpec]) -> _Kept | None:
+    """What the last full derivation kept (None: some of it is missing)."""
+    names = list(rollup_specs) or ["customer_demand"]
+    if "streams" not in state or any(f"fixed:{name}" not in state for name in names):
+        return None
+    return _Kept(
+        {name: FixedInputs.loads(state[f"fixed:{name}"]) for name in names},
+        orjson.loads(state["streams"]),
+    )
+
+
 def _derive_incremental(
-    job: _Job, changes: Sequence[Change], changed: Scope, aliases: Mapping[str, str]
+    job: _Job, changes: Sequence[Change], changed: Scope, kept: _Kept
 ) -> Derived:
     """Re-compute the rollups the changed accounts and issues reach; no link moves."""
     store = job.store
     scope = widen(store, changed)
-    world, result = scoped_world(store, scope, aliases)
+    world, result = scoped_world(store, scope, kept.streams)
     world.rates = _crm_rates(store)
     currencies = currencies_for(job.currency, world)
     rollups, voices = scoped_rollups(
-        world, result, scope.issues, job.rollup_specs, currencies, job.scores
+        world, result, scope.issues, job.rollup_specs, currencies, job.scores, kept.fixed
     )
     derived = Derived(world, result, rollups, currencies, voices, scope=scope, mode="incremental")
     with store.transaction() as connection:
@@ -266,16 +299,19 @@ def derive_scope(
     scope: Scope,
     *,
     scores: Mapping[str, ScoreSpec] | None = None,
-) -> Derived:
+) -> Derived | None:
     """The figures of the targets in `scope` from the stored links (nothing stored): what a
-    connector's write-back plans when only these targets changed."""
+    connector's write-back plans when only these targets changed. None: no full derivation
+    has kept the inputs this needs yet."""
     with store.engine.connect() as connection:
-        aliases = orjson.loads(read_state(connection).get("aliases", "{}"))
-    world, result = scoped_world(store, scope, aliases)
+        kept = _kept(read_state(connection), rollup_specs)
+    if kept is None:  # no full derivation kept them (yet)
+        return None
+    world, result = scoped_world(store, scope, kept.streams)
     world.rates = _crm_rates(store)
     currencies = currencies_for(currency, world)
     rollups, voices = scoped_rollups(
-        world, result, scope.issues, rollup_specs, currencies, dict(scores or {})
+        world, result, scope.issues, rollup_specs, currencies, dict(scores or {}), kept.fixed
     )
     return Derived(world, result, rollups, currencies, voices, scope=scope, mode="incremental")
 

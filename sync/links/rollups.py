@@ -11,7 +11,7 @@ from collections import defaultdict
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 from pmsync.sync.links.linker import LinkResult
 from pmsync.sync.links.models import RollupSpec
@@ -102,9 +102,11 @@ def compute_rollups(
     name: str = "customer_demand",
     today: date | None = None,
     only: Collection[str] | None = None,
+    usage: dict[str, int] | Literal["compute"] | None = "compute",
 ) -> dict[str, Rollup]:
     """A rollup for every issue in the World (an empty one where nobody asks); `only`: for
-    these issues alone (an incremental derivation, whose World holds just their tickets)."""
+    these issues alone (an incremental derivation, whose World holds just their tickets);
+    `usage`: peak active users by account key, when already known (`fixed.py`)."""
     tickets_of: dict[str, list[Entity]] = defaultdict(list)
     for ticket_ref, per_issue in links.issues_of.items():
         ticket = world.tickets.get(ticket_ref)
@@ -114,7 +116,8 @@ def compute_rollups(
             continue
         for issue_ref in per_issue:
             tickets_of[issue_ref].append(ticket)
-    usage = _usage_by_account(world, spec.usage_days, today or datetime.now(UTC).date())
+    if usage == "compute":
+        usage = usage_by_account(world, spec.usage_days, today or datetime.now(UTC).date())
     return {
         issue_ref: _rollup(
             world, links, spec, currencies, name, issue, tickets_of.get(issue_ref, []), usage
@@ -250,7 +253,7 @@ def _provenance(
     }
 
 
-def _usage_by_account(world: World, days: int, today: date) -> dict[str, int] | None:
+def usage_by_account(world: World, days: int, today: date) -> dict[str, int] | None:
     """Peak active users per account over the window; None when no usage is synced."""
     if not world.usage:
         return None

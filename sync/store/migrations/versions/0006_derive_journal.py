@@ -5,8 +5,7 @@
 a derivation reads it, re-derives only the issues those records affect and deletes the rows
 it consumed in the same transaction. `derive_state` keeps what the last derivation assumed
 (a fingerprint of the link, rollup and score rules, and the day, which usage windows read);
-Two partial expression indexes find the usage of given accounts and the people of given
-e-mails. `derive_inputs` keeps, per account and issue, the fields linking reads, so a change to other
+`derive_inputs` keeps, per account and issue, the fields linking reads, so a change to other
 fields (an account's ARR) is known not to move any link. `writeback_dirty` lists, per
 connector, targets whose figures or remote values may have changed since its last write-back
 ('*': all of them), so each connector plans only those.
@@ -59,24 +58,6 @@ _POSTGRESQL = (
 )
 
 
-# An incremental derivation reads usage of some accounts and people of some e-mails; these
-# partial expression indexes find them without reading every usage record or person.
-_INDEXES = {
-    "sqlite": (
-        "CREATE INDEX ix_records_usage_account ON records "
-        "(json_extract(unified, '$.account_id')) WHERE entity = 'usage'",
-        "CREATE INDEX ix_records_person_email ON records "
-        "(lower(json_extract(unified, '$.email'))) WHERE entity = 'person'",
-    ),
-    "postgresql": (
-        "CREATE INDEX ix_records_usage_account ON records "
-        "((unified::jsonb ->> 'account_id')) WHERE entity = 'usage'",
-        "CREATE INDEX ix_records_person_email ON records "
-        "(lower(unified::jsonb ->> 'email')) WHERE entity = 'person'",
-    ),
-}
-
-
 def create_triggers() -> None:
     dialect = op.get_bind().dialect.name
     for statement in _POSTGRESQL if dialect == "postgresql" else _SQLITE:
@@ -112,13 +93,9 @@ def upgrade() -> None:
         sa.Index("ix_writeback_dirty_connector", "connector"),
     )
     create_triggers()
-    for statement in _INDEXES["postgresql" if op.get_bind().dialect.name == "postgresql" else "sqlite"]:
-        op.execute(statement)
 
 
 def downgrade() -> None:
-    op.execute("DROP INDEX IF EXISTS ix_records_usage_account")
-    op.execute("DROP INDEX IF EXISTS ix_records_person_email")
     if op.get_bind().dialect.name == "postgresql":
         op.execute("DROP TRIGGER IF EXISTS records_journal ON records")
         op.execute("DROP FUNCTION IF EXISTS pmsync_journal_record()")
