@@ -5,7 +5,10 @@ The CLI and the daemon both start here; the engine itself stays free of configur
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import dataclasses
+import gc
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -29,7 +32,7 @@ from pmsync.errors import (
 from pmsync.sync.engine import PageHook, RetryPolicy, StopCheck, StreamResult, SyncEngine
 from pmsync.sync.links.aliases import KeyLookup
 from pmsync.sync.links.changes import Scope, clear_dirty, dirty_targets, has_full_dirty
-from pmsync.sync.links.derive import Derived, derive, derive_scope
+from pmsync.sync.links.derive import Derived, current_generation, derive, derive_scope
 from pmsync.sync.links.linker import Overrides
 from pmsync.sync.mapping.compiler import CompiledStream
 from pmsync.sync.mapping.loader import MappingSet, check_against_connectors, load_mappings
@@ -69,6 +72,7 @@ class Runtime:
     _store: Store | None = None
     _derived: tuple[tuple[object, float | None], Derived] | None = None
     _incremental: Derived | None = None  # the last incremental derivation (plans reuse it)
+    _full: tuple[int, Derived] | None = None  # a full derivation, by generation
 
     @classmethod
     def load(cls, config_path: str | None = None) -> Runtime:
@@ -391,18 +395,18 @@ class Runtime:
         with self.store.transaction() as connection:
             clear_dirty(connection, seqs)
             everything_planned = not has_full_dirty(connection)
-        if everything_planned:
-            self._derived = None  # the full World is no longer needed: let it go
+        if everything_planned and self._full is not None:
+            self._full = None  # the full World is no longer needed: let it go
+            release_memory()
 
     def _full_view(self, should_stop: Callable[[], bool] | None) -> Derived:
         """Every figure, for a connector that plans all its targets (kept while another one
-        still has to): the last full derivation when nothing changed since, else computed."""
-        version = (self.store.data_version(), _mtime(self.mappings.overrides_path))
-        cached = self._derived
-        if cached is not None and cached[0] == version:
-            return cached[1]
+        still has to): the last full derivation while no other came since, else computed."""
+        generation = current_generation(self.store)
+        if self._full is not None and self._full[0] == generation:
+            return self._full[1]
         derived = self.derive(persist=False, should_stop=should_stop)
-        self._derived = (version, derived)
+        self._full = (generation, derived)
         return derived
 
     def derive(
@@ -434,6 +438,8 @@ class Runtime:
             )
             if derived.mode == "incremental":
                 self._incremental = derived
+            elif derived.mode == "full":
+                self._full = (derived.generation, derived)  # what a plan of every target reads
             return derived
         version = (self.store.data_version(), _mtime(self.mappings.overrides_path))
         cached = self._derived
@@ -489,6 +495,14 @@ def _selectable(jobs: Sequence[StreamJob]) -> set[str]:
 
 def new_run_id() -> str:
     return uuid.uuid4().hex[:16]
+
+
+def release_memory() -> None:
+    """Collect, then hand the freed heap back to the system (glibc keeps it otherwise, so a
+    daemon's RSS would stay at the peak of its first full derivation)."""
+    gc.collect()
+    with contextlib.suppress(OSError, AttributeError):  # not glibc: nothing to trim
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
 def _covers(derived: Derived, scope: Scope) -> bool:
