@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 import orjson
 import sqlalchemy as sa
@@ -396,6 +397,8 @@ def _store_rollups(
     current = _stored_hashes(connection, name, only)
     now = utcnow()
     changed: list[str] = []
+    updates: list[dict[str, Any]] = []
+    inserts: list[dict[str, Any]] = []
     for issue_ref, rollup in per_issue.items():
         value, provenance = dumps(rollup.value()), dumps(rollup.provenance)
         digest = content_hash(value, provenance)
@@ -410,15 +413,26 @@ def _store_rollups(
             "computed_at": now,
         }
         if issue_ref in current:
-            connection.execute(
-                sa.update(rollups_table)
-                .where(rollups_table.c.name == name, rollups_table.c.issue_ref == issue_ref)
-                .values(**row)
-            )
+            updates.append({"b_issue_ref": issue_ref, **row})
         else:
-            connection.execute(
-                sa.insert(rollups_table).values(name=name, issue_ref=issue_ref, **row)
+            inserts.append({"name": name, "issue_ref": issue_ref, **row})
+    if updates:  # one executemany: a statement per rollup costs more than the rollup
+        connection.execute(
+            sa.update(rollups_table)
+            .where(
+                rollups_table.c.name == name,
+                rollups_table.c.issue_ref == sa.bindparam("b_issue_ref"),
             )
+            .values(
+                {
+                    k: sa.bindparam(k)
+                    for k in ("issue_key", "value", "provenance", "content_hash", "computed_at")
+                }
+            ),
+            updates,
+        )
+    if inserts:
+        connection.execute(sa.insert(rollups_table), inserts)
     gone = set(current) - set(per_issue)
     for issue_ref in gone:  # the issue itself was deleted
         connection.execute(
