@@ -139,15 +139,19 @@ def main() -> int:
 def print_events(log: Path, offset: int) -> None:
     """How often each logged event happened in the window (derivations among them)."""
     counted: Counter[str] = Counter()
+    reasons: Counter[str] = Counter()
     with log.open("rb") as handle:
         handle.seek(offset)
         for line in handle:
             try:
-                event = orjson.loads(line).get("event")
+                event = orjson.loads(line)
             except orjson.JSONDecodeError:
                 continue
-            counted[str(event)] += 1
+            counted[str(event.get("event"))] += 1
+            if event.get("event") == "derived":
+                reasons[str(event.get("reason"))] += 1
     print("events in the window:", dict(counted.most_common(12)))
+    print("full derivations, by reason:", dict(reasons))
 
 
 def watch(

@@ -158,7 +158,28 @@ def derive(
                     return _derive_incremental(job, changes, changed, kept)
         job.changes = changes
         job.all_dirty = True
+        job.reason = _why_full(state, job.state, changes, incremental=incremental)
         return _derive(job, persist=True)
+
+
+def _why_full(
+    before: Mapping[str, str],
+    now: Mapping[str, str],
+    changes: Sequence[Change],
+    *,
+    incremental: bool,
+) -> str:
+    """Why a derivation derived everything, for its log line."""
+    if not incremental:
+        return "asked"
+    if "rules" not in before:
+        return "first"
+    if before.get("rules") != now["rules"]:
+        return "rules changed"
+    if before.get("day") != now["day"]:
+        return "new day"
+    entities = sorted({c.entity for c in changes if c.entity in DERIVED_FROM})
+    return "changed " + ", ".join(entities)
 
 
 @dataclass
@@ -176,6 +197,7 @@ class _Job:
     changes: Sequence[Change] = ()
     all_dirty: bool = False
     generation: int = 0
+    reason: str = ""
 
 
 def _quiet(currency: CurrencySettings, generation: int) -> Derived:
@@ -219,6 +241,7 @@ def _derive(job: _Job, *, persist: bool) -> Derived:
             mark_dirty(connection, job.writers, None)
         log.info(
             "derived",
+            reason=job.reason,
             links_added=derived.links_added,
             links_removed=derived.links_removed,
             rollups_changed={k: len(v) for k, v in derived.changed_rollups.items()},
