@@ -71,10 +71,11 @@ def streams_per_connector(demo: Demo) -> dict[str, int]:
 
 
 def settle(process: subprocess.Popen[bytes], sims: dict[str, Simulator], poll: float) -> float:
-    """Wait until the daemon wrote nothing for two polls; returns the seconds it took."""
+    """Wait until the daemon has written back and then wrote nothing for two polls; returns
+    the seconds it took."""
     started = time.monotonic()
-    last, quiet_since = -1, time.monotonic()
-    while time.monotonic() - quiet_since < 2 * poll + 5:
+    last, quiet_since = 0, time.monotonic()
+    while last == 0 or time.monotonic() - quiet_since < 2 * poll + 5:
         if process.poll() is not None:
             raise SystemExit("pmsync run exited early")
         count = writes(sims)

@@ -18,7 +18,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from pmsync.sync.store.schema import derive_changes, derive_inputs, derive_state, writeback_dirty
-from pmsync.sync.store.store import dumps
+from pmsync.sync.store.store import Store, dumps
 
 # The entities derivation reads; a change to any other (a time entry, say) affects no rollup.
 DERIVED_FROM = frozenset(
@@ -184,3 +184,13 @@ def has_full_dirty(connection: sa.Connection) -> bool:
     """Whether some connector has still to plan every target."""
     query = sa.select(writeback_dirty.c.seq).where(writeback_dirty.c.kind == ALL_TARGETS)
     return connection.execute(query.limit(1)).first() is not None
+
+
+def start_journal(store: Store) -> None:
+    """Have the triggers journal changes from now on (committed before a derivation reads)."""
+    with store.engine.connect() as connection:
+        if "journal" in read_state(connection):
+            return
+    with store.transaction() as connection:
+        if "journal" not in read_state(connection):
+            save_state(connection, {"journal": "on"})

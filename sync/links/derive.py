@@ -30,6 +30,7 @@ from pmsync.sync.links.changes import (
     read_state,
     replace_inputs,
     save_state,
+    start_journal,
 )
 from pmsync.sync.links.fixed import FixedInputs, fixed_inputs
 from pmsync.sync.links.incremental import (
@@ -130,6 +131,7 @@ def derive(
     if not persist:
         return _derive(job, persist=False)
     with store_lock(store, "derive", should_stop=should_stop):
+        start_journal(store)
         rules = fingerprint(
             link_settings,
             overrides.account,

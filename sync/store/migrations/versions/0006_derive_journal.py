@@ -28,15 +28,20 @@ down_revision = "0005"
 branch_labels = None
 depends_on = None
 
+# SQLite journals once a derivation has asked for it (a `journal` row in derive_state, written
+# before the first derivation reads anything): a store's first sync, all inserts, costs no
+# journal. PostgreSQL always journals (a writer's statement could miss a row committed meanwhile).
 _SQLITE = (
     """CREATE TRIGGER records_journal_insert AFTER INSERT ON records
+    WHEN EXISTS (SELECT 1 FROM derive_state WHERE name = 'journal')
     BEGIN
         INSERT INTO derive_changes (connector, stream, key, entity)
         VALUES (NEW.connector, NEW.stream, NEW.key, NEW.entity);
     END""",
     """CREATE TRIGGER records_journal_update AFTER UPDATE ON records
-    WHEN OLD.content_hash IS NOT NEW.content_hash OR OLD.deleted_at IS NOT NEW.deleted_at
-        OR OLD.entity IS NOT NEW.entity
+    WHEN (OLD.content_hash IS NOT NEW.content_hash OR OLD.deleted_at IS NOT NEW.deleted_at
+        OR OLD.entity IS NOT NEW.entity)
+        AND EXISTS (SELECT 1 FROM derive_state WHERE name = 'journal')
     BEGIN
         INSERT INTO derive_changes (connector, stream, key, entity)
         VALUES (NEW.connector, NEW.stream, NEW.key, NEW.entity);
