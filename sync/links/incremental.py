@@ -206,7 +206,12 @@ def _stored_links(connection: sa.Connection, tickets: set[str]) -> LinkResult:
     for kind in ("ticket_account", "ticket_issue"):  # the primary key leads with the kind
         for start in range(0, len(wanted), 900):
             rows = connection.execute(
-                sa.select(links_table).where(
+                sa.select(
+                    links_table.c.kind,
+                    links_table.c.ticket_ref,
+                    links_table.c.target_ref,
+                    links_table.c.rule,
+                ).where(
                     links_table.c.kind == kind,
                     links_table.c.ticket_ref.in_(wanted[start : start + 900]),
                 )
