@@ -5,6 +5,10 @@ The CLI and the daemon both start here; the engine itself stays free of configur
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import dataclasses
+import gc
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -27,7 +31,8 @@ from pmsync.errors import (
 )
 from pmsync.sync.engine import PageHook, RetryPolicy, StopCheck, StreamResult, SyncEngine
 from pmsync.sync.links.aliases import KeyLookup
-from pmsync.sync.links.derive import Derived, derive
+from pmsync.sync.links.changes import Scope, clear_dirty, dirty_targets, has_full_dirty
+from pmsync.sync.links.derive import Derived, current_generation, derive, derive_scope
 from pmsync.sync.links.linker import Overrides
 from pmsync.sync.mapping.compiler import CompiledStream
 from pmsync.sync.mapping.loader import MappingSet, check_against_connectors, load_mappings
@@ -66,6 +71,8 @@ class Runtime:
     _connectors: dict[str, Connector] = field(default_factory=dict)
     _store: Store | None = None
     _derived: tuple[tuple[object, float | None], Derived] | None = None
+    _incremental: Derived | None = None  # the last incremental derivation (plans reuse it)
+    _full: tuple[int, Derived] | None = None  # a full derivation, by generation
 
     @classmethod
     def load(cls, config_path: str | None = None) -> Runtime:
@@ -350,14 +357,90 @@ class Runtime:
             sleep=sleep,
         )
 
+    def plan_changes(
+        self, connector: str, *, should_stop: Callable[[], bool] | None = None
+    ) -> tuple[Plan, list[int]]:
+        """The writes due for `connector` since its last clean write-back, and the dirty rows
+        they cover (`done_planning` clears those once applied without failure).
+
+        Derives incrementally first (nothing changed: nothing read); then plans only the targets
+        the derivations marked for this connector, from a World of just those targets, or every
+        target after a full derivation.
+        """
+        latest = self.derive(incremental=True, should_stop=should_stop)
+        with self.store.engine.connect() as connection:
+            seqs, scope = dirty_targets(connection, connector)
+        if not seqs:
+            return Plan(uuid.uuid4().hex[:16]), []
+        reuse = self._incremental
+        if reuse is not None and reuse.generation != latest.generation:
+            reuse = self._incremental = None  # another derivation came since
+        derived: Derived | None = None
+        if scope is not None and reuse is not None and _covers(reuse, scope):
+            derived = dataclasses.replace(reuse, scope=scope)  # this cycle's derivation
+        if scope is not None and derived is None:
+            derived = derive_scope(
+                self.store,
+                self.mappings.rollups,
+                self.config.settings.currency,
+                scope,
+                scores=self.mappings.score_specs(),
+            )
+        if derived is None:
+            derived = self._full_view(should_stop)
+        return self.plan(derived=derived, only_connector=connector), seqs
+
+    def done_planning(self, seqs: Sequence[int]) -> None:
+        """The targets behind `seqs` were planned and their writes applied: forget them."""
+        with self.store.transaction() as connection:
+            clear_dirty(connection, seqs)
+            everything_planned = not has_full_dirty(connection)
+        if everything_planned and self._full is not None:
+            self._full = None  # the full World is no longer needed: let it go
+            release_memory()
+
+    def _full_view(self, should_stop: Callable[[], bool] | None) -> Derived:
+        """Every figure, for a connector that plans all its targets (kept while another one
+        still has to): the last full derivation while no other came since, else computed."""
+        generation = current_generation(self.store)
+        if self._full is not None and self._full[0] == generation:
+            return self._full[1]
+        derived = self.derive(persist=False, should_stop=should_stop)
+        self._full = (generation, derived)
+        return derived
+
     def derive(
-        self, *, persist: bool = True, should_stop: Callable[[], bool] | None = None
+        self,
+        *,
+        persist: bool = True,
+        should_stop: Callable[[], bool] | None = None,
+        incremental: bool = False,
     ) -> Derived:
         """Link the stored records and compute the rollups (stored when `persist`).
 
-        A derivation this process made is reused while nothing it read has changed (the daemon's
-        workers each ask after their cycles; only the first after a change derives).
+        A derivation this process made is reused while nothing it read has changed. With
+        `incremental`, only what changed since the last derivation is derived (see
+        `sync/links/derive.py`); the result then holds only the targets that changed.
         """
+        if incremental:
+            derived = derive(
+                self.store,
+                self.mappings.links,
+                Overrides.load(self.mappings.overrides_path),
+                self.mappings.rollups,
+                self.config.settings.currency,
+                scores=self.mappings.score_specs(),
+                should_stop=should_stop,
+                lookups=self._key_lookups(),
+                projects=self._issue_projects(),
+                incremental=True,
+                writers=self._writers(),
+            )
+            if derived.mode == "incremental":
+                self._incremental = derived
+            elif derived.mode == "full":
+                self._full = (derived.generation, derived)  # what a plan of every target reads
+            return derived
         version = (self.store.data_version(), _mtime(self.mappings.overrides_path))
         cached = self._derived
         if persist and cached is not None and cached[0] == version:
@@ -373,10 +456,15 @@ class Runtime:
             should_stop=should_stop,
             lookups=self._key_lookups(),
             projects=self._issue_projects(),
+            writers=self._writers(),
         )
         if persist:
             self._derived = (version, derived)
         return derived
+
+    def _writers(self) -> list[str]:
+        """Connectors some write-back (or the loop closure) writes to."""
+        return [name for name in self.writable_connectors() if self.writes_to(name)]
 
     def _key_lookups(self) -> dict[str, KeyLookup]:
         """Connectors that can say which issue a key names (Jira: old keys of moved issues)."""
@@ -407,6 +495,26 @@ def _selectable(jobs: Sequence[StreamJob]) -> set[str]:
 
 def new_run_id() -> str:
     return uuid.uuid4().hex[:16]
+
+
+def release_memory() -> None:
+    """Collect, then hand the freed heap back to the system (glibc keeps it otherwise, so a
+    daemon's RSS would stay at the peak of its first full derivation)."""
+    gc.collect()
+    with contextlib.suppress(OSError, AttributeError):  # not glibc: nothing to trim
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+
+
+def _covers(derived: Derived, scope: Scope) -> bool:
+    """Whether an incremental derivation computed every figure of `scope`'s targets: its
+    issues' rollups, its tickets, and every ticket of its accounts."""
+    if derived.scope is None:
+        return False
+    return (
+        scope.issues <= derived.scope.issues
+        and scope.tickets <= set(derived.world.tickets)
+        and scope.accounts <= derived.scope.accounts
+    )
 
 
 def _mtime(path: Path | None) -> float | None:

@@ -1,5 +1,8 @@
 """The hook write-back cycles plug into: plan and, when `[writeback] auto_apply`, apply.
 
+Each cycle plans only the targets whose figures or remote values changed since the connector's
+last clean write-back (`Runtime.plan_changes`): a quiet cycle derives and plans nothing.
+
 After each read cycle of a connector, its worker calls the daemon's `WriteBack` with that
 connector, in the same thread and while it still owns the connector: the writes therefore share
 the connector's one HTTP session and request budget with its reads, and no other replica writes
@@ -84,7 +87,7 @@ def auto_write_back(
         _take_lock(held, runtime, connector.name, should_stop)
         if should_stop():
             return WriteBackReport(writes_to=True)
-        plan = runtime.plan(only_connector=connector.name, should_stop=should_stop)
+        plan, dirty = runtime.plan_changes(connector.name, should_stop=should_stop)
         planned = len(plan.writes)
         if plan.guard:
             log.warning(
@@ -95,8 +98,11 @@ def auto_write_back(
             )
             return WriteBackReport(planned=planned, writes_to=True)
         if not plan.writes:
+            runtime.done_planning(dirty)
             return WriteBackReport(writes_to=True)
         result = runtime.apply(plan, should_stop=should_stop, sleep=sleep)
+        if not result.failed and len(result.applied) == planned:
+            runtime.done_planning(dirty)  # else these targets are planned again next cycle
     return WriteBackReport(
         planned=planned,
         applied=len(result.applied),

@@ -9,12 +9,37 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
 
+import orjson
 import sqlalchemy as sa
 import structlog
 
 from pmsync.errors import Problem
 from pmsync.sync.links.aliases import KeyLookup, add_aliases
+from pmsync.sync.links.changes import (
+    DERIVED_FROM,
+    Change,
+    Scope,
+    consume,
+    fingerprint,
+    link_fingerprint,
+    mark_dirty,
+    pending_changes,
+    read_state,
+    replace_inputs,
+    save_state,
+    start_journal,
+)
+from pmsync.sync.links.fixed import FixedInputs, fixed_inputs
+from pmsync.sync.links.incremental import (
+    scoped_rollups,
+    scoped_world,
+    streams_of,
+    value_only_changes,
+    widen,
+)
 from pmsync.sync.links.linker import Link, Linker, LinkResult, Overrides
 from pmsync.sync.links.models import LinkSettings, RollupSpec
 from pmsync.sync.links.rollups import Currencies, Rollup, compute_rollups
@@ -42,6 +67,12 @@ class Derived:
     links_added: int = 0
     links_removed: int = 0
     changed_rollups: dict[str, list[str]] = field(default_factory=dict)
+    # None: the World holds every record. Else an incremental derivation's: the World holds
+    # the tickets of these targets only, and only their figures are computed.
+    scope: Scope | None = None
+    mode: str = "full"  # full, incremental or quiet (nothing changed)
+    # Counts the store's persisted derivations: a result is current while it is unchanged.
+    generation: int = 0
 
     @property
     def problems(self) -> list[Problem]:
@@ -80,52 +111,139 @@ def derive(
     should_stop: Callable[[], bool] | None = None,
     lookups: Mapping[str, KeyLookup] | None = None,
     projects: Sequence[str] = (),
+    incremental: bool = False,
+    writers: Sequence[str] = (),
 ) -> Derived:
     """Link, roll up, hear the other voices, score, and (when `persist`) store the changes.
 
     `should_stop` cuts a wait for another process's derivation short (Interrupted). `lookups`
     (by issue connector) resolve issue keys tickets name that are no issue's current key, such
     as old keys of moved issues; `projects` are the configured issue projects.
+
+    `incremental` (with `persist`): derive only what the records changed since the last
+    derivation reach (`changes.py`, `incremental.py`); nothing changed, nothing is read (mode
+    "quiet"). A persisting derivation tells each connector in `writers` which targets its
+    write-back has to plan again (`writeback_dirty`).
     """
     linker = Linker(link_settings, overrides, projects=projects)
     declared = dict(scores or {})
+    job = _Job(store, linker, rollup_specs, currency, declared, lookups or {}, tuple(writers))
     if not persist:
-        return _derive(
-            store, linker, rollup_specs, currency, declared, lookups or {}, persist=False
-        )
+        return _derive(job, persist=False)
     with store_lock(store, "derive", should_stop=should_stop):
-        return _derive(store, linker, rollup_specs, currency, declared, lookups or {}, persist=True)
+        start_journal(store)
+        rules = fingerprint(
+            link_settings,
+            overrides.account,
+            overrides.issues,
+            {k: v.model_dump(mode="json") for k, v in sorted(rollup_specs.items())},
+            currency,
+            {k: v.model_dump(mode="json") for k, v in sorted(declared.items())},
+            sorted(projects),
+        )
+        with store.engine.connect() as connection:
+            state = read_state(connection)
+            changes = pending_changes(connection)
+        job.state = {"rules": rules, "day": datetime.now(UTC).date().isoformat()}
+        job.generation = int(state.get("generation", "0")) + 1
+        current = all(state.get(k) == v for k, v in job.state.items())
+        if incremental and current:
+            if not any(c.entity in DERIVED_FROM for c in changes):
+                if changes:
+                    with store.transaction() as connection:
+                        consume(connection, changes)
+                return _quiet(currency, job.generation - 1)
+            changed = value_only_changes(store, changes, declared, set(DERIVED_FROM))
+            if changed is not None:
+                kept = _kept(state, rollup_specs)
+                if kept is not None:
+                    return _derive_incremental(job, changes, changed, kept)
+        job.changes = changes
+        job.all_dirty = True
+        job.reason = _why_full(state, job.state, changes, incremental=incremental)
+        return _derive(job, persist=True)
 
 
-def _derive(
-    store: Store,
-    linker: Linker,
-    rollup_specs: Mapping[str, RollupSpec],
-    currency: CurrencySettings,
-    scores: Mapping[str, ScoreSpec],
-    lookups: Mapping[str, KeyLookup],
+def _why_full(
+    before: Mapping[str, str],
+    now: Mapping[str, str],
+    changes: Sequence[Change],
     *,
-    persist: bool,
-) -> Derived:
+    incremental: bool,
+) -> str:
+    """Why a derivation derived everything, for its log line."""
+    if not incremental:
+        return "asked"
+    if "rules" not in before:
+        return "first"
+    if before.get("rules") != now["rules"]:
+        return "rules changed"
+    if before.get("day") != now["day"]:
+        return "new day"
+    entities = sorted({c.entity for c in changes if c.entity in DERIVED_FROM})
+    return "changed " + ", ".join(entities)
+
+
+@dataclass
+class _Job:
+    """What one derivation works with."""
+
+    store: Store
+    linker: Linker
+    rollup_specs: Mapping[str, RollupSpec]
+    currency: CurrencySettings
+    scores: Mapping[str, ScoreSpec]
+    lookups: Mapping[str, KeyLookup]
+    writers: Sequence[str]
+    state: dict[str, str] = field(default_factory=dict)
+    changes: Sequence[Change] = ()
+    all_dirty: bool = False
+    generation: int = 0
+    reason: str = ""
+
+
+def _quiet(currency: CurrencySettings, generation: int) -> Derived:
+    derived = Derived(World(), LinkResult(), {}, Currencies(currency.reporting.upper()))
+    derived.scope, derived.mode, derived.generation = Scope(), "quiet", generation
+    return derived
+
+
+def _derive(job: _Job, *, persist: bool) -> Derived:
+    store, linker = job.store, job.linker
     world = World.load(store)
     world.rates = _crm_rates(store)
-    add_aliases(store, world, linker.named_keys(world), lookups)
+    add_aliases(store, world, linker.named_keys(world), job.lookups)
     result = linker.link(world)
-    currencies = currencies_for(currency, world)
-    specs = dict(rollup_specs) or {"customer_demand": RollupSpec()}
+    currencies = currencies_for(job.currency, world)
+    specs = dict(job.rollup_specs) or {"customer_demand": RollupSpec()}
     rollups = {
         name: compute_rollups(world, result, spec, currencies, name=name)
         for name, spec in specs.items()
     }
-    voices = hear_voices(world, rollups, specs, scores, currencies)
+    voices = hear_voices(world, rollups, specs, job.scores, currencies)
     derived = Derived(world, result, rollups, currencies, voices)
     if persist:
         with store.transaction() as connection:
             derived.links_added, derived.links_removed = _store_links(connection, result.links())
             for name, per_issue in rollups.items():
                 derived.changed_rollups[name] = _store_rollups(connection, name, per_issue)
+            consume(connection, job.changes)
+            kept = fixed_inputs(world, specs, currencies, datetime.now(UTC).date())
+            save_state(
+                connection,
+                {
+                    **job.state,
+                    "generation": str(job.generation),
+                    "streams": dumps(streams_of(world)),
+                    **{f"fixed:{name}": inputs.dumps() for name, inputs in kept.items()},
+                },
+            )
+            derived.generation = job.generation
+            replace_inputs(connection, _link_inputs(world))
+            mark_dirty(connection, job.writers, None)
         log.info(
             "derived",
+            reason=job.reason,
             links_added=derived.links_added,
             links_removed=derived.links_removed,
             rollups_changed={k: len(v) for k, v in derived.changed_rollups.items()},
@@ -134,12 +252,116 @@ def _derive(
     return derived
 
 
+def _link_inputs(world: World) -> dict[str, tuple[str, str]]:
+    inputs = {
+        a.ref: ("account", link_fingerprint("account", a.fields)) for a in world.accounts.values()
+    }
+    inputs.update(
+        {i.ref: ("issue", link_fingerprint("issue", i.fields)) for i in world.issues.values()}
+    )
+    return inputs
+
+
+@dataclass(frozen=True)
+class _Kept:
+    """What the last full derivation kept for incremental ones: inputs and streams."""
+
+    fixed: dict[str, FixedInputs]
+    streams: dict[str, list[list[str]]]
+
+
+def _kept(state: Mapping[str, str], rollup_specs: Mapping[str, RollupSpec]) -> _Kept | None:
+    """What the last full derivation kept (None: some of it is missing)."""
+    names = list(rollup_specs) or ["customer_demand"]
+    if "streams" not in state or any(f"fixed:{name}" not in state for name in names):
+        return None
+    return _Kept(
+        {name: FixedInputs.loads(state[f"fixed:{name}"]) for name in names},
+        orjson.loads(state["streams"]),
+    )
+
+
+def _derive_incremental(
+    job: _Job, changes: Sequence[Change], changed: Scope, kept: _Kept
+) -> Derived:
+    """Re-compute the rollups the changed accounts and issues reach; no link moves."""
+    store = job.store
+    scope = widen(store, changed)
+    world, result = scoped_world(store, scope, kept.streams)
+    world.rates = _crm_rates(store)
+    currencies = currencies_for(job.currency, world)
+    rollups, voices = scoped_rollups(
+        world, result, scope.issues, job.rollup_specs, currencies, job.scores, kept.fixed
+    )
+    derived = Derived(world, result, rollups, currencies, voices, scope=scope, mode="incremental")
+    with store.transaction() as connection:
+        for name, per_issue in rollups.items():
+            derived.changed_rollups[name] = _store_rollups(
+                connection, name, per_issue, only=scope.issues
+            )
+        consume(connection, changes)
+        save_state(connection, {"generation": str(job.generation)})
+        derived.generation = job.generation
+        dirty = Scope(
+            {i for refs in derived.changed_rollups.values() for i in refs} | changed.issues,
+            set(scope.tickets),
+            set(changed.accounts),
+        )
+        mark_dirty(connection, job.writers, dirty)
+    log.info(
+        "derived_incremental",
+        changes=len(changes),
+        issues=len(scope.issues),
+        tickets=len(world.tickets),
+        rollups_changed={k: len(v) for k, v in derived.changed_rollups.items()},
+    )
+    return derived
+
+
+def derive_scope(
+    store: Store,
+    rollup_specs: Mapping[str, RollupSpec],
+    currency: CurrencySettings,
+    scope: Scope,
+    *,
+    scores: Mapping[str, ScoreSpec] | None = None,
+) -> Derived | None:
+    """The figures of the targets in `scope` from the stored links (nothing stored): what a
+    connector's write-back plans when only these targets changed. None: no full derivation
+    has kept the inputs this needs yet."""
+    with store.engine.connect() as connection:
+        kept = _kept(read_state(connection), rollup_specs)
+    if kept is None:  # no full derivation kept them (yet)
+        return None
+    world, result = scoped_world(store, scope, kept.streams)
+    world.rates = _crm_rates(store)
+    currencies = currencies_for(currency, world)
+    rollups, voices = scoped_rollups(
+        world, result, scope.issues, rollup_specs, currencies, dict(scores or {}), kept.fixed
+    )
+    return Derived(world, result, rollups, currencies, voices, scope=scope, mode="incremental")
+
+
 def _crm_rates(store: Store) -> dict[str, float]:
     rates: dict[str, float] = {}
     for _connector, _stream, _key, (_entity, fields) in store.iter_unified(["currency_rate"]):
         if fields.get("code") and fields.get("rate"):
             rates[str(fields["code"]).upper()] = float(fields["rate"])
     return rates
+
+
+def _stored_hashes(connection: sa.Connection, name: str, only: set[str] | None) -> dict[str, str]:
+    query = sa.select(rollups_table.c.issue_ref, rollups_table.c.content_hash).where(
+        rollups_table.c.name == name
+    )
+    if only is None:
+        return {row.issue_ref: row.content_hash for row in connection.execute(query)}
+    wanted = sorted(only)
+    found: dict[str, str] = {}
+    for start in range(0, len(wanted), 900):
+        chunk = query.where(rollups_table.c.issue_ref.in_(wanted[start : start + 900]))
+        found.update({row.issue_ref: row.content_hash for row in connection.execute(chunk)})
+    return found
 
 
 def _store_links(connection: sa.Connection, links: list[Link]) -> tuple[int, int]:
@@ -187,18 +409,21 @@ def _store_links(connection: sa.Connection, links: list[Link]) -> tuple[int, int
     return len(added), len(removed)
 
 
-def _store_rollups(connection: sa.Connection, name: str, per_issue: dict[str, Rollup]) -> list[str]:
-    """Upsert rollups whose content changed; return the issues whose rollup changed."""
-    current = {
-        row.issue_ref: row.content_hash
-        for row in connection.execute(
-            sa.select(rollups_table.c.issue_ref, rollups_table.c.content_hash).where(
-                rollups_table.c.name == name
-            )
-        )
-    }
+def _store_rollups(
+    connection: sa.Connection,
+    name: str,
+    per_issue: dict[str, Rollup],
+    *,
+    only: set[str] | None = None,
+) -> list[str]:
+    """Upsert rollups whose content changed; return the issues whose rollup changed.
+
+    `only`: the issues an incremental derivation computed (the others are left as stored)."""
+    current = _stored_hashes(connection, name, only)
     now = utcnow()
     changed: list[str] = []
+    updates: list[dict[str, Any]] = []
+    inserts: list[dict[str, Any]] = []
     for issue_ref, rollup in per_issue.items():
         value, provenance = dumps(rollup.value()), dumps(rollup.provenance)
         digest = content_hash(value, provenance)
@@ -213,15 +438,26 @@ def _store_rollups(connection: sa.Connection, name: str, per_issue: dict[str, Ro
             "computed_at": now,
         }
         if issue_ref in current:
-            connection.execute(
-                sa.update(rollups_table)
-                .where(rollups_table.c.name == name, rollups_table.c.issue_ref == issue_ref)
-                .values(**row)
-            )
+            updates.append({"b_issue_ref": issue_ref, **row})
         else:
-            connection.execute(
-                sa.insert(rollups_table).values(name=name, issue_ref=issue_ref, **row)
+            inserts.append({"name": name, "issue_ref": issue_ref, **row})
+    if updates:  # one executemany: a statement per rollup costs more than the rollup
+        connection.execute(
+            sa.update(rollups_table)
+            .where(
+                rollups_table.c.name == name,
+                rollups_table.c.issue_ref == sa.bindparam("b_issue_ref"),
             )
+            .values(
+                {
+                    k: sa.bindparam(k)
+                    for k in ("issue_key", "value", "provenance", "content_hash", "computed_at")
+                }
+            ),
+            updates,
+        )
+    if inserts:
+        connection.execute(sa.insert(rollups_table), inserts)
     gone = set(current) - set(per_issue)
     for issue_ref in gone:  # the issue itself was deleted
         connection.execute(
@@ -231,3 +467,9 @@ def _store_rollups(connection: sa.Connection, name: str, per_issue: dict[str, Ro
         )
         changed.append(issue_ref)
     return changed
+
+
+def current_generation(store: Store) -> int:
+    """The generation of the store's last persisted derivation."""
+    with store.engine.connect() as connection:
+        return int(read_state(connection).get("generation", "0"))

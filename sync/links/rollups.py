@@ -8,9 +8,10 @@ it was computed from, so a PM can check the figure.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 from pmsync.sync.links.linker import LinkResult
 from pmsync.sync.links.models import RollupSpec
@@ -100,8 +101,12 @@ def compute_rollups(
     *,
     name: str = "customer_demand",
     today: date | None = None,
+    only: Collection[str] | None = None,
+    usage: dict[str, int] | Literal["compute"] | None = "compute",
 ) -> dict[str, Rollup]:
-    """A rollup for every issue in the World (an empty one where nobody asks)."""
+    """A rollup for every issue in the World (an empty one where nobody asks); `only`: for
+    these issues alone (an incremental derivation, whose World holds just their tickets);
+    `usage`: peak active users by account key, when already known (`fixed.py`)."""
     tickets_of: dict[str, list[Entity]] = defaultdict(list)
     for ticket_ref, per_issue in links.issues_of.items():
         ticket = world.tickets.get(ticket_ref)
@@ -111,12 +116,14 @@ def compute_rollups(
             continue
         for issue_ref in per_issue:
             tickets_of[issue_ref].append(ticket)
-    usage = _usage_by_account(world, spec.usage_days, today or datetime.now(UTC).date())
+    if usage == "compute":
+        usage = usage_by_account(world, spec.usage_days, today or datetime.now(UTC).date())
     return {
         issue_ref: _rollup(
             world, links, spec, currencies, name, issue, tickets_of.get(issue_ref, []), usage
         )
         for issue_ref, issue in world.issues.items()
+        if only is None or issue_ref in only
     }
 
 
@@ -246,7 +253,7 @@ def _provenance(
     }
 
 
-def _usage_by_account(world: World, days: int, today: date) -> dict[str, int] | None:
+def usage_by_account(world: World, days: int, today: date) -> dict[str, int] | None:
     """Peak active users per account over the window; None when no usage is synced."""
     if not world.usage:
         return None

@@ -12,7 +12,7 @@ import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pmsync.sync.links.models import RollupSpec
 from pmsync.sync.links.pipeline import IssuePipeline, compute_pipeline
@@ -21,6 +21,9 @@ from pmsync.sync.links.score_models import ScoreSpec
 from pmsync.sync.links.scores import IssueFacts, ScoreResult, compute_scores
 from pmsync.sync.links.surveys import NPS, AccountScores, detractor_figures, latest_scores
 from pmsync.sync.links.world import World
+
+if TYPE_CHECKING:
+    from pmsync.sync.links.fixed import FixedInputs
 
 NO_PIPELINE = IssuePipeline(0.0, 0, 0, (), 0, ())
 
@@ -44,15 +47,22 @@ def hear_voices(
     currencies: Currencies,
     *,
     today: date | None = None,
+    fixed: Mapping[str, FixedInputs] | None = None,
 ) -> Voices:
-    """Add the voices' figures and the scores to `rollups` (replaced in place)."""
+    """Add the voices' figures and the scores to `rollups` (replaced in place).
+
+    `fixed` (by rollup): the pipeline figures and latest NPS an incremental derivation kept
+    from the last full one, used instead of the World's opportunities and survey answers."""
     voices = Voices(
         has_pipeline=bool(world.opportunities or world.opportunity_issues),
         has_surveys=bool(world.surveys),
     )
     for name, per_issue in rollups.items():
         spec = specs.get(name) or RollupSpec()
-        figures = _voice_figures(world, voices, per_issue, spec, currencies, today)
+        if fixed is not None:
+            figures = _fixed_figures(fixed[name], per_issue, spec)
+        else:
+            figures = _voice_figures(world, voices, per_issue, spec, currencies, today)
         for score_name, score in scores.items():
             if score.rollup == name:
                 _score(voices, score_name, score, world, per_issue, figures)
@@ -85,6 +95,22 @@ def _voice_figures(
         for issue_ref, roll in per_issue.items():
             asking = roll.provenance["accounts"]
             figures[issue_ref].update(detractor_figures(asking, nps, spec.detractor_max))
+    return figures
+
+
+def _fixed_figures(
+    fixed: FixedInputs, per_issue: dict[str, Rollup], spec: RollupSpec
+) -> dict[str, dict[str, Any]]:
+    """The voices' figures from kept inputs, as `_voice_figures` computes them."""
+    figures: dict[str, dict[str, Any]] = {ref: {} for ref in per_issue}
+    if fixed.pipeline is not None:
+        none = NO_PIPELINE.figures()
+        for issue_ref in per_issue:
+            figures[issue_ref].update(fixed.pipeline.get(issue_ref, none))
+    if fixed.nps is not None:
+        for issue_ref, roll in per_issue.items():
+            asking = roll.provenance["accounts"]
+            figures[issue_ref].update(detractor_figures(asking, fixed.nps, spec.detractor_max))
     return figures
 
 

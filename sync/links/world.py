@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -64,7 +65,9 @@ class World:
     links_by_ticket: dict[str, list[Entity]] = field(default_factory=lambda: defaultdict(list))
 
     @classmethod
-    def load(cls, store: Store) -> World:
+    def load(cls, store: Store, *, skip: Collection[str] = ()) -> World:
+        """Every live record of the entities linking reads, except those in `skip` (an
+        incremental derivation adds the tickets it needs itself)."""
         world = cls()
         buckets = {
             "feedback": world.tickets,
@@ -78,7 +81,8 @@ class World:
             "opportunity_issue": world.opportunity_issues,
             "survey_response": world.surveys,
         }
-        for connector, stream, key, unified in store.iter_unified(list(buckets)):
+        wanted = [name for name in buckets if name not in skip]
+        for connector, stream, key, unified in store.iter_unified(wanted):
             entity_name, fields = unified
             record = Entity(ref(connector, key), connector, stream, key, fields)
             buckets[entity_name][record.ref] = record

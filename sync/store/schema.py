@@ -226,3 +226,43 @@ task_state = sa.Table(
     sa.Column("last_error_at", UtcDateTime, nullable=True),
     sa.Column("next_attempt_at", UtcDateTime, nullable=True),
 )
+
+# Records stored, changed, revived or tombstoned since the last derivation (filled by triggers
+# on `records`, see migration 0007); a derivation consumes the rows it read.
+derive_changes = sa.Table(
+    "derive_changes",
+    metadata,
+    sa.Column("seq", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("connector", sa.String(100), nullable=False),
+    sa.Column("stream", sa.String(100), nullable=False),
+    sa.Column("key", sa.String(255), nullable=False),
+    sa.Column("entity", sa.String(50), nullable=False),
+)
+
+# What the last derivation assumed: the rules' fingerprint and the day (usage windows).
+derive_state = sa.Table(
+    "derive_state",
+    metadata,
+    sa.Column("name", sa.String(100), primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+)
+
+# Per account and issue: a hash of the fields linking reads, as last derived.
+derive_inputs = sa.Table(
+    "derive_inputs",
+    metadata,
+    sa.Column("ref", sa.String(300), primary_key=True),
+    sa.Column("entity", sa.String(50), nullable=False),
+    sa.Column("fingerprint", sa.String(64), nullable=False),
+)
+
+# Per connector: targets to plan write-back for ('*': every target), until applied cleanly.
+writeback_dirty = sa.Table(
+    "writeback_dirty",
+    metadata,
+    sa.Column("seq", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("connector", sa.String(100), nullable=False),
+    sa.Column("kind", sa.String(20), nullable=False),  # issue, ticket, account or '*'
+    sa.Column("ref", sa.String(300), nullable=False),
+    sa.Index("ix_writeback_dirty_connector", "connector"),
+)

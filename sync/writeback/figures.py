@@ -92,5 +92,11 @@ def figures_for(
 
 
 def targets_of(derived: Derived, target: str) -> dict[str, Entity]:
+    """The targets of a kind; of an incremental derivation, those in its scope only."""
     world = derived.world
-    return {"issue": world.issues, "ticket": world.tickets, "account": world.accounts}[target]
+    found = {"issue": world.issues, "ticket": world.tickets, "account": world.accounts}[target]
+    scope = derived.scope
+    if scope is None:
+        return found
+    wanted = {"issue": scope.issues, "ticket": scope.tickets, "account": scope.accounts}[target]
+    return {ref: entity for ref, entity in found.items() if ref in wanted}

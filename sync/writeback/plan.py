@@ -248,7 +248,8 @@ def build_plan(
     Write-backs whose connector is not among `connectors` (a disabled one) plan nothing; names
     that match no configured connector were refused when the mappings were loaded.
     """
-    planning = _Planning(store, derived, connectors, settings, _Memory.load(store))
+    scope = derived.scope.refs() if derived.scope is not None else None
+    planning = _Planning(store, derived, connectors, settings, _Memory.load(store, scope))
     plan = Plan(plan_id or uuid.uuid4().hex[:16])
     for name, (file, spec) in writebacks.items():
         _plan_writeback(plan, planning, name, file, spec)
@@ -312,7 +313,22 @@ def _plan_writeback(
             fields = _Fields(resolved, values, raw, seen_at, clears=empty)
             _plan_fields(plan, planning, name, spec, target, fields, tally)
             _plan_property(plan, planning, name, spec, target, tally, empty=empty)
+        if planning.derived.scope is not None:  # the guard weighs a change against every target
+            tally.eligible += _live_count(planning.store, connector_name, stream) - len(group)
     _check_guard(plan, name, tally, planning.settings)
+
+
+def _live_count(store: Store, connector: str, stream: str) -> int:
+    with store.engine.connect() as connection:
+        return int(
+            connection.execute(
+                sa.select(sa.func.count()).where(
+                    records.c.connector == connector,
+                    records.c.stream == stream,
+                    records.c.deleted_at.is_(None),
+                )
+            ).scalar_one()
+        )
 
 
 @dataclass(frozen=True)
@@ -512,8 +528,9 @@ class _Memory:
     gone: dict[tuple[str, str, str], datetime] = field(default_factory=dict)
 
     @classmethod
-    def load(cls, store: Store) -> _Memory:
-        ledger = _load_ledger(store)
+    def load(cls, store: Store, scope: set[str] | None = None) -> _Memory:
+        """What pmsync wrote: to every target, or to those in `scope` (refs) only."""
+        ledger = _load_ledger(store, scope)
         targets = {slot[:3] for slot in ledger} | {slot[:3] for slot in _load_in_flight(store)}
         return cls(ledger, _load_in_flight(store), targets, _load_gone(store))
 
@@ -547,13 +564,31 @@ def _load_in_flight(store: Store) -> dict[tuple[str, str, str, str], list[Any]]:
     return found
 
 
-def _load_ledger(store: Store) -> dict[tuple[str, str, str, str], _Ledger]:
+def _load_ledger(
+    store: Store, targets: set[str] | None = None
+) -> dict[tuple[str, str, str, str], _Ledger]:
+    queries = [sa.select(writeback_ledger)]
+    if targets is not None:
+        keys: dict[str, list[str]] = {}
+        for target in sorted(targets):
+            connector, _, key = target.partition(":")
+            keys.setdefault(connector, []).append(key)
+        queries = [
+            sa.select(writeback_ledger).where(
+                writeback_ledger.c.connector == connector,
+                writeback_ledger.c.target_key.in_(chunk[start : start + 900]),
+            )
+            for connector, chunk in keys.items()
+            for start in range(0, len(chunk), 900)
+        ]
+    found: dict[tuple[str, str, str, str], _Ledger] = {}
     with store.engine.connect() as connection:
-        rows = connection.execute(sa.select(writeback_ledger))
-        return {
-            (r.connector, r.object_name, r.target_key, r.field): _Ledger(r.value, r.written_at)
-            for r in rows
-        }
+        for query in queries:
+            for r in connection.execute(query):
+                found[(r.connector, r.object_name, r.target_key, r.field)] = _Ledger(
+                    r.value, r.written_at
+                )
+    return found
 
 
 def _raw_payloads(

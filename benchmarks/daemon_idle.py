@@ -1,0 +1,216 @@
+"""What `pmsync run` costs while nothing changes: CPU share, requests per stream per poll, RSS.
+
+Launches the demo company at the given size (simulated Salesforce, Zendesk, Jira, Pendo, in
+this process), starts `pmsync run` on it with a short poll interval, waits until its first
+cycles have written everything back and it is idle (no write for two polls), then watches it
+for a few minutes, sending SIGHUP (a reload) halfway. It prints the process's CPU share over
+the window, the share scaled to a 45 s poll (the work of an idle cycle is per poll, so the share
+scales with poll / 45; the figure also holds the timers' own overhead, scaled as if it were
+per poll too, which overstates it), the requests each stream sent per poll, and RSS over time.
+Targets (issue 14, item 4): <= 2% of a core at a 45 s poll, no request beyond one per stream
+per poll, RSS <= 200 MiB and flat over reloads. Run:
+
+    python benchmarks/daemon_idle.py                                 # 20k tickets, 1,500 issues
+    python benchmarks/daemon_idle.py --tickets 3000 --issues 250 --minutes 2 --poll 10
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+import orjson
+
+from pmsync.app.runtime import Runtime
+from pmsync.simulators.base import Simulator
+from pmsync.simulators.company import CompanySize
+from pmsync.simulators.demo import Demo, launch
+
+WRITES = ("PUT", "PATCH", "POST", "DELETE")
+READS_BY_POST = ("/oauth2/token", "/search", "/aggregation")
+TARGET_SHARE = 0.02
+TARGET_RSS_MIB = 200
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICKS  # utime + stime
+
+
+def rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def writes(sims: dict[str, Simulator]) -> int:
+    return sum(
+        1
+        for sim in sims.values()
+        for r in sim.requests
+        if r.method in WRITES and not any(m in r.path for m in READS_BY_POST)
+    )
+
+
+def streams_per_connector(demo: Demo) -> dict[str, int]:
+    os.environ.update(demo.env)
+    runtime = Runtime.load(str(demo.config_path))
+    try:
+        return dict(Counter(job.connector for job in runtime.jobs()))
+    finally:
+        runtime.close()
+
+
+def settle(process: subprocess.Popen[bytes], sims: dict[str, Simulator], poll: float) -> float:
+    """Wait until the daemon has written back and then wrote nothing for two polls; returns
+    the seconds it took."""
+    started = time.monotonic()
+    last, quiet_since = 0, time.monotonic()
+    while last == 0 or time.monotonic() - quiet_since < 2 * poll + 5:
+        if process.poll() is not None:
+            raise SystemExit("pmsync run exited early")
+        count = writes(sims)
+        if count != last:
+            last, quiet_since = count, time.monotonic()
+        time.sleep(2)
+    return time.monotonic() - started
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tickets", type=int, default=20_000)
+    parser.add_argument("--issues", type=int, default=1_500)
+    parser.add_argument("--poll", type=float, default=15.0, help="Poll interval, seconds.")
+    parser.add_argument("--minutes", type=float, default=4.0, help="How long to watch it idle.")
+    args = parser.parse_args()
+    poll = args.poll
+    scale = args.tickets / 3000
+    size = CompanySize(
+        accounts=round(300 * scale),
+        contacts=round(900 * scale),
+        users=round(1200 * scale),
+        tickets=args.tickets,
+        issues=args.issues,
+    )
+    with tempfile.TemporaryDirectory() as tmp, launch(Path(tmp) / "demo", size=size) as demo:
+        config = demo.config_path.read_text()
+        config = config.replace('poll_interval = "30s"', f'poll_interval = "{poll:g}s"')
+        demo.config_path.write_text(config.replace('level = "warning"', 'level = "info"'))
+        sims: dict[str, Simulator] = {
+            "salesforce": demo.simulators.salesforce,
+            "zendesk": demo.simulators.zendesk,
+            "jira": demo.simulators.jira,
+        }
+        if demo.simulators.pendo is not None:
+            sims["pendo"] = demo.simulators.pendo
+        streams = streams_per_connector(demo)
+        log = Path(tmp) / "daemon.log"
+        with log.open("wb") as out:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "pmsync.app.cli", "-c", str(demo.config_path), "run"],
+                env={**os.environ, **demo.env},
+                stdout=out,
+                stderr=out,
+            )
+        try:
+            print(f"{size.tickets:,} tickets, {size.issues:,} issues; poll {poll:g} s")
+            took = settle(process, sims, poll)
+            print(f"first cycles and write-back settled after {took:.0f} s")
+            for sim in sims.values():
+                sim.reset_log()
+            window = args.minutes * 60
+            offset = log.stat().st_size
+            wall, cpu, samples = watch(process, window)
+        finally:
+            process.send_signal(signal.SIGTERM)
+            process.wait(timeout=60)
+        print_events(log, offset)
+        return report(poll, window, wall, cpu, samples, sims, streams)
+
+
+def print_events(log: Path, offset: int) -> None:
+    """How often each logged event happened in the window (derivations among them)."""
+    counted: Counter[str] = Counter()
+    reasons: Counter[str] = Counter()
+    with log.open("rb") as handle:
+        handle.seek(offset)
+        for line in handle:
+            try:
+                event = orjson.loads(line)
+            except orjson.JSONDecodeError:
+                continue
+            counted[str(event.get("event"))] += 1
+            if event.get("event") == "derived":
+                reasons[str(event.get("reason"))] += 1
+    print("events in the window:", dict(counted.most_common(12)))
+    print("full derivations, by reason:", dict(reasons))
+
+
+def watch(
+    process: subprocess.Popen[bytes], window: float
+) -> tuple[float, float, list[tuple[float, float]]]:
+    """(wall seconds, CPU seconds, RSS samples) over `window`, with a SIGHUP halfway."""
+    started, cpu0 = time.monotonic(), cpu_seconds(process.pid)
+    samples: list[tuple[float, float]] = []
+    reloaded = False
+    while (elapsed := time.monotonic() - started) < window:
+        samples.append((elapsed, rss_mib(process.pid)))
+        if not reloaded and elapsed >= window / 2:
+            process.send_signal(signal.SIGHUP)
+            reloaded = True
+        time.sleep(5)
+    return time.monotonic() - started, cpu_seconds(process.pid) - cpu0, samples
+
+
+def report(
+    poll: float,
+    window: float,
+    wall: float,
+    cpu: float,
+    samples: list[tuple[float, float]],
+    sims: dict[str, Simulator],
+    streams: dict[str, int],
+) -> int:
+    share = cpu / wall
+    scaled = share * poll / 45
+    polls = wall / poll
+    print(f"\nidle for {wall:.0f} s ({polls:.1f} polls), SIGHUP at {window / 2:.0f} s")
+    print(
+        f"CPU: {cpu:.2f} s = {share:.2%} of a core at a {poll:g} s poll; "
+        f"scaled to a 45 s poll: {scaled:.2%} (target {TARGET_SHARE:.0%}: "
+        f"{scaled / TARGET_SHARE:.2f}x)"
+    )
+    print("requests per stream per poll (target <= 1):")
+    worst = 0.0
+    for name, sim in sims.items():
+        count = len(sim.requests)
+        per = count / max(1, streams.get(name, 0)) / polls
+        worst = max(worst, per)
+        kinds = Counter(f"{r.method} {r.path.split('?')[0][-40:]}" for r in sim.requests)
+        print(f"  {name:<11} {streams.get(name, 0)} streams, {count} requests = {per:.2f}")
+        print(f"              {dict(kinds.most_common(4))}")
+    rss = [r for _t, r in samples]
+    before = [r for t, r in samples if t < window / 2]
+    after = [r for t, r in samples if t >= window / 2]
+    print(
+        f"RSS MiB: min {min(rss):.0f}, max {max(rss):.0f} (target {TARGET_RSS_MIB}: "
+        f"{max(rss) / TARGET_RSS_MIB:.2f}x); before reload {before[0]:.0f}-{max(before):.0f}, "
+        f"after {min(after):.0f}-{after[-1]:.0f}"
+    )
+    print("  " + " ".join(f"{t:.0f}s:{r:.0f}" for t, r in samples[:: max(1, len(samples) // 12)]))
+    ok = scaled <= TARGET_SHARE and worst <= 1.0 and max(rss) <= TARGET_RSS_MIB
+    print("all targets met" if ok else "TARGET MISSED")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,199 @@
+"""What derive + plan cost when little or nothing changed, at the demo company's size and 10x.
+
+For each scale it launches the demo company (simulated Salesforce, Zendesk, Jira and Pendo),
+syncs it, derives and writes everything back once (as the daemon's first cycle would), then
+settles with two more cycles, and measures, the daemon's way (`Runtime.plan_changes` for each
+connector written to, which derives incrementally first):
+  * a quiet cycle: sync (nothing changed), derive, plan;
+  * the cycle after ~1% of the accounts' ARR changed: derive + plan (the sync that read the
+    changes is timed apart);
+and, for comparison in the same run, a full derive + plan as every cycle cost before (issue 14).
+Targets (issue 14, item 2): quiet cycle <= 0.3 s and 1% cycle's derive + plan <= 0.5 s at 10x.
+`--peak` also measures the peak RSS of a full derive at a given size in a fresh process. Run:
+
+    python benchmarks/derive_scaling.py                     # 1x and 10x
+    python benchmarks/derive_scaling.py --scales 1 10 100
+    python benchmarks/derive_scaling.py --scales --peak 30  # peak RSS of a 30x derive only
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from pmsync.app.runtime import Runtime
+from pmsync.logs import configure_logging
+from pmsync.simulators.company import CompanySize
+from pmsync.simulators.demo import Demo, launch
+
+QUIET_TARGET_S = 0.3
+CHANGE_TARGET_S = 0.5
+
+
+def size_of(scale: int) -> CompanySize:
+    return CompanySize(
+        accounts=300 * scale,
+        contacts=900 * scale,
+        users=1200 * scale,
+        tickets=3000 * scale,
+        issues=250 * scale,
+    )
+
+
+def write_back(runtime: Runtime, *, apply: bool = True) -> int:
+    """The daemon's write-back for every connector written to; returns the writes planned.
+    Without `apply`, the plan is taken as done (the first cycle's thousands of writes take
+    minutes against the simulators' rate limits and are not what is measured)."""
+    planned = 0
+    for name in runtime.writable_connectors():
+        if not runtime.writes_to(name):
+            continue
+        plan, dirty = runtime.plan_changes(name)
+        planned += len(plan.writes)
+        if plan.guard:
+            plan.guard = []  # the benchmark's first cycle writes every figure
+        if plan.writes and apply:
+            result = runtime.apply(plan, confirm=True)
+            if result.failed:
+                continue
+        runtime.done_planning(dirty)
+    return planned
+
+
+def change_accounts(demo: Demo, share: float) -> int:
+    accounts = sorted(demo.company.truth.accounts)
+    chosen = accounts[:: max(1, round(1 / share))]
+    table = demo.simulators.salesforce.table("Account")
+    for account_id in chosen:
+        row = table.rows[account_id]
+        demo.simulators.salesforce.update(
+            "Account", account_id, {"ARR__c": float(row["ARR__c"] or 0) + 1000}
+        )
+    return len(chosen)
+
+
+def measure(scale: int, *, apply_first: bool) -> dict[str, float | int]:
+    size = size_of(scale)
+    with tempfile.TemporaryDirectory() as tmp, launch(Path(tmp), size=size) as demo:
+        runtime = Runtime.load(str(demo.config_path))
+        figures: dict[str, float | int] = {"tickets": size.tickets, "issues": size.issues}
+        runtime.run_once()
+        started = time.perf_counter()
+        write_back(runtime, apply=apply_first)  # first cycle: full derive, every figure
+        figures["first_derive_plan_s"] = time.perf_counter() - started
+        for _settle in range(2):  # read back what was written; the next cycles are quiet
+            runtime.run_once()
+            write_back(runtime)
+        started = time.perf_counter()
+        runtime.run_once()
+        synced = time.perf_counter()
+        figures["quiet_writes"] = write_back(runtime)
+        done = time.perf_counter()
+        figures["quiet_cycle_s"] = done - started
+        figures["quiet_derive_plan_s"] = done - synced
+        figures["accounts_changed"] = change_accounts(demo, 0.01)
+        started = time.perf_counter()
+        runtime.run_once()
+        synced = time.perf_counter()
+        runtime.derive(incremental=True)
+        derived = time.perf_counter()
+        plans = [
+            runtime.plan_changes(name)
+            for name in runtime.writable_connectors()
+            if runtime.writes_to(name)
+        ]
+        planned = time.perf_counter()
+        figures["change_sync_s"] = synced - started
+        figures["change_derive_s"] = derived - synced
+        figures["change_derive_plan_s"] = planned - synced
+        figures["change_writes"] = sum(len(p.writes) for p, _dirty in plans)
+        started = time.perf_counter()
+        full = runtime.derive(persist=False)
+        runtime.plan(derived=full)
+        figures["full_derive_plan_s"] = time.perf_counter() - started
+        runtime.close()
+        return figures
+
+
+def peak(scale: int) -> None:
+    """Sync a company of `scale` and report the peak RSS of a full derive in a new process."""
+    size = size_of(scale)
+    with tempfile.TemporaryDirectory() as tmp, launch(Path(tmp), size=size, pendo=False) as demo:
+        runtime = Runtime.load(str(demo.config_path))
+        runtime.run_once()
+        runtime.close()
+        code = (
+            "import resource,sys,time;from pmsync.app.runtime import Runtime;"
+            "from pmsync.logs import configure_logging;configure_logging('error');"
+            "r=Runtime.load(sys.argv[1]);t=time.perf_counter();r.derive();"
+            "print(time.perf_counter()-t, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
+        )
+        done = subprocess.run(
+            [sys.executable, "-c", code, str(demo.config_path)],
+            env={**__import__("os").environ, **demo.env},
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        seconds, rss_kib = done.stdout.split()
+        print(
+            f"full derive of {size.tickets:,} tickets / {size.issues:,} issues: "
+            f"{float(seconds):.1f} s, peak RSS {int(rss_kib) / 1024:.0f} MiB"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scales", type=int, nargs="*", default=[1, 10])
+    parser.add_argument("--peak", type=int, help="Also: peak RSS of a full derive at this scale.")
+    parser.add_argument(
+        "--apply-first",
+        action="store_true",
+        help="Apply the first cycle's writes (slow at 10x); else later plans also hold "
+        "figures never written.",
+    )
+    args = parser.parse_args()
+    configure_logging("error")
+    columns = [
+        "tickets",
+        "issues",
+        "first_derive_plan_s",
+        "quiet_cycle_s",
+        "quiet_derive_plan_s",
+        "quiet_writes",
+        "accounts_changed",
+        "change_sync_s",
+        "change_derive_s",
+        "change_derive_plan_s",
+        "change_writes",
+        "full_derive_plan_s",
+    ]
+    for scale in args.scales:
+        figures = measure(scale, apply_first=args.apply_first)
+        print(f"\nscale {scale}x:")
+        for column in columns:
+            value = figures[column]
+            shown = f"{value:.3f}" if isinstance(value, float) else str(value)
+            print(f"  {column:<28} {shown:>10}")
+        print(
+            f"  quiet cycle / target ({QUIET_TARGET_S} s): "
+            f"{figures['quiet_cycle_s'] / QUIET_TARGET_S:.2f}x; "
+            f"1% cycle derive + plan / target ({CHANGE_TARGET_S} s): "
+            f"{figures['change_derive_plan_s'] / CHANGE_TARGET_S:.2f}x; "
+            f"full derive + plan / incremental: "
+            f"{figures['full_derive_plan_s'] / max(figures['change_derive_plan_s'], 1e-9):.1f}x"
+        )
+    if args.peak:
+        peak(args.peak)
+    print(
+        f"(this process: peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024} MiB)"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,247 @@
+"""Derive the rollups of some issues only, from the stored links and a World without most tickets.
+
+An incremental derivation re-computes what a change can move and nothing else. It is used when
+every changed record is an account or an issue whose linking fields (an account's domains and
+name, an issue's id and key) did not change: no link moves, so the stored links are still the
+links, and only the rollups of the issues those records reach change. Those rollups are
+computed by the same code as a full derivation's (`compute_rollups`, `hear_voices`) over a
+World that holds every record except tickets, plus the tickets of the issues and accounts in
+scope: the figures are therefore the ones a full derivation would compute. A weighted score
+normalises across all issues, so with one declared any change derives everything.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import orjson
+import sqlalchemy as sa
+
+from pmsync.sync.links.changes import Change, Scope, link_fingerprint, stored_inputs
+from pmsync.sync.links.fixed import FixedInputs
+from pmsync.sync.links.linker import Link, LinkResult
+from pmsync.sync.links.models import RollupSpec
+from pmsync.sync.links.rollups import Currencies, Rollup, compute_rollups
+from pmsync.sync.links.score_models import ScoreSpec
+from pmsync.sync.links.voices import Voices, hear_voices
+from pmsync.sync.links.world import Entity, World, ref, split_ref
+from pmsync.sync.store.schema import links as links_table
+from pmsync.sync.store.schema import records
+from pmsync.sync.store.store import Store
+
+VALUE_ONLY = ("account", "issue")  # entities whose non-linking changes derive incrementally
+
+
+def value_only_changes(
+    store: Store, changes: Sequence[Change], scores: Mapping[str, ScoreSpec], derived_from: set[str]
+) -> Scope | None:
+    """The accounts and issues changed (as a Scope), when no change can move a link; else None.
+
+    A new, deleted or revived record, or one whose linking fields changed, returns None.
+    """
+    relevant = [c for c in changes if c.entity in derived_from]
+    if not relevant:
+        return Scope()
+    if any(c.entity not in VALUE_ONLY for c in relevant):
+        return None
+    if any(spec.method == "weighted" for spec in scores.values()):
+        return None
+    current = _current(store, relevant)
+    known = _known_inputs(store, current)
+    scope = Scope()
+    for change in relevant:
+        found = current.get((change.connector, change.stream, change.key))
+        if found is None or found[0] != change.entity:
+            return None  # tombstoned (or its entity changed): links move
+        if known.get(change.ref) != link_fingerprint(change.entity, found[1]):
+            return None  # new, or its linking fields changed
+        (scope.accounts if change.entity == "account" else scope.issues).add(change.ref)
+    return scope
+
+
+def _known_inputs(
+    store: Store, current: Mapping[tuple[str, str, str], tuple[str, dict[str, Any]]]
+) -> dict[str, str]:
+    with store.engine.connect() as connection:
+        return stored_inputs(connection, (ref(c, k) for c, _s, k in current))
+
+
+def _current(
+    store: Store, changes: Sequence[Change]
+) -> dict[tuple[str, str, str], tuple[str, dict[str, Any]]]:
+    """(entity, unified) of the live records among `changes`."""
+    found: dict[tuple[str, str, str], tuple[str, dict[str, Any]]] = {}
+    by_stream: dict[tuple[str, str], set[str]] = {}
+    for change in changes:
+        by_stream.setdefault((change.connector, change.stream), set()).add(change.key)
+    with store.engine.connect() as connection:
+        for (connector, stream), keys in by_stream.items():
+            wanted = sorted(keys)
+            for start in range(0, len(wanted), 900):
+                rows = connection.execute(
+                    sa.select(records.c.key, records.c.entity, records.c.unified).where(
+                        records.c.connector == connector,
+                        records.c.stream == stream,
+                        records.c.key.in_(wanted[start : start + 900]),
+                        records.c.deleted_at.is_(None),
+                    )
+                )
+                for key, entity, unified in rows:
+                    found[(connector, stream, key)] = (entity, orjson.loads(unified))
+    return found
+
+
+def widen(store: Store, changed: Scope) -> Scope:
+    """What a value-only change reaches: a changed account's issues (through its tickets) and a
+    changed issue's tickets, besides the changed records themselves (targets to plan again)."""
+    scope = Scope(set(changed.issues), set(changed.tickets), set(changed.accounts))
+    with store.engine.connect() as connection:
+        tickets_of_accounts = _tickets_linked(connection, "ticket_account", changed.accounts)
+        scope.issues |= _issues_of_tickets(connection, tickets_of_accounts)
+        scope.tickets |= _tickets_linked(connection, "ticket_issue", changed.issues)
+    return scope
+
+
+def _tickets_linked(connection: sa.Connection, kind: str, targets: Iterable[str]) -> set[str]:
+    found: set[str] = set()
+    wanted = sorted(targets)
+    for start in range(0, len(wanted), 900):
+        found.update(
+            connection.execute(
+                sa.select(links_table.c.ticket_ref).where(
+                    links_table.c.kind == kind,
+                    links_table.c.target_ref.in_(wanted[start : start + 900]),
+                )
+            ).scalars()
+        )
+    return found
+
+
+def _issues_of_tickets(connection: sa.Connection, tickets: Iterable[str]) -> set[str]:
+    found: set[str] = set()
+    wanted = sorted(tickets)
+    for start in range(0, len(wanted), 900):
+        found.update(
+            connection.execute(
+                sa.select(links_table.c.target_ref).where(
+                    links_table.c.kind == "ticket_issue",
+                    links_table.c.ticket_ref.in_(wanted[start : start + 900]),
+                )
+            ).scalars()
+        )
+    return found
+
+
+def scoped_world(
+    store: Store, scope: Scope, streams: Mapping[str, Sequence[Sequence[str]]]
+) -> tuple[World, LinkResult]:
+    """A World for the scope's figures, and the stored links of its tickets.
+
+    It holds the tickets the scope's figures read (those of its issues and accounts, and its
+    tickets), the accounts and issues those tickets link to; usage, survey answers and
+    opportunities are not read (their figures are kept, `fixed.py`). `streams`: by entity, the
+    (connector, stream) pairs holding its records at the last full derivation.
+    """
+    world = World()
+    with store.engine.connect() as connection:
+        tickets = set(scope.tickets)
+        tickets |= _tickets_linked(connection, "ticket_issue", scope.issues)
+        tickets |= _tickets_linked(connection, "ticket_account", scope.accounts)
+        _load(connection, world.tickets, "feedback", tickets, streams)
+        result = _stored_links(connection, set(world.tickets))
+        accounts = {link.target for link in result.account_of.values()}
+        _load(connection, world.accounts, "account", accounts | scope.accounts, streams)
+        issues = {issue for per in result.issues_of.values() for issue in per}
+        _load(connection, world.issues, "issue", issues | scope.issues, streams)
+    world.index()
+    return world, result
+
+
+def streams_of(world: World) -> dict[str, list[list[str]]]:
+    """By entity, the (connector, stream) pairs holding the tickets, accounts and issues."""
+    found: dict[str, list[list[str]]] = {}
+    for entity, records_of in (
+        ("feedback", world.tickets),
+        ("account", world.accounts),
+        ("issue", world.issues),
+    ):
+        pairs = sorted({(e.connector, e.stream) for e in records_of.values()})
+        found[entity] = [list(pair) for pair in pairs]
+    return found
+
+
+def _load(
+    connection: sa.Connection,
+    into: dict[str, Entity],
+    entity: str,
+    refs: Iterable[str],
+    streams: Mapping[str, Sequence[Sequence[str]]],
+) -> None:
+    """Live records of `entity` by ref (connector:key), looked up by primary key per stream."""
+    keys_by_connector: dict[str, list[str]] = {}
+    for value in refs:
+        connector, key = split_ref(value)
+        keys_by_connector.setdefault(connector, []).append(key)
+    for connector, stream in streams.get(entity, []):
+        keys = sorted(keys_by_connector.get(connector, []))
+        if keys:
+            for start in range(0, len(keys), 900):
+                query = sa.select(records.c.key, records.c.entity, records.c.unified).where(
+                    records.c.connector == connector,
+                    records.c.stream == stream,
+                    records.c.key.in_(keys[start : start + 900]),
+                    records.c.deleted_at.is_(None),
+                )
+                for key, found, unified in connection.execute(query):
+                    if found == entity:
+                        into[ref(connector, key)] = Entity(
+                            ref(connector, key), connector, stream, key, orjson.loads(unified)
+                        )
+
+
+def _stored_links(connection: sa.Connection, tickets: set[str]) -> LinkResult:
+    result = LinkResult()
+    wanted = sorted(tickets)
+    for kind in ("ticket_account", "ticket_issue"):  # the primary key leads with the kind
+        for start in range(0, len(wanted), 900):
+            rows = connection.execute(
+                sa.select(
+                    links_table.c.kind,
+                    links_table.c.ticket_ref,
+                    links_table.c.target_ref,
+                    links_table.c.rule,
+                ).where(
+                    links_table.c.kind == kind,
+                    links_table.c.ticket_ref.in_(wanted[start : start + 900]),
+                )
+            )
+            for row in rows:
+                link = Link(row.kind, row.ticket_ref, row.target_ref, row.rule)
+                if row.kind == "ticket_account":
+                    result.account_of[row.ticket_ref] = link
+                else:
+                    result.issues_of.setdefault(row.ticket_ref, {})[row.target_ref] = link
+    return result
+
+
+def scoped_rollups(
+    world: World,
+    result: LinkResult,
+    issues: set[str],
+    rollup_specs: Mapping[str, RollupSpec],
+    currencies: Currencies,
+    scores: Mapping[str, ScoreSpec],
+    fixed: Mapping[str, FixedInputs],
+) -> tuple[dict[str, dict[str, Rollup]], Voices]:
+    """The rollups (with the voices' figures and the scores) of `issues`, as a full
+    derivation computes them, from the inputs it kept (`fixed`)."""
+    specs = dict(rollup_specs) or {"customer_demand": RollupSpec()}
+    rollups = {
+        name: compute_rollups(
+            world, result, spec, currencies, name=name, only=issues, usage=fixed[name].usage
+        )
+        for name, spec in specs.items()
+    }
+    voices = hear_voices(world, rollups, specs, scores, currencies, fixed=fixed)
+    return rollups, voices

@@ -1,0 +1,288 @@
+"""An incremental derivation stores exactly what a full one would, and a quiet one reads nothing.
+
+Random changes (account ARR, segment, currency, domains; issue status, key; tickets edited,
+moved between issues, added, deleted; accounts deleted; the rules) are made to a real store;
+after each, an incremental derivation runs, and the links and rollups it leaves stored are
+compared with those a full derivation computes from the same records.
+"""
+
+from __future__ import annotations
+
+import random
+from datetime import date
+from typing import Any
+
+import sqlalchemy as sa
+
+from pmsync.sync.links.changes import dirty_targets
+from pmsync.sync.links.derive import _store_rollups, derive
+from pmsync.sync.links.linker import Overrides
+from pmsync.sync.links.models import LinkSettings, RollupSpec, TicketIssueLinks
+from pmsync.sync.links.score_models import ScoreSpec
+from pmsync.sync.links.settings import CurrencySettings
+from pmsync.sync.store import store as st
+from pmsync.sync.store.schema import links, rollups
+from pmsync.sync.store.store import RecordRow, Store, content_hash, dumps, utcnow
+
+SETTINGS = LinkSettings(
+    ticket_issue=TicketIssueLinks(rules=["override", "jira_integration", "ticket_field", "text"])
+)
+CURRENCY = CurrencySettings(reporting="USD", rates={"EUR": 1.1})
+SPECS = {"customer_demand": RollupSpec(top_accounts=2), "enterprise": RollupSpec(segments=["ent"])}
+SCORES = {
+    "priority": ScoreSpec.model_validate(
+        {"method": "formula", "formula": "arr / 1000 + tickets", "rollup": "customer_demand"}
+    )
+}
+SEGMENTS = ("ent", "mid", "smb")
+
+
+def put(store: Store, connector: str, stream: str, entity: str, rows: list[dict[str, Any]]) -> None:
+    records = []
+    for fields in rows:
+        raw, unified = dumps(fields), dumps(fields)
+        records.append(
+            RecordRow(str(fields["id"]), entity, raw, unified, content_hash(raw, unified))
+        )
+    with store.transaction() as c:
+        st.write_records(c, connector, stream, records, utcnow())
+
+
+def delete(store: Store, connector: str, stream: str, key: str) -> None:
+    with store.transaction() as c:
+        st.tombstone(c, connector, stream, [key], utcnow())
+
+
+class Company:
+    """A small random company kept in step with the store."""
+
+    def __init__(self, store: Store, rng: random.Random) -> None:
+        self.store, self.rng = store, rng
+        self.accounts: dict[str, dict[str, Any]] = {}
+        self.issues: dict[str, dict[str, Any]] = {}
+        self.tickets: dict[str, dict[str, Any]] = {}
+        for n in range(12):
+            self.account(f"001{n:02d}", domains=[f"d{n}.com"])
+        for n in range(10):
+            self.issue(str(9000 + n), f"APP-{n + 1}")
+        for n in range(60):
+            self.ticket(str(n))
+        put(
+            store,
+            "salesforce",
+            "Opportunity",
+            "opportunity",
+            [
+                {"id": "006A", "name": "Big", "amount": 5000, "currency": "USD",
+                 "account_id": "00101", "issue_keys": ["APP-1", "APP-2"]},
+                {"id": "006B", "name": "Small", "amount": 700, "currency": "EUR",
+                 "account_id": "00102", "issue_keys": ["APP-3"]},
+            ],
+        )  # fmt: skip
+        today = date.today().isoformat()
+        put(
+            store,
+            "salesforce",
+            "Contact",
+            "person",
+            [{"id": f"003{n}", "email": f"c{n}@mail.org", "account_id": f"001{n:02d}"}
+             for n in range(6)],
+        )  # fmt: skip
+        put(
+            store,
+            "pendo",
+            "accounts",
+            "organization",
+            [{"id": f"p{n}", "account_id": f"001{n:02d}"} for n in range(4)],
+        )
+        put(
+            store,
+            "pendo",
+            "usage",
+            "usage",
+            [{"id": f"u{n}", "account_id": f"p{n}" if n < 4 else f"001{n:02d}", "day": today,
+              "active_visitors": 10 + n} for n in range(10)],
+        )  # fmt: skip
+        put(
+            store,
+            "pendo",
+            "nps",
+            "survey_response",
+            [
+                {"id": "s1", "score": 3, "responded_at": today, "account_id": "p1"},
+                {"id": "s2", "score": 9, "responded_at": today, "email": "C2@mail.org"},
+                {"id": "s3", "score": 5, "responded_at": today, "email": "c3@mail.org"},
+            ],
+        )  # fmt: skip
+
+    def account(self, key: str, **changes: Any) -> None:
+        fields = self.accounts.get(key) or {
+            "id": key,
+            "name": f"Account {key}",
+            "arr": self.rng.randrange(1, 50) * 1000,
+            "currency": self.rng.choice(["USD", "EUR"]),
+            "segment": self.rng.choice(SEGMENTS),
+            "domains": [],
+        }
+        self.accounts[key] = {**fields, **changes}
+        put(self.store, "salesforce", "Account", "account", [self.accounts[key]])
+
+    def issue(self, key: str, issue_key: str | None = None, **changes: Any) -> None:
+        fields = self.issues.get(key) or {"id": key, "status": "Open", "project": "APP"}
+        if issue_key is not None:
+            fields = {**fields, "key": issue_key}
+        self.issues[key] = {**fields, **changes}
+        put(self.store, "jira", "issues", "issue", [self.issues[key]])
+
+    def ticket(self, key: str) -> None:
+        rng = self.rng
+        domain = rng.choice([a["domains"] for a in self.accounts.values()] + [["gmail.com"]])
+        keys = rng.sample([i["key"] for i in self.issues.values()], rng.randrange(0, 3))
+        self.tickets[key] = {
+            "id": key,
+            "subject": f"ticket {key} about {keys[0] if keys and rng.random() < 0.3 else 'x'}",
+            "requester_email": f"p{key}@{domain[0] if domain else 'nowhere.org'}",
+            "issue_keys": keys,
+            "status": rng.choice(["open", "solved"]),
+            "created_at": f"2026-0{rng.randrange(1, 9)}-01T00:00:00Z",
+        }
+        put(self.store, "zendesk", "tickets", "feedback", [self.tickets[key]])
+
+    def change(self) -> str:
+        """One random change; returns its kind."""
+        rng = self.rng
+        kind = rng.choice(
+            ["arr", "arr", "arr", "segment", "currency", "status", "status", "domains",
+             "issue_key", "ticket", "new_ticket", "delete_ticket", "delete_account", "several"]
+        )  # fmt: skip
+        account = rng.choice(sorted(self.accounts))
+        issue = rng.choice(sorted(self.issues))
+        if kind == "arr":
+            self.account(account, arr=rng.randrange(1, 90) * 1000)
+        elif kind == "segment":
+            self.account(account, segment=rng.choice(SEGMENTS))
+        elif kind == "currency":
+            self.account(account, currency=rng.choice(["USD", "EUR", "GBP"]))
+        elif kind == "status":
+            self.issue(issue, status=rng.choice(["Open", "In Progress", "Done"]))
+        elif kind == "domains":
+            self.account(account, domains=[f"d{rng.randrange(20)}.com"])
+        elif kind == "issue_key":
+            self.issue(issue, f"APP-{rng.randrange(1, 30)}")
+        elif kind == "ticket":
+            self.ticket(rng.choice(sorted(self.tickets)))
+        elif kind == "new_ticket":
+            self.ticket(str(100 + len(self.tickets)))
+        elif kind == "delete_ticket" and self.tickets:
+            key = rng.choice(sorted(self.tickets))
+            delete(self.store, "zendesk", "tickets", key)
+            del self.tickets[key]
+        elif kind == "delete_account" and len(self.accounts) > 3:
+            delete(self.store, "salesforce", "Account", account)
+            del self.accounts[account]
+        elif kind == "several":
+            for chosen in rng.sample(sorted(self.accounts), 3):
+                self.account(chosen, arr=rng.randrange(1, 90) * 1000)
+            self.issue(issue, status="Done")
+        return kind
+
+
+def stored(store: Store) -> tuple[set[tuple[str, str, str, str]], dict[tuple[str, str], str]]:
+    with store.engine.connect() as connection:
+        found_links = {
+            (r.kind, r.ticket_ref, r.target_ref, r.rule)
+            for r in connection.execute(sa.select(links))
+        }
+        found_rollups = {
+            (r.name, r.issue_ref): r.content_hash for r in connection.execute(sa.select(rollups))
+        }
+    return found_links, found_rollups
+
+
+def truth(
+    store: Store, overrides: Overrides
+) -> tuple[set[tuple[str, str, str, str]], dict[tuple[str, str], str]]:
+    """What a full derivation computes from the records now (nothing stored)."""
+    full = derive(store, SETTINGS, overrides, SPECS, CURRENCY, persist=False, scores=SCORES)
+    found_links: set[tuple[str, str, str, str]] = {
+        (k.kind, k.ticket, k.target, k.rule) for k in full.links.links()
+    }
+    found_rollups: dict[tuple[str, str], str] = {}
+    engine = sa.create_engine("sqlite://")
+    rollups.create(engine)
+    with engine.begin() as connection:  # hash them exactly as the store does
+        for name, per_issue in full.rollups.items():
+            _store_rollups(connection, name, per_issue)
+        for r in connection.execute(sa.select(rollups)):
+            found_rollups[(r.name, r.issue_ref)] = r.content_hash
+    return found_links, found_rollups
+
+
+def incremental(store: Store, overrides: Overrides) -> str:
+    derived = derive(
+        store,
+        SETTINGS,
+        overrides,
+        SPECS,
+        CURRENCY,
+        scores=SCORES,
+        incremental=True,
+        writers=["jira", "salesforce"],
+    )
+    return derived.mode
+
+
+def test_incremental_derivations_store_what_a_full_one_computes(store_url: str) -> None:
+    store = Store(store_url)
+    rng = random.Random(14)
+    company = Company(store, rng)
+    overrides = Overrides()
+    assert incremental(store, overrides) == "full"  # nothing derived yet
+    assert stored(store) == truth(store, overrides)
+    modes: list[str] = []
+    for step in range(40):
+        kind = company.change()
+        if step == 20:  # a changed rule derives everything again
+            overrides = Overrides(issues={"3": ["APP-5"]})
+        mode = incremental(store, overrides)
+        modes.append(mode)
+        assert stored(store) == truth(store, overrides), (step, kind, mode)
+        if kind in ("arr", "segment", "currency", "status") and step != 20:
+            assert mode in ("incremental", "quiet"), (step, kind)  # quiet: the same value
+    assert incremental(store, overrides) == "quiet"
+    assert "full" in modes
+    assert modes.count("incremental") >= 10
+
+
+def test_a_quiet_derivation_marks_nothing_and_a_value_change_marks_its_targets(
+    store_url: str,
+) -> None:
+    store = Store(store_url)
+    company = Company(store, random.Random(3))
+    overrides = Overrides()
+    incremental(store, overrides)
+    with store.engine.connect() as connection:
+        seqs, scope = dirty_targets(connection, "jira")
+    assert seqs
+    assert scope is None
+    with store.transaction() as connection:
+        connection.execute(sa.text("DELETE FROM writeback_dirty"))
+    assert incremental(store, overrides) == "quiet"
+    with store.engine.connect() as connection:
+        assert dirty_targets(connection, "jira")[0] == []
+    company.account("00101", arr=9_999_000)  # asks for issues through its tickets
+    assert incremental(store, overrides) == "incremental"
+    with store.engine.connect() as connection:
+        _seqs, jira = dirty_targets(connection, "jira")
+        _seqs, salesforce = dirty_targets(connection, "salesforce")
+    assert jira is not None
+    assert salesforce is not None
+    asked = {
+        f"jira:{i}"
+        for i, issue in company.issues.items()
+        for t in company.tickets.values()
+        if issue["key"] in t["issue_keys"] and t["requester_email"].endswith("@d1.com")
+    }
+    assert asked
+    assert asked <= jira.issues
+    assert salesforce.accounts == {"salesforce:00101"}
