@@ -55,9 +55,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         config = Path(tmp) / "pmsync.toml"
-        config.write_text(
-            CONFIG.format(store=Path(tmp) / "pmsync.db", mappings=REPO / "mappings")
-        )
+        config.write_text(CONFIG.format(store=Path(tmp) / "pmsync.db", mappings=REPO / "mappings"))
         env = {**os.environ, "STARTUP_ZENDESK_TOKEN": "startup-token"}
         commands = {
             "python -c pass": [sys.executable, "-c", "pass"],
@@ -69,7 +67,9 @@ def main() -> None:
         for name, command in commands.items():
             runs = [cpu_of(command, env) for _ in range(args.runs)]
             median = statistics.median(runs)
-            line = f"{name:<16} CPU median {median:.3f} s (min {min(runs):.3f}, max {max(runs):.3f})"
+            line = (
+                f"{name:<16} CPU median {median:.3f} s (min {min(runs):.3f}, max {max(runs):.3f})"
+            )
             if name.startswith("pmsync"):
                 worst = max(worst, median / TARGET_S)
                 line += f"  ratio to the {TARGET_S} s target {median / TARGET_S:.2f}"

@@ -406,6 +406,19 @@ def existing_hashes(
     if not keys:
         return found
     cursor = _Raw(connection)
+    if connection.dialect.name == "postgresql":
+        # One primary-key probe per key (the LIMIT keeps the planner from turning it into a
+        # join): with `key IN (...)` or a join, PostgreSQL's planner, going by statistics of
+        # a table that was small when last analysed, scanned every row of the stream for each
+        # page, so a first sync slowed with each page it stored.
+        rows = cursor.fetchall(
+            "SELECT wanted.key, r.content_hash, r.deleted_at IS NOT NULL "
+            "FROM unnest(%s::text[]) AS wanted(key) CROSS JOIN LATERAL ("
+            "SELECT content_hash, deleted_at FROM records WHERE connector = %s "
+            "AND stream = %s AND key = wanted.key LIMIT 1) AS r",
+            (list(keys), connector, stream),
+        )
+        return {key: (digest, bool(gone)) for key, digest, gone in rows}
     for chunk in _chunks(keys, 900):
         marks = ", ".join([cursor.mark] * len(chunk))
         rows = cursor.fetchall(
