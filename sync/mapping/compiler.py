@@ -20,7 +20,7 @@ from pmsync.sync.mapping.transforms import COERCE, Fn
 
 Getter = Callable[[Mapping[str, Any]], Any]
 _FIELD_ERRORS = (ValueError, TypeError, ArithmeticError, JMESPathError)
-_EMPTY = (None, "", [])
+_EMPTY: tuple[Any, ...] = (None, "", [])
 
 
 class PathError(ValueError):
