@@ -323,7 +323,7 @@ def _build_custom_field(arg: Any, _opts: Mapping[str, Any], _ctx: TransformConte
         if not isinstance(value, list):
             return None
         for item in value:
-            if isinstance(item, Mapping):
+            if type(item) is dict or isinstance(item, Mapping):  # dict first: no ABC check
                 ident = item.get("id")
                 # An integer id (the usual case) is compared as a number: str() of each id
                 # was most of the cost of a record's mapping. Anything else compares as text.
@@ -490,6 +490,8 @@ def coerce_list(value: Any) -> list[str]:
     if value is None:
         return []
     items = value if isinstance(value, list) else [value]
+    if all(type(v) is str for v in items):  # the usual list of tags, already text
+        return [v for v in items if v]
     texts = (v if type(v) is str else to_string(v) for v in items if v is not None)
     return [text for text in texts if text]
 
