@@ -185,7 +185,8 @@ class Store:
         already at the newest revision is left alone without importing Alembic (most of a
         short command's start-up otherwise).
         """
-        if self.schema_revision() == head_revision():
+        head = head_revision()
+        if head is not None and self.schema_revision() == head:
             return
         from alembic import command
         from alembic.config import Config as AlembicConfig
