@@ -10,8 +10,6 @@ import logging
 import sys
 from typing import Any, Literal
 
-import structlog
-
 from pmsync.redact import redact_processor
 
 LogFormat = Literal["auto", "json", "console"]
@@ -28,7 +26,12 @@ _NOISY_LIBRARIES = (
 
 
 def configure_logging(level: str = "info", fmt: LogFormat = "auto", stream: Any = None) -> None:
-    """Set up structlog and the stdlib bridge once per process."""
+    """Set up structlog and the stdlib bridge once per process.
+
+    structlog is imported here, not at the top: `pmsync --help` never logs, and structlog
+    (with rich's tracebacks) was most of its start-up."""
+    import structlog
+
     out = stream or sys.stderr
     as_json = fmt == "json" or (fmt == "auto" and not out.isatty())
     shared: list[Any] = [
@@ -70,4 +73,6 @@ def configure_logging(level: str = "info", fmt: LogFormat = "auto", stream: Any 
 
 def get_logger(name: str | None = None) -> Any:
     """A structlog logger; context bound with `structlog.contextvars` shows on every line."""
+    import structlog
+
     return structlog.get_logger(name)

@@ -35,7 +35,15 @@ from pmsync.redact import redact
 from pmsync.sync.mapping.compiler import CompiledStream
 from pmsync.sync.store import store as st
 from pmsync.sync.store.schema import records
-from pmsync.sync.store.store import RecordRow, Store, content_hash, dumps, utcnow
+from pmsync.sync.store.store import (
+    RecordRow,
+    Store,
+    content_hash,
+    content_hash_bytes,
+    dumps,
+    dumps_bytes,
+    utcnow,
+)
 
 log = structlog.get_logger("pmsync.engine")
 _SURROGATE = re.compile("[\udc80-\udcff]")  # a byte that was not UTF-8 (surrogateescape)
@@ -497,20 +505,21 @@ def _map_records(
     """
     rows: list[RecordRow] = []
     failures: list[_Failed] = []
+    entity, map_record = mapping.entity, mapping.map_record
     for raw in raws:
         try:
-            raw_text = dumps(raw)
+            raw_bytes = dumps_bytes(raw)
         except TypeError:
             failures.append(_undecodable(mapping, raw))
             continue
         try:
-            key, unified = mapping.map_record(raw)
+            key, unified = map_record(raw)
         except MappingFailure as error:
-            failures.append(_Failed(_safe_key(mapping, raw), error, raw_text))
+            failures.append(_Failed(_safe_key(mapping, raw), error, raw_bytes.decode()))
             continue
-        unified_text = dumps(unified)
-        digest = content_hash(raw_text, unified_text)
-        rows.append(RecordRow(key, mapping.entity, raw_text, unified_text, digest))
+        unified_bytes = dumps_bytes(unified)
+        digest = content_hash_bytes(raw_bytes, unified_bytes)
+        rows.append(RecordRow(key, entity, raw_bytes.decode(), unified_bytes.decode(), digest))
     return rows, failures
 
 

@@ -267,3 +267,37 @@ domains = { path = "[Website, Domain__c]", transforms = ["url_domain"] }
 """,
     )
     assert stream.source_fields == {"Name", "Owner", "Website", "Domain__c", "id"}
+
+
+@pytest.mark.parametrize(
+    ("wanted", "fields", "expected"),
+    [
+        (360001, [{"id": 360001, "value": "a"}], "a"),
+        (360001, [{"id": "360001", "value": "b"}], "b"),
+        ("360001", [{"id": 360001, "value": "c"}], "c"),
+        ("0123", [{"id": 123, "value": "d"}, {"id": "0123", "value": "e"}], "e"),
+        (1, [{"id": True, "value": "f"}, {"id": 1, "value": "g"}], "g"),
+        (5, [{"id": 5.0, "value": "h"}], None),
+        ("abc", [7, {"id": "abc", "value": "i"}], "i"),
+    ],
+)
+def test_custom_field_compares_ids_as_their_text(wanted: Any, fields: Any, expected: Any) -> None:
+    """Integer ids are compared as numbers for speed; the answer is that of comparing str(id)."""
+    pick = build_transform({"custom_field": wanted}, TransformContext())
+    assert pick(fields) == expected
+
+
+def test_taxonomy_gives_the_same_areas_when_tags_repeat() -> None:
+    """Tag lookups are remembered; repeated, mixed-case and non-text tags still classify."""
+    from pmsync.sync.mapping.transforms import Taxonomy
+
+    context = TransformContext(
+        {"area": Taxonomy({"billing": ("Invoice", "7"), "mobile": ("ios",)}, "other")}
+    )
+    first = build_transform({"taxonomy": "area"}, context)
+    every = build_transform({"taxonomy": "area", "all": True}, context)
+    for _ in range(3):
+        assert first(["IOS", "invoice"]) == "mobile"
+        assert every(["IOS", "invoice", 7, "nothing"]) == ["mobile", "billing"]
+        assert first(["nothing"]) == "other"
+        assert every(None) == ["other"]

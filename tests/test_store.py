@@ -30,6 +30,11 @@ def row(key: str, payload: dict[str, object], entity: str = "feedback") -> Recor
     return RecordRow(key, entity, raw, unified, content_hash(raw, unified))
 
 
+def test_head_revision_is_alembics_head() -> None:
+    """The store decides "nothing to migrate" without Alembic; it must agree with Alembic."""
+    assert st.head_revision() == HEAD
+
+
 def test_migrations_create_the_schema_once(store_url: str) -> None:
     first = Store(store_url)
     assert first.schema_revision() == HEAD

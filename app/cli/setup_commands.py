@@ -8,13 +8,11 @@ from typing import Any
 import click
 from rich.markup import escape
 
-from pmsync.connectors.registry import load_registry
 from pmsync.errors import ConnectorError
 from pmsync.redact import redact
 
 from .context import Context, WholeHelpGroup, handle_errors, pass_context
 from .output import emit_json, err, out, shown
-from .sampling import sample_records
 from .tables import key, print_table, text
 
 # ---- configuration ------------------------------------------------------------------------
@@ -44,6 +42,8 @@ def connectors_group() -> None:
 @handle_errors
 def connectors_list(as_json: bool) -> None:
     """List installed connector types, their streams, and plugins that failed to load."""
+    from pmsync.connectors.registry import load_registry
+
     registry = load_registry()
     rows = [
         {
@@ -112,6 +112,8 @@ def mappings_preview(ctx: Context, stream: str, limit: int, as_json: bool) -> No
     job = runtime.jobs([stream], option="STREAM")[0]
     connector = runtime.connector(job.connector)
     try:
+        from .sampling import sample_records
+
         raws = sample_records(
             connector,
             job.spec,

@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING, Any
 
 import click
 import orjson
-from pydantic import ValidationError
 
 from pmsync.errors import StoreBusy, UsageError
 
@@ -113,6 +112,8 @@ def _job(runtime: Runtime, stream: str) -> StreamJob:
 
 
 def _validated(job: StreamJob, text: str) -> Any:
+    from pydantic import ValidationError
+
     try:
         return job.spec.cursor_model.model_validate_json(text)
     except ValidationError as exc:

@@ -12,6 +12,7 @@ import click
 from rich.markup import escape
 
 from pmsync.errors import ConfigError, PmsyncError, StoreBusy
+from pmsync.gcpolicy import bulk_allocation
 
 from .context import (
     EXIT_CONFIG,
@@ -81,13 +82,14 @@ def sync_command(
                         markup=True,
                     )
                 chosen = [name for name in selected if name.split(".", 1)[0] in held]
-                results = (
-                    runtime.run_once(
-                        chosen, full_refresh=full_refresh, sweep=sweep, on_page=on_page
+                with bulk_allocation():
+                    results = (
+                        runtime.run_once(
+                            chosen, full_refresh=full_refresh, sweep=sweep, on_page=on_page
+                        )
+                        if chosen
+                        else []
                     )
-                    if chosen
-                    else []
-                )
             _print_results(results, as_json)
             failed = [r for r in results if r.status == "failed"]
             if once:

@@ -19,6 +19,8 @@ from pmsync.sync.entities import FieldType
 from pmsync.sync.mapping.transforms import COERCE, Fn
 
 Getter = Callable[[Mapping[str, Any]], Any]
+_FIELD_ERRORS = (ValueError, TypeError, ArithmeticError, JMESPathError)
+_EMPTY: tuple[Any, ...] = (None, "", [])
 
 
 class PathError(ValueError):
@@ -164,11 +166,11 @@ class CompiledStream:
                 for transform in spec.transforms:
                     value = transform(value)
                 value = spec.coerce(value)
-            except (ValueError, TypeError, ArithmeticError, JMESPathError) as exc:
+            except _FIELD_ERRORS as exc:
                 raise MappingFailure(
                     f"{exc} (from {spec.source})", field=spec.name, key=key
                 ) from None
-            if spec.required and value in (None, "", []):
+            if spec.required and value in _EMPTY:
                 raise MappingFailure(
                     f"required, but {spec.source} is empty", field=spec.name, key=key
                 )

@@ -220,14 +220,14 @@ def _build_taxonomy(arg: Any, opts: Mapping[str, Any], ctx: TransformContext) ->
             f"no taxonomy '{arg}'{did_you_mean(arg, ctx.taxonomies)} (taxonomies: {known})"
         )
     taxonomy = ctx.taxonomies[arg]
-    table = taxonomy.lookup()
+    area_of = _tag_areas(taxonomy.lookup())
     want_all = bool(opts.get("all", False))
 
     def classify(value: Any) -> Any:
         tags = value if isinstance(value, list) else [] if value is None else [value]
         areas: list[str] = []
         for tag in tags:
-            area = table.get(str(tag).lower())
+            area = area_of(tag)
             if area is not None and area not in areas:
                 areas.append(area)
         if want_all:
@@ -235,6 +235,29 @@ def _build_taxonomy(arg: Any, opts: Mapping[str, Any], ctx: TransformContext) ->
         return areas[0] if areas else taxonomy.default
 
     return classify
+
+
+_MEMO_LIMIT = 65_536
+
+
+def _tag_areas(table: Mapping[str, str]) -> Callable[[Any], str | None]:
+    """tag -> area of `table`, remembered per text tag: a stream repeats a small vocabulary of
+    tags on every record, so each is lower-cased and looked up once (at most _MEMO_LIMIT
+    remembered, so that a stream of unique tags cannot grow it without bound)."""
+    memo: dict[str, str | None] = {}
+
+    def area_of(tag: Any) -> str | None:
+        if type(tag) is not str:
+            return table.get(str(tag).lower())
+        try:
+            return memo[tag]
+        except KeyError:
+            area = table.get(tag.lower())
+            if len(memo) < _MEMO_LIMIT:
+                memo[tag] = area
+            return area
+
+    return area_of
 
 
 def _build_split(arg: Any, _opts: Mapping[str, Any], _ctx: TransformContext) -> Fn:
@@ -293,13 +316,19 @@ def _build_custom_field(arg: Any, _opts: Mapping[str, Any], _ctx: TransformConte
     if isinstance(arg, bool) or not isinstance(arg, int | str):
         raise TransformError("custom_field needs the field id")
     wanted = str(arg)
+    number = int(wanted) if re.fullmatch(r"-?\d+", wanted) else None
+    wanted_int = number if str(number) == wanted else None  # "0123" matches no integer id
 
     def pick(value: Any) -> Any:
         if not isinstance(value, list):
             return None
         for item in value:
-            if isinstance(item, Mapping) and str(item.get("id")) == wanted:
-                return item.get("value")
+            if type(item) is dict or isinstance(item, Mapping):  # dict first: no ABC check
+                ident = item.get("id")
+                # An integer id (the usual case) is compared as a number: str() of each id
+                # was most of the cost of a record's mapping. Anything else compares as text.
+                if ident == wanted_int if type(ident) is int else str(ident) == wanted:
+                    return item.get("value")
         return None
 
     return pick
@@ -461,6 +490,8 @@ def coerce_list(value: Any) -> list[str]:
     if value is None:
         return []
     items = value if isinstance(value, list) else [value]
+    if all(type(v) is str for v in items):  # the usual list of tags, already text
+        return [v for v in items if v]
     texts = (v if type(v) is str else to_string(v) for v in items if v is not None)
     return [text for text in texts if text]
 

@@ -7,6 +7,7 @@ one transaction, so a crash at any point leaves a cursor that never runs ahead o
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -17,13 +18,10 @@ from typing import Any
 import orjson
 import sqlalchemy as sa
 import structlog
-from alembic import command
-from alembic.config import Config as AlembicConfig
 from sqlalchemy.engine import Connection, Engine
 
 from pmsync.errors import ConfigError, Problem
 from pmsync.private import open_to_others, private_directories, private_file
-from pmsync.sync.store.backup import backup_before_upgrade
 from pmsync.sync.store.schema import dead_letters, records, stream_state
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -36,16 +34,29 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+_CANONICAL = orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS
+
+
 def dumps(value: Any) -> str:
     """Canonical JSON text (sorted keys) for payloads and hashes."""
-    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS).decode()
+    return orjson.dumps(value, option=_CANONICAL).decode()
+
+
+def dumps_bytes(value: Any) -> bytes:
+    """`dumps` as the UTF-8 bytes orjson produces: hashed as they are, decoded once to store."""
+    return orjson.dumps(value, option=_CANONICAL)
 
 
 def content_hash(raw_text: str, unified_text: str) -> str:
     """Hash of what we store; a changed mapping changes `unified` and so the hash."""
-    digest = hashlib.blake2b(raw_text.encode(), digest_size=16)
+    return content_hash_bytes(raw_text.encode(), unified_text.encode())
+
+
+def content_hash_bytes(raw: bytes, unified: bytes) -> str:
+    """`content_hash` of texts already encoded (the same digest, without encoding them again)."""
+    digest = hashlib.blake2b(raw, digest_size=16)
     digest.update(b"\x00")
-    digest.update(unified_text.encode())
+    digest.update(unified)
     return digest.hexdigest()
 
 
@@ -154,6 +165,24 @@ def _private_sqlite_file(path: Path) -> None:
         )
 
 
+_REVISION = re.compile(r"^(down_)?revision\s*(?::[^=]*)?=\s*(?:\"([^\"]*)\"|'([^']*)'|None)", re.M)
+
+
+def head_revision() -> str | None:
+    """The newest migration's revision, read from the migration files' `revision` and
+    `down_revision` lines (the one revision no other names as its parent), so that checking a
+    store needs no Alembic. A layout this cannot read gives None: Alembic then decides."""
+    revisions: set[str] = set()
+    parents: set[str] = set()
+    for path in (MIGRATIONS / "versions").glob("*.py"):
+        for match in _REVISION.finditer(path.read_text(encoding="utf-8")):
+            value = match.group(2) or match.group(3)
+            if value:
+                (parents if match.group(1) else revisions).add(value)
+    heads = revisions - parents
+    return heads.pop() if len(heads) == 1 else None
+
+
 class Store:
     """Open (and migrate) the store at `url`."""
 
@@ -170,8 +199,18 @@ class Store:
     def migrate(self) -> None:
         """Bring the schema to the newest revision; replicas take turns on PostgreSQL.
 
-        A SQLite file behind the newest revision is copied first (see `backup.py`).
+        A SQLite file behind the newest revision is copied first (see `backup.py`). A store
+        already at the newest revision is left alone without importing Alembic (most of a
+        short command's start-up otherwise).
         """
+        head = head_revision()
+        if head is not None and self.schema_revision() == head:
+            return
+        from alembic import command
+        from alembic.config import Config as AlembicConfig
+
+        from pmsync.sync.store.backup import backup_before_upgrade
+
         config = AlembicConfig()
         config.set_main_option("script_location", str(MIGRATIONS))
         try:
@@ -192,12 +231,19 @@ class Store:
             ) from None
 
     def schema_revision(self) -> str | None:
-        with self.engine.connect() as connection:
-            try:
-                row = connection.execute(sa.text("SELECT version_num FROM alembic_version")).first()
-            except sa.exc.DBAPIError:
-                return None
-            return str(row[0]) if row else None
+        try:
+            with self.engine.connect() as connection:
+                try:
+                    row = connection.execute(
+                        sa.text("SELECT version_num FROM alembic_version")
+                    ).first()
+                except sa.exc.DBAPIError:
+                    return None
+                return str(row[0]) if row else None
+        except sa.exc.OperationalError as exc:
+            raise ConfigError(
+                Problem(None, "store.url", f"cannot open the store: {exc.orig}")
+            ) from None
 
     @contextmanager
     def transaction(self) -> Iterator[Connection]:
@@ -376,17 +422,84 @@ def existing_hashes(
 ) -> dict[str, tuple[str, bool]]:
     """key -> (content hash, is tombstoned) for the keys already stored."""
     found: dict[str, tuple[str, bool]] = {}
-    for chunk in _chunks(keys, 900):
-        rows = connection.execute(
-            sa.select(records.c.key, records.c.content_hash, records.c.deleted_at).where(
-                records.c.connector == connector,
-                records.c.stream == stream,
-                records.c.key.in_(chunk),
-            )
+    if not keys:
+        return found
+    cursor = _Raw(connection)
+    if connection.dialect.name == "postgresql":
+        # One primary-key probe per key (the LIMIT keeps the planner from turning it into a
+        # join): with `key IN (...)` or a join, PostgreSQL's planner, going by statistics of
+        # a table that was small when last analysed, scanned every row of the stream for each
+        # page, so a first sync slowed with each page it stored.
+        rows = cursor.fetchall(
+            "SELECT wanted.key, r.content_hash, r.deleted_at IS NOT NULL "
+            "FROM unnest(%s::text[]) AS wanted(key) CROSS JOIN LATERAL ("
+            "SELECT content_hash, deleted_at FROM records WHERE connector = %s "
+            "AND stream = %s AND key = wanted.key LIMIT 1) AS r",
+            (list(keys), connector, stream),
         )
-        for key, digest, deleted_at in rows:
-            found[key] = (digest, deleted_at is not None)
+        return {key: (digest, bool(gone)) for key, digest, gone in rows}
+    for chunk in _chunks(keys, 900):
+        marks = ", ".join([cursor.mark] * len(chunk))
+        rows = cursor.fetchall(
+            "SELECT key, content_hash, deleted_at IS NOT NULL FROM records "
+            f"WHERE connector = {cursor.mark} AND stream = {cursor.mark} AND key IN ({marks})",
+            (connector, stream, *chunk),
+        )
+        for key, digest, gone in rows:
+            found[key] = (digest, bool(gone))
     return found
+
+
+class _Raw:
+    """The transaction's own DBAPI connection, for the per-record statements of a page.
+
+    SQLAlchemy's per-row parameter processing (dicts, a bind processor per datetime column)
+    cost more than the writes; these statements bind plain tuples, with the timestamp
+    converted once per page by the column type's own bind processor, so what is stored is
+    what SQLAlchemy would have stored.
+    """
+
+    def __init__(self, connection: Connection) -> None:
+        self.dialect = connection.dialect
+        self.dbapi = connection.connection.driver_connection
+        self.mark = "?" if self.dialect.paramstyle == "qmark" else "%s"
+
+    def timestamp(self, now: datetime) -> Any:
+        process = records.c.last_seen_at.type.bind_processor(self.dialect)
+        return process(now) if process else now
+
+    def fetchall(self, sql: str, params: Sequence[Any]) -> list[Any]:
+        cursor = self.dbapi.cursor()  # type: ignore[union-attr]
+        try:
+            cursor.execute(sql, params)
+            return list(cursor.fetchall())
+        finally:
+            cursor.close()
+
+    def executemany(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
+        cursor = self.dbapi.cursor()  # type: ignore[union-attr]
+        try:
+            cursor.executemany(sql, rows)
+        finally:
+            cursor.close()
+
+
+_INSERT_COLUMNS = (
+    "connector, stream, key, entity, raw, unified, content_hash, "
+    "first_seen_at, last_seen_at, deleted_at"
+)
+
+
+def _insert_sql(mark: str) -> str:
+    return f"INSERT INTO records ({_INSERT_COLUMNS}) VALUES ({', '.join([mark] * 10)})"
+
+
+def _update_sql(mark: str) -> str:
+    return (
+        f"UPDATE records SET entity = {mark}, raw = {mark}, unified = {mark}, "
+        f"content_hash = {mark}, last_seen_at = {mark}, deleted_at = NULL "
+        f"WHERE connector = {mark} AND stream = {mark} AND key = {mark}"
+    )
 
 
 def write_records(
@@ -400,61 +513,33 @@ def write_records(
     latest: dict[str, RecordRow] = {}
     for row in rows:
         latest[row.key] = row  # a page may repeat a key; the last copy wins
+    if not latest:
+        return WriteResult()
     existing = existing_hashes(connection, connector, stream, list(latest))
-    inserts: list[dict[str, Any]] = []
-    updates: list[dict[str, Any]] = []
-    unchanged: list[str] = []
+    raw = _Raw(connection)
+    stamp = raw.timestamp(now)
+    inserts: list[tuple[Any, ...]] = []
+    updates: list[tuple[Any, ...]] = []
+    unchanged = 0
     for key, row in latest.items():
         current = existing.get(key)
         if current is None:
             inserts.append(
-                {
-                    "connector": connector,
-                    "stream": stream,
-                    "key": key,
-                    "entity": row.entity,
-                    "raw": row.raw,
-                    "unified": row.unified,
-                    "content_hash": row.content_hash,
-                    "first_seen_at": now,
-                    "last_seen_at": now,
-                    "deleted_at": None,
-                }
-            )
+                (connector, stream, key, row.entity, row.raw, row.unified, row.content_hash,
+                 stamp, stamp, None)
+            )  # fmt: skip
         elif current[0] != row.content_hash or current[1]:
             updates.append(
-                {
-                    "b_key": key,
-                    "entity": row.entity,
-                    "raw": row.raw,
-                    "unified": row.unified,
-                    "content_hash": row.content_hash,
-                    "last_seen_at": now,
-                }
-            )
+                (row.entity, row.raw, row.unified, row.content_hash, stamp,
+                 connector, stream, key)
+            )  # fmt: skip
         else:
-            unchanged.append(key)
+            unchanged += 1
     if inserts:
-        connection.execute(sa.insert(records), inserts)
+        raw.executemany(_insert_sql(raw.mark), inserts)
     if updates:
-        connection.execute(
-            sa.update(records)
-            .where(
-                records.c.connector == connector,
-                records.c.stream == stream,
-                records.c.key == sa.bindparam("b_key"),
-            )
-            .values(
-                entity=sa.bindparam("entity"),
-                raw=sa.bindparam("raw"),
-                unified=sa.bindparam("unified"),
-                content_hash=sa.bindparam("content_hash"),
-                last_seen_at=sa.bindparam("last_seen_at"),
-                deleted_at=None,
-            ),
-            updates,
-        )
-    return WriteResult(len(inserts), len(updates), len(unchanged))
+        raw.executemany(_update_sql(raw.mark), updates)
+    return WriteResult(len(inserts), len(updates), unchanged)
 
 
 def tombstone(
