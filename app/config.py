@@ -234,8 +234,8 @@ def _valid_sections(raw: Mapping[str, Any]) -> dict[str, Any]:
     valid: dict[str, Any] = {}
     for key, value in raw.items():
         if key == "connectors":
-            if isinstance(value, dict):
-                valid[key] = value
+            if isinstance(value, dict):  # a connector that is not a table is reported already
+                valid[key] = {k: v for k, v in value.items() if isinstance(v, dict)}
             continue
         try:
             Settings.model_validate({key: value})

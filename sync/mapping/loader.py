@@ -215,6 +215,7 @@ def _validate_file(path: Path, raw: dict[str, Any], problems: list[Problem]) -> 
     }
     shell: dict[str, Any] = {k: v for k, v in raw.items() if k not in sections}
     for name, (model, valid) in sections.items():
+        shell[name] = valid
         tables = raw.get(name, {})
         if not isinstance(tables, dict):
             problems.append(Problem(file, name, "must be a table"))
@@ -226,18 +227,19 @@ def _validate_file(path: Path, raw: dict[str, Any], problems: list[Problem]) -> 
                 problems.extend(
                     pydantic_problems(exc, file=file, model=model, prefix=f"{name}.{key}")
                 )
-        shell[name] = valid
     try:
         return MappingFile.model_validate(shell)
     except ValidationError as exc:
         problems.extend(pydantic_problems(exc, file=file, model=MappingFile))
-        return MappingFile(
-            streams=shell["streams"],
-            taxonomy=shell["taxonomy"],
-            rollup=shell["rollup"],
-            writeback=shell["writeback"],
-            score=shell["score"],
-        )
+    # Keep what is valid (the connector, the links), so one wrong key hides nothing else.
+    kept: dict[str, Any] = {}
+    for key, value in shell.items():
+        try:
+            MappingFile.model_validate({key: value})
+        except ValidationError:
+            continue
+        kept[key] = value
+    return MappingFile.model_validate(kept)
 
 
 def _compile_stream(
