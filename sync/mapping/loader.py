@@ -332,6 +332,7 @@ def _compile_field(
     context: TransformContext,
     problems: list[Problem],
 ) -> tuple[CompiledField, frozenset[str]] | None:
+    path_at = where if isinstance(spec, str) else f"{where}.path"  # where the path was written
     if isinstance(spec, str):
         spec = FieldSpec(path=spec)
     has_value = "value" in spec.model_fields_set
@@ -358,7 +359,7 @@ def _compile_field(
             required=spec.required,
         )
     except PathError as exc:
-        problems.append(Problem(file, f"{where}.path", str(exc)))
+        problems.append(Problem(file, path_at, str(exc)))
         return None
 
 
