@@ -15,7 +15,9 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
 from pmsync.app.daemon.settings import DaemonSettings
 from pmsync.app.web.settings import WebSettings
@@ -44,6 +46,40 @@ class StoreSettings(BaseModel):
         description="SQLAlchemy URL; default: sqlite file pmsync.db in $STATE_DIRECTORY or "
         "next to the config file. Relative SQLite paths are relative to the config file.",
     )
+
+    @field_validator("url")
+    @classmethod
+    def _usable(cls, url: str | None) -> str | None:
+        problem = None if url is None else store_url_problem(url)
+        if problem:
+            raise ValueError(problem)
+        return url
+
+
+STORE_BACKENDS = ("sqlite", "postgresql")
+STORE_EXAMPLES = "sqlite:////var/lib/pmsync/pmsync.db or postgresql+psycopg://user@host/db"
+
+
+def store_url_problem(url: str) -> str | None:
+    """Why `url` cannot name a store (dialect, driver), found without connecting; the URL
+    itself is never repeated (it may hold a password)."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return f"not a database URL; write {STORE_EXAMPLES}"
+    backend, driver = parsed.get_backend_name(), parsed.get_driver_name()
+    if backend not in STORE_BACKENDS:
+        return f"the store is SQLite or PostgreSQL, not '{backend}'; write {STORE_EXAMPLES}"
+    try:
+        dialect = parsed.get_dialect()
+        dialect.import_dbapi()
+    except NoSuchModuleError:
+        return f"'{driver}' is no {backend} driver; write {STORE_EXAMPLES}"
+    except ImportError:
+        return f"the {backend} driver '{driver}' is not installed; write {STORE_EXAMPLES}"
+    if getattr(dialect, "is_async", False):
+        return f"'{driver}' is an asyncio driver, which pmsync does not use; write {STORE_EXAMPLES}"
+    return None
 
 
 class MappingSettings(BaseModel):

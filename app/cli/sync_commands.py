@@ -66,7 +66,7 @@ def sync_command(
     """
     from pmsync.app.daemon.leases import cli_ownership
 
-    runtime = ctx.runtime()
+    runtime = ctx.runtime(create_store=True)
     try:
         while True:
             selected = [job.qualified for job in runtime.jobs(streams)]
