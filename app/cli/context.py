@@ -75,7 +75,9 @@ def first_sentence(text: str) -> str:
 def print_config_problems(exc: ConfigError) -> None:
     err.print(f"[bold red]configuration problems ({len(exc.problems)}):[/]", markup=True)
     for problem in exc.problems:
-        err.print(f"  {redact(str(problem))}", markup=False)
+        # One line per problem, whatever a driver or parser put in its reason.
+        text = " ".join(line.strip() for line in str(problem).splitlines())
+        err.print(f"  {redact(text)}", markup=False)
 
 
 def print_error(exc: PmsyncError) -> None:
