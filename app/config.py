@@ -245,6 +245,7 @@ def load_config_leniently(
         problems.extend(pydantic_problems(exc, file=file, model=Settings))
         settings = Settings.model_validate(_valid_sections(raw))
     problems.extend(_literal_secrets(settings.web, web_references, file, "web"))
+    problems.extend(_broken_secrets(settings.web, file, "web"))
     registry = registry or load_registry()
     connectors: dict[str, ConnectorSettings] = {}
     for name in settings.connectors:
@@ -306,6 +307,7 @@ def _load_connector(
         problems.extend(pydantic_problems(exc, file=file, prefix=prefix, model=cls.settings_model))
         return None
     problems.extend(_literal_secrets(settings, references, file, prefix))
+    problems.extend(_broken_secrets(settings, file, prefix))
     return settings
 
 
@@ -323,6 +325,38 @@ def _literal_secrets(
         for secret_path in _secret_paths(settings, ())
         if secret_path not in references
     ]
+
+
+def _broken_secrets(settings: BaseModel, file: str, prefix: str) -> list[Problem]:
+    """A secret with a line break (CR or LF) cannot go into a header: every request would fail
+    before it is sent, and be retried as if the network were at fault. Only a field marked
+    multiline (a PEM key) may have lines. The value is never shown."""
+    return [
+        Problem(
+            file,
+            ".".join((prefix, *path)),
+            "the secret contains a line break (CR or LF); a token, key or password is one "
+            "line: check the variable or file it comes from",
+        )
+        for path, value, multiline in _secret_values(settings, ())
+        if not multiline and ("\r" in value or "\n" in value)
+    ]
+
+
+def _secret_values(
+    model: BaseModel, path: tuple[str, ...]
+) -> list[tuple[tuple[str, ...], str, bool]]:
+    """(path, value, may have lines) of every SecretStr set in a validated model."""
+    found: list[tuple[tuple[str, ...], str, bool]] = []
+    for name, info in type(model).model_fields.items():
+        value = getattr(model, name)
+        if isinstance(value, SecretStr):
+            extra = info.json_schema_extra
+            multiline = isinstance(extra, dict) and extra.get("multiline") is True
+            found.append(((*path, name), value.get_secret_value(), multiline))
+        elif isinstance(value, BaseModel):
+            found.extend(_secret_values(value, (*path, name)))
+    return found
 
 
 def _resolve_secrets(
