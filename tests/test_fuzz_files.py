@@ -69,6 +69,7 @@ JMESPATH_GARBAGE = (
     "&&",
     "",
     "@@",
+    "(" * 1500 + "a" + ")" * 1500,
 )
 SHORT_TEXT = st.text(alphabet="abcxyz019_-.|[]{}()&@`'\"!?*<>=,:$ \t", max_size=16)
 SCALARS = st.one_of(
