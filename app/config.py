@@ -15,7 +15,9 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
 from pmsync.app.daemon.settings import DaemonSettings
 from pmsync.app.web.settings import WebSettings
@@ -44,6 +46,40 @@ class StoreSettings(BaseModel):
         description="SQLAlchemy URL; default: sqlite file pmsync.db in $STATE_DIRECTORY or "
         "next to the config file. Relative SQLite paths are relative to the config file.",
     )
+
+    @field_validator("url")
+    @classmethod
+    def _usable(cls, url: str | None) -> str | None:
+        problem = None if url is None else store_url_problem(url)
+        if problem:
+            raise ValueError(problem)
+        return url
+
+
+STORE_BACKENDS = ("sqlite", "postgresql")
+STORE_EXAMPLES = "sqlite:////var/lib/pmsync/pmsync.db or postgresql+psycopg://user@host/db"
+
+
+def store_url_problem(url: str) -> str | None:
+    """Why `url` cannot name a store (dialect, driver), found without connecting; the URL
+    itself is never repeated (it may hold a password)."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return f"not a database URL; write {STORE_EXAMPLES}"
+    backend, driver = parsed.get_backend_name(), parsed.get_driver_name()
+    if backend not in STORE_BACKENDS:
+        return f"the store is SQLite or PostgreSQL, not '{backend}'; write {STORE_EXAMPLES}"
+    try:
+        dialect = parsed.get_dialect()
+        dialect.import_dbapi()
+    except NoSuchModuleError:
+        return f"'{driver}' is no {backend} driver; write {STORE_EXAMPLES}"
+    except ImportError:
+        return f"the {backend} driver '{driver}' is not installed; write {STORE_EXAMPLES}"
+    if getattr(dialect, "is_async", False):
+        return f"'{driver}' is an asyncio driver, which pmsync does not use; write {STORE_EXAMPLES}"
+    return None
 
 
 class MappingSettings(BaseModel):
@@ -209,6 +245,7 @@ def load_config_leniently(
         problems.extend(pydantic_problems(exc, file=file, model=Settings))
         settings = Settings.model_validate(_valid_sections(raw))
     problems.extend(_literal_secrets(settings.web, web_references, file, "web"))
+    problems.extend(_broken_secrets(settings.web, file, "web"))
     registry = registry or load_registry()
     connectors: dict[str, ConnectorSettings] = {}
     for name in settings.connectors:
@@ -234,8 +271,8 @@ def _valid_sections(raw: Mapping[str, Any]) -> dict[str, Any]:
     valid: dict[str, Any] = {}
     for key, value in raw.items():
         if key == "connectors":
-            if isinstance(value, dict):
-                valid[key] = value
+            if isinstance(value, dict):  # a connector that is not a table is reported already
+                valid[key] = {k: v for k, v in value.items() if isinstance(v, dict)}
             continue
         try:
             Settings.model_validate({key: value})
@@ -270,6 +307,7 @@ def _load_connector(
         problems.extend(pydantic_problems(exc, file=file, prefix=prefix, model=cls.settings_model))
         return None
     problems.extend(_literal_secrets(settings, references, file, prefix))
+    problems.extend(_broken_secrets(settings, file, prefix))
     return settings
 
 
@@ -287,6 +325,38 @@ def _literal_secrets(
         for secret_path in _secret_paths(settings, ())
         if secret_path not in references
     ]
+
+
+def _broken_secrets(settings: BaseModel, file: str, prefix: str) -> list[Problem]:
+    """A secret with a line break (CR or LF) cannot go into a header: every request would fail
+    before it is sent, and be retried as if the network were at fault. Only a field marked
+    multiline (a PEM key) may have lines. The value is never shown."""
+    return [
+        Problem(
+            file,
+            ".".join((prefix, *path)),
+            "the secret contains a line break (CR or LF); a token, key or password is one "
+            "line: check the variable or file it comes from",
+        )
+        for path, value, multiline in _secret_values(settings, ())
+        if not multiline and ("\r" in value or "\n" in value)
+    ]
+
+
+def _secret_values(
+    model: BaseModel, path: tuple[str, ...]
+) -> list[tuple[tuple[str, ...], str, bool]]:
+    """(path, value, may have lines) of every SecretStr set in a validated model."""
+    found: list[tuple[tuple[str, ...], str, bool]] = []
+    for name, info in type(model).model_fields.items():
+        value = getattr(model, name)
+        if isinstance(value, SecretStr):
+            extra = info.json_schema_extra
+            multiline = isinstance(extra, dict) and extra.get("multiline") is True
+            found.append(((*path, name), value.get_secret_value(), multiline))
+        elif isinstance(value, BaseModel):
+            found.extend(_secret_values(value, (*path, name)))
+    return found
 
 
 def _resolve_secrets(

@@ -66,6 +66,12 @@ class DemoRun:
             targets=len({(w.connector, w.target_key) for w in applied if w.action != "note"}),
             notes=sum(1 for w in applied if w.action == "note"),
             failed=len(self.applied.failed),
+            dead_letters=sum(r.dead_letters for r in self.synced),
+            failed_streams=tuple(
+                (f"{r.connector}.{r.stream}", r.error or r.status)
+                for r in self.synced
+                if r.status == "failed"
+            ),
         )
 
     def change(self, kind: str) -> Change:
@@ -94,6 +100,8 @@ class Summary:
     targets: int
     notes: int
     failed: int
+    dead_letters: int = 0  # records of this run that failed their mapping
+    failed_streams: tuple[tuple[str, str], ...] = ()  # (connector.stream, why)
 
 
 def run_demo(

@@ -13,10 +13,11 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, field
+from dataclasses import astuple, dataclass, field
 from pathlib import Path
 
 import structlog
+from sqlalchemy.engine import make_url as sa_url
 
 from pmsync.app.config import Config, load_config_leniently
 from pmsync.connectors.base import Connector, StreamSpec
@@ -24,6 +25,7 @@ from pmsync.connectors.registry import Registry, load_registry
 from pmsync.errors import (
     ConfigError,
     FatalError,
+    NoStore,
     PmsyncError,
     Problem,
     QuotaExhausted,
@@ -38,6 +40,12 @@ from pmsync.sync.mapping.compiler import CompiledStream
 from pmsync.sync.mapping.loader import MappingSet, check_against_connectors, load_mappings
 from pmsync.sync.store.discovery import StoreDiscoveryCache
 from pmsync.sync.store.locks import store_locks
+from pmsync.sync.store.presence import (
+    StoreAbsent,
+    StoreUnreachable,
+    check_store_present,
+    shown_url,
+)
 from pmsync.sync.store.store import Store
 from pmsync.sync.writeback.apply import ApplyResult, WriteRetry, apply_plan
 from pmsync.sync.writeback.plan import Plan, build_plan
@@ -68,6 +76,8 @@ class Runtime:
     config: Config
     mappings: MappingSet
     registry: Registry
+    # Commands that only read open a store that is there and never create one (presence.py).
+    create_store: bool = True
     _connectors: dict[str, Connector] = field(default_factory=dict)
     _store: Store | None = None
     _derived: tuple[tuple[object, float | None], Derived] | None = None
@@ -75,8 +85,10 @@ class Runtime:
     _full: tuple[int, Derived] | None = None  # a full derivation, by generation
 
     @classmethod
-    def load(cls, config_path: str | None = None) -> Runtime:
-        """Load config and mappings and check them against each other; ConfigError lists all."""
+    def load(cls, config_path: str | None = None, *, create_store: bool = True) -> Runtime:
+        """Load config and mappings and check them against each other; ConfigError lists all.
+
+        `create_store=False`: `store` raises NoStore rather than create a missing store."""
         registry = load_registry()
         config, problems = load_config_leniently(config_path, registry)
         problems.extend(config.mapping_problems())
@@ -85,7 +97,9 @@ class Runtime:
         except ConfigError as exc:
             problems.extend(exc.problems)
             mappings = MappingSet()
-        runtime = cls(config=config, mappings=mappings, registry=registry)
+        runtime = cls(
+            config=config, mappings=mappings, registry=registry, create_store=create_store
+        )
         problems.extend(runtime.cross_check())
         ConfigError.collect(problems)
         return runtime
@@ -129,9 +143,59 @@ class Runtime:
 
     @property
     def store(self) -> Store:
+        """The store, opened (and migrated) on first use; NoStore when it is not there and
+        this runtime may not create it."""
         if self._store is None:
-            self._store = Store(self.config.store_url())
+            url = self.config.store_url()
+            if not self.create_store:
+                self._require_store(url)
+            try:
+                self._store = Store(url)
+            except ConfigError as exc:
+                raise ConfigError([self._named(p) for p in exc.problems]) from None
+            except OSError as exc:  # its folder cannot be made (a file in the way, no rights)
+                reason = f"{exc.strerror}: {exc.filename}" if exc.filename else str(exc)
+                raise ConfigError(
+                    Problem(
+                        str(self.config.path), "store.url", f"cannot create the store ({reason})"
+                    )
+                ) from None
         return self._store
+
+    def _require_store(self, url: str) -> None:
+        try:
+            check_store_present(url)
+        except StoreUnreachable as exc:
+            raise ConfigError(
+                Problem(str(self.config.path), "store.url", f"cannot open the store: {exc}")
+            ) from None
+        except StoreAbsent as exc:
+            raise NoStore(
+                f"no store at {self._store_place(url)}: {exc}. `pmsync sync` creates the store; if "
+                "the store is elsewhere, fix store.url"
+            ) from None
+
+    def _store_place(self, url: str) -> str:
+        """Where the store was looked for, and which setting said so."""
+        parsed = sa_url(url)
+        target = parsed.database if parsed.get_backend_name() == "sqlite" else shown_url(url)
+        if self.config.settings.store.url is None:
+            return f"{target} (the default, as store.url is not set in {self.config.path})"
+        return f"{target} (store.url in {self.config.path})"
+
+    def _named(self, problem: Problem) -> Problem:
+        """A store problem names the configuration file that set the URL."""
+        return problem if problem.file else Problem(str(self.config.path), *astuple(problem)[1:])
+
+    def _discovery_store(self) -> Store | None:
+        """The store for the discovery cache; None (no cache) when a read-only command finds
+        none: looking something up must not create a store."""
+        if self._store is None and not self.create_store:
+            try:
+                check_store_present(self.config.store_url())
+            except (StoreAbsent, StoreUnreachable):
+                return None
+        return self.store
 
     def connector(self, name: str) -> Connector:
         """The (cached) connector instance; constructing one performs no I/O."""
@@ -148,7 +212,7 @@ class Runtime:
             assert cls is not None  # load_config checked the type
             instance = cls(name, settings)
             # What it discovers is shared with every other pmsync process through the store.
-            instance.discovery = StoreDiscoveryCache(lambda: self.store)
+            instance.discovery = StoreDiscoveryCache(self._discovery_store)
             self._connectors[name] = instance
         return self._connectors[name]
 

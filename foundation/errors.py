@@ -58,6 +58,12 @@ class UsageError(PmsyncError):
         super().__init__(f"{param}: {message}")
 
 
+class NoStore(PmsyncError):
+    """A command that only reads found no store where the configuration points.
+
+    Only the commands that write (`sync`, `run`, `apply`, `demo`) create one."""
+
+
 class StoreBusy(PmsyncError):
     """Another pmsync process holds the store (a running daemon on a SQLite file)."""
 

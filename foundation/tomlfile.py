@@ -32,8 +32,14 @@ def parse_toml(data: bytes, where: str) -> dict[str, Any]:
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
         raise ConfigError(
-            Problem(where, "", f"is not UTF-8 text (byte {exc.start}: {data[exc.start]:#04x})")
+            Problem(
+                where,
+                "",
+                f"is not UTF-8 text (line {line}, column {column}: byte {data[exc.start]:#04x})",
+            )
         ) from None
     try:
         return tomllib.loads(text)

@@ -65,6 +65,7 @@ class StreamResult:
     unchanged: int = 0
     deleted: int = 0
     dead_letters: int = 0
+    first_dead_letter: str | None = None  # why the first record of the run failed its mapping
     retries: int = 0
     error: str | None = None
     swept: bool = False
@@ -250,6 +251,12 @@ class SyncEngine:
 
         self._with_retries(read_once, attempt, result)
         self._after_read(connector, spec, mapping, pass_, started, result, full_refresh)
+        if _mapping_failed(result, first_sync=state is None or state.last_success_at is None):
+            raise PmsyncError(
+                f"every record read ({result.dead_letters:,}) went to dead letters; the first: "
+                f"{result.first_dead_letter}. Fix the mapping (`pmsync mappings preview "
+                f"{connector.name}.{spec.name}`); `pmsync dead-letters` lists them"
+            )
         with self.store.transaction() as connection:
             st.update_stream_state(
                 connection,
@@ -415,6 +422,8 @@ class SyncEngine:
         result.unchanged += written.unchanged
         result.deleted += deleted
         result.dead_letters += len(failures)
+        if failures and result.first_dead_letter is None:
+            result.first_dead_letter = str(failures[0].error)
         return new_cursor
 
     # ---- deletes -----------------------------------------------------------------------
@@ -572,6 +581,13 @@ def _map_deleted(mapping: CompiledStream, raws: Iterable[Any]) -> list[RecordRow
             )
         )
     return rows
+
+
+def _mapping_failed(result: StreamResult, *, first_sync: bool) -> bool:
+    """Whether every record of the run went to dead letters: a broken mapping, not a bad
+    record. One lone record that fails on a stream that has synced before is only that."""
+    mapped = result.inserted + result.updated + result.unchanged
+    return not mapped and (result.dead_letters > 1 or (result.dead_letters == 1 and first_sync))
 
 
 def _safe_key(mapping: CompiledStream, record: Any) -> str | None:

@@ -34,11 +34,13 @@ class Context:
         self.log_level = log_level
         self.log_format = log_format
 
-    def runtime(self) -> Runtime:
-        """The configuration, mappings and connectors, loaded and checked against each other."""
+    def runtime(self, *, create_store: bool = False) -> Runtime:
+        """The configuration, mappings and connectors, loaded and checked against each other.
+
+        Only commands that write pass `create_store`: the others say "no store at ..."."""
         from pmsync.app.runtime import Runtime
 
-        runtime = Runtime.load(self.config_path)
+        runtime = Runtime.load(self.config_path, create_store=create_store)
         log = runtime.config.settings.log
         fmt = cast(LogFormat, self.log_format or log.format)
         configure_logging(self.log_level or log.level, fmt)
@@ -73,7 +75,9 @@ def first_sentence(text: str) -> str:
 def print_config_problems(exc: ConfigError) -> None:
     err.print(f"[bold red]configuration problems ({len(exc.problems)}):[/]", markup=True)
     for problem in exc.problems:
-        err.print(f"  {redact(str(problem))}", markup=False)
+        # One line per problem, whatever a driver or parser put in its reason.
+        text = " ".join(line.strip() for line in str(problem).splitlines())
+        err.print(f"  {redact(text)}", markup=False)
 
 
 def print_error(exc: PmsyncError) -> None:

@@ -93,6 +93,7 @@ def _print_demo(run: DemoRun, top: int) -> None:
         f"Synced {counts.records:,} records from {counts.streams} streams "
         f"({counts.streams_ok} ok){gone}."
     )
+    _print_sync_trouble(run, counts.failed_streams)
     voices = run.derived.voices
     nps_accounts = len(voices.surveys.get("nps", {}))
     out.print(
@@ -118,6 +119,18 @@ def _print_demo(run: DemoRun, top: int) -> None:
         only=(*TABLE_COLUMNS[:-1], *heard, TABLE_COLUMNS[-1]),
         title="Top issues by customer ARR (every figure is written onto its Jira issue)",
     )
+
+
+def _print_sync_trouble(run: DemoRun, failed: tuple[tuple[str, str], ...]) -> None:
+    """Failed streams and dead letters, before any count they make smaller."""
+    from .sync_commands import dead_letter_note
+
+    config = shlex.quote(str(run.demo.config_path))
+    for stream, why in failed:
+        out.print(f"[red]{escape(stream)} failed:[/] {escape(why)}", markup=True)
+    note = dead_letter_note(run.synced, f"pmsync -c {config} dead-letters")
+    if note:
+        out.print(f"[yellow]{escape(note)}[/]", markup=True)
 
 
 def _print_next(

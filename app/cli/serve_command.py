@@ -27,6 +27,7 @@ def serve_command(ctx: Context, host: str | None, port: int | None) -> None:
     from pmsync.app.web.server import WebServer, build_app
 
     runtime = ctx.runtime()
+    runtime.store  # noqa: B018 - read-only: "no store at ..." now, before listening
     settings = runtime.config.settings.web
     changes: dict[str, Any] = {}
     if host is not None:
@@ -35,7 +36,7 @@ def serve_command(ctx: Context, host: str | None, port: int | None) -> None:
         changes["port"] = port
     settings = settings.model_copy(update=changes)
     config_path = str(runtime.config.path)
-    app = build_app(runtime, settings, lambda: Runtime.load(config_path))
+    app = build_app(runtime, settings, lambda: Runtime.load(config_path, create_store=False))
     server = WebServer(app, settings)
     stop = threading.Event()
     previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())

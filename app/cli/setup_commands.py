@@ -137,7 +137,7 @@ def mappings_preview(ctx: Context, stream: str, limit: int, as_json: bool) -> No
                 {
                     "field": spec.name,
                     "source": spec.source,
-                    "source_value": spec.getter(raw),
+                    "source_value": job.mapping.source_value(spec, raw),
                     "value": unified.get(spec.name),
                 }
             )

@@ -67,7 +67,7 @@ def sync_command(
     """
     from pmsync.app.daemon.leases import cli_ownership
 
-    runtime = ctx.runtime()
+    runtime = ctx.runtime(create_store=True)
     try:
         while True:
             selected = [job.qualified for job in runtime.jobs(streams)]
@@ -139,6 +139,23 @@ def _print_results(results: Sequence[Any], as_json: bool) -> None:
     ]
     print_table(out, columns, rows)
     _print_errors((f"{r.connector}.{r.stream}", r.error) for r in results)
+    parked = dead_letter_note(results)
+    if parked:
+        out.print(parked, markup=False)
+
+
+def dead_letter_note(results: Iterable[Any], command: str = "pmsync dead-letters") -> str:
+    """'N records went to dead letters (stream n, ...)', naming where to look; '' for none."""
+    counts = [(f"{r.connector}.{r.stream}", r.dead_letters) for r in results if r.dead_letters]
+    if not counts:
+        return ""
+    total = sum(n for _stream, n in counts)
+    streams = ", ".join(f"{stream} {n:,}" for stream, n in counts)
+    noun = "record" if total == 1 else "records"
+    return (
+        f"{total:,} {noun} could not be mapped and went to dead letters ({streams}); "
+        f"`{command}` shows each field and reason"
+    )
 
 
 def _print_errors(errors: Iterable[tuple[str, str | None]]) -> None:

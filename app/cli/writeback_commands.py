@@ -100,7 +100,7 @@ def _print_plan(plan: Any) -> None:
 @handle_errors
 def apply_command(ctx: Context, confirm: bool, as_json: bool) -> None:
     """Perform the write-back plan (exactly what `pmsync plan` shows)."""
-    runtime = ctx.runtime()
+    runtime = ctx.runtime(create_store=True)
     try:
         with runtime.writeback_lock():
             plan = runtime.plan()

@@ -11,8 +11,6 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any, Literal
 
-import jmespath
-from jmespath.exceptions import JMESPathError
 from pydantic_core import PydanticCustomError
 
 from pmsync.connectors.rest.templates import (
@@ -21,6 +19,7 @@ from pmsync.connectors.rest.templates import (
     malformed_placeholders,
     placeholders,
 )
+from pmsync.expressions import ExpressionError, compile_expression
 from pmsync.validation import did_you_mean
 
 if TYPE_CHECKING:
@@ -36,15 +35,15 @@ def config_error(message: str) -> PydanticCustomError:
 
 
 def check_jmespath(expression: str | None, what: str) -> str | None:
-    """Compile a JMESPath expression now, so a typo is found before the first request."""
+    """Compile a JMESPath expression now, so a typo (or an unknown function) is found before
+    the first request."""
     if expression is None:
         return None
     if not expression.strip():
         raise config_error(f"{what} is empty; write a JMESPath expression such as 'results'")
     try:
-        jmespath.compile(expression)
-    except JMESPathError as exc:
-        detail = str(exc).splitlines()[0].removeprefix("Invalid jmespath expression: ")
+        compile_expression(expression)
+    except ExpressionError as detail:
         raise config_error(
             f"{what} '{expression}' is not a valid JMESPath expression ({detail})"
         ) from None

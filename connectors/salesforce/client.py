@@ -66,6 +66,7 @@ class SalesforceClient:
         self.guard = guard
         self.server_time: datetime | None = None
         self.logins = 0
+        self.last_status: int | None = None  # of the latest answer: what a login got back
         self._sf: Salesforce | None = None
         self.session, self.adapter = make_session(
             rewrite=self._login_rewrites(),
@@ -86,7 +87,8 @@ class SalesforceClient:
         return {f"https://{host}.salesforce.com": base for host in sorted(hosts)}
 
     def _observe(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
-        """Every answer: remember the API usage and the server's clock."""
+        """Every answer: remember the API usage, the server's clock and the status."""
+        self.last_status = response.status_code
         usage = parse_limit_info(response.headers.get("Sforce-Limit-Info", ""))
         if usage is not None:
             self.guard.observe(*usage)
@@ -145,6 +147,8 @@ class SalesforceClient:
             ) from None
         except requests.RequestException as exc:
             raise error_for_exception(exc, connector=self.name, what="login") from None
+        except (AttributeError, TypeError, KeyError):
+            raise self._odd_login_answer(creds.method) from None
         register_secret(sf.session_id)
         self.logins += 1
         base = settings.base_url
@@ -152,6 +156,19 @@ class SalesforceClient:
             self.adapter.rewrite[f"https://{sf.sf_instance}"] = base
         log.info("salesforce_login", method=creds.method, instance=sf.sf_instance)
         return sf
+
+    def _odd_login_answer(self, method: str) -> ConnectorError:
+        """simple-salesforce reads a token answer as a JSON object with an instance URL; a
+        list, or an object without one, breaks inside it. Say what came back, in our terms."""
+        status = self.last_status
+        what = f"login ({method}) answered HTTP {status} without a session"
+        if status is not None and (status in RETRIABLE_STATUS or status >= 500):
+            return RetriableError(what, connector=self.name)
+        return AuthError(
+            f"{what}: the credentials were refused, or base_url/my_domain is not a Salesforce "
+            f"login host; check [connectors.{self.name}.credentials]",
+            connector=self.name,
+        )
 
     def close(self) -> None:
         self.session.close()

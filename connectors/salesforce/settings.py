@@ -51,7 +51,9 @@ class SalesforceCredentials(BaseModel):
         default=None, description="Its security token (password)."
     )
     private_key: SecretStr | None = Field(
-        default=None, description="PEM private key that signs the JWT assertion (jwt)."
+        default=None,
+        description="PEM private key that signs the JWT assertion (jwt).",
+        json_schema_extra={"multiline": True},  # PEM has lines; other secrets must not
     )
 
     @model_validator(mode="after")

@@ -11,10 +11,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import jmespath
-from jmespath.exceptions import IncompleteExpressionError, JMESPathError, LexerError
+from jmespath.exceptions import JMESPathError
 
 from pmsync.errors import MappingFailure
+from pmsync.expressions import ExpressionError, compile_expression
 from pmsync.sync.entities import FieldType
 from pmsync.sync.mapping.transforms import COERCE, Fn
 
@@ -24,31 +24,15 @@ _EMPTY: tuple[Any, ...] = (None, "", [])
 
 
 class PathError(ValueError):
-    """A path does not parse as JMESPath."""
-
-
-def parse_problem(exc: JMESPathError) -> str:
-    """Where and why an expression does not parse, once (jmespath's own text repeats the
-    expression over three lines)."""
-    reason = str(getattr(exc, "msg", None) or "does not parse")
-    if isinstance(exc, IncompleteExpressionError):
-        reason = "it ends too early"
-    elif isinstance(exc, LexerError):
-        reason = str(exc.message)
-    reason = reason.replace(": ", " ").replace("got eof", "got the end")
-    position = getattr(exc, "lex_position", None)
-    where = f"column {position + 1}: " if isinstance(position, int) else ""
-    return where + reason[:1].lower() + reason[1:]
+    """A path does not parse as JMESPath, or calls a function jmespath does not have."""
 
 
 def compile_path(expression: str) -> tuple[Getter, frozenset[str]]:
     """A getter for a JMESPath expression and the top-level source fields it reads."""
     try:
-        compiled = jmespath.compile(expression)
-    except JMESPathError as exc:
-        raise PathError(
-            f"'{expression}' is not a valid JMESPath expression ({parse_problem(exc)})"
-        ) from None
+        compiled = compile_expression(expression)
+    except ExpressionError as exc:
+        raise PathError(f"'{expression}' is not a valid JMESPath expression ({exc})") from None
     ast = compiled.parsed
     roots = frozenset(_root_fields(ast))
     chain = _field_chain(ast)
@@ -149,12 +133,25 @@ class CompiledStream:
         """The record's key as text; MappingFailure when it has none."""
         if self._key_getter is None:
             raise RuntimeError("bind_key() must be called before mapping records")
-        key = self._key_getter(record)
+        try:
+            key = self._key_getter(record)
+        except (ValueError, TypeError, ArithmeticError, JMESPathError) as exc:
+            raise MappingFailure(
+                f"{exc} (from key path '{self.key_path or 'the stream key'}')", field="key"
+            ) from None
         if key is None or key == "" or isinstance(key, dict | list):
             raise MappingFailure(
                 f"no usable key at '{self.key_path or 'the stream key'}'", field="key"
             )
         return str(key)
+
+    def source_value(self, spec: CompiledField, record: Mapping[str, Any]) -> Any:
+        """What `spec`'s path finds in `record`, or the reason it finds nothing (a preview
+        shows it rather than stopping)."""
+        try:
+            return spec.getter(record)
+        except (ValueError, TypeError, ArithmeticError, JMESPathError) as exc:
+            return f"(cannot be read: {exc})"
 
     def map_record(self, record: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
         """(key, unified fields) for one record; MappingFailure names the failing field."""

@@ -215,6 +215,7 @@ def _validate_file(path: Path, raw: dict[str, Any], problems: list[Problem]) -> 
     }
     shell: dict[str, Any] = {k: v for k, v in raw.items() if k not in sections}
     for name, (model, valid) in sections.items():
+        shell[name] = valid
         tables = raw.get(name, {})
         if not isinstance(tables, dict):
             problems.append(Problem(file, name, "must be a table"))
@@ -226,18 +227,19 @@ def _validate_file(path: Path, raw: dict[str, Any], problems: list[Problem]) -> 
                 problems.extend(
                     pydantic_problems(exc, file=file, model=model, prefix=f"{name}.{key}")
                 )
-        shell[name] = valid
     try:
         return MappingFile.model_validate(shell)
     except ValidationError as exc:
         problems.extend(pydantic_problems(exc, file=file, model=MappingFile))
-        return MappingFile(
-            streams=shell["streams"],
-            taxonomy=shell["taxonomy"],
-            rollup=shell["rollup"],
-            writeback=shell["writeback"],
-            score=shell["score"],
-        )
+    # Keep what is valid (the connector, the links), so one wrong key hides nothing else.
+    kept: dict[str, Any] = {}
+    for key, value in shell.items():
+        try:
+            MappingFile.model_validate({key: value})
+        except ValidationError:
+            continue
+        kept[key] = value
+    return MappingFile.model_validate(kept)
 
 
 def _compile_stream(
@@ -330,6 +332,7 @@ def _compile_field(
     context: TransformContext,
     problems: list[Problem],
 ) -> tuple[CompiledField, frozenset[str]] | None:
+    path_at = where if isinstance(spec, str) else f"{where}.path"  # where the path was written
     if isinstance(spec, str):
         spec = FieldSpec(path=spec)
     has_value = "value" in spec.model_fields_set
@@ -356,7 +359,7 @@ def _compile_field(
             required=spec.required,
         )
     except PathError as exc:
-        problems.append(Problem(file, f"{where}.path", str(exc)))
+        problems.append(Problem(file, path_at, str(exc)))
         return None
 
 

@@ -21,11 +21,16 @@ from pmsync.sync.store.store import Store, dumps, utcnow
 class StoreDiscoveryCache:
     """`connectors.base.DiscoveryCache` on the store's `discovery_cache` table."""
 
-    def __init__(self, store: Callable[[], Store]) -> None:
-        self._store = store  # opened on first use: a connector that never asks costs nothing
+    def __init__(self, store: Callable[[], Store | None]) -> None:
+        # Opened on first use: a connector that never asks costs nothing. None: no store to
+        # keep a cache in (a read-only command before the first sync), so nothing is kept.
+        self._store = store
 
     def get(self, connector: str, name: str, max_age: timedelta) -> Any | None:
-        with self._store().engine.connect() as connection:
+        store = self._store()
+        if store is None:
+            return None
+        with store.engine.connect() as connection:
             row = connection.execute(
                 sa.select(discovery_cache.c.body, discovery_cache.c.fetched_at).where(
                     discovery_cache.c.connector == connector, discovery_cache.c.name == name
@@ -37,7 +42,10 @@ class StoreDiscoveryCache:
 
     def put(self, connector: str, name: str, value: Any) -> None:
         body, now = dumps(value), utcnow()
-        with self._store().transaction() as connection:
+        store = self._store()
+        if store is None:
+            return
+        with store.transaction() as connection:
             updated = connection.execute(
                 sa.update(discovery_cache)
                 .where(discovery_cache.c.connector == connector, discovery_cache.c.name == name)
@@ -51,7 +59,10 @@ class StoreDiscoveryCache:
                 )
 
     def forget(self, connector: str, name: str) -> None:
-        with self._store().transaction() as connection:
+        store = self._store()
+        if store is None:
+            return
+        with store.transaction() as connection:
             connection.execute(
                 sa.delete(discovery_cache).where(
                     discovery_cache.c.connector == connector, discovery_cache.c.name == name
