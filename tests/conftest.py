@@ -4,6 +4,7 @@ simulators, config files."""
 from __future__ import annotations
 
 import os
+import socket
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -18,6 +19,7 @@ from pmsync.simulators.clock import FakeClock
 from pmsync.simulators.jira import Deployment, JiraSimulator
 from pmsync.simulators.jira import generate as generate_jira
 from pmsync.simulators.zendesk import ZendeskSimulator, generate
+from tests.daemon_helpers import DaemonProcess
 from tests.jira_support import DEPLOYMENTS, make_connector, start_sim
 
 REPO = Path(__file__).resolve().parent.parent
@@ -177,3 +179,17 @@ def pytest_collection_modifyitems(config: Any, items: list[pytest.Item]) -> None
     for item in items:
         if "postgres" in item.keywords:
             item.add_marker(pytest.mark.skip(reason=_PG_REASON))
+
+
+@pytest.fixture
+def cleanup() -> Iterator[list[Any]]:
+    """Daemons, simulators and sockets a test started, stopped whatever happens in it."""
+    things: list[Any] = []
+    yield things
+    for thing in reversed(things):
+        if isinstance(thing, DaemonProcess):
+            thing.cleanup()
+        elif isinstance(thing, socket.socket):
+            thing.close()
+        else:
+            thing.stop()

@@ -242,6 +242,7 @@ class DaemonProcess:
 
     def cleanup(self) -> None:
         if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGCONT)  # a test may have stopped it
             self.process.kill()
             self.process.wait(10)
 

@@ -11,7 +11,6 @@ import functools
 import itertools
 import signal
 import time
-from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -34,18 +33,6 @@ from tests.daemon_helpers import (
 )
 
 SIGTERM_BOUND = 10.0
-
-
-@pytest.fixture
-def cleanup() -> Iterator[list[Any]]:
-    """Daemons and simulators to stop whatever happens in the test."""
-    things: list[Any] = []
-    yield things
-    for thing in reversed(things):
-        if isinstance(thing, DaemonProcess):
-            thing.cleanup()
-        else:
-            thing.stop()
 
 
 def sqlite_url(directory: Path) -> str:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import itertools
 import signal
 import time
-from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -47,19 +46,6 @@ _AUDIT = [
         for table in AUDITED
     ),
 ]
-
-
-@pytest.fixture
-def cleanup() -> Iterator[list[Any]]:
-    things: list[Any] = []
-    yield things
-    for thing in reversed(things):
-        if isinstance(thing, DaemonProcess):
-            if thing.process is not None and thing.process.poll() is None:
-                thing.process.send_signal(signal.SIGCONT)
-            thing.cleanup()
-        else:
-            thing.stop()
 
 
 def _audited_store(pg_url: str) -> Store:

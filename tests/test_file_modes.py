@@ -37,17 +37,6 @@ def umask_022() -> Iterator[None]:
     os.umask(previous)
 
 
-@pytest.fixture
-def cleanup() -> Iterator[list[Any]]:
-    things: list[Any] = []
-    yield things
-    for thing in reversed(things):
-        if isinstance(thing, DaemonProcess):
-            thing.cleanup()
-        else:
-            thing.stop()
-
-
 def modes(root: Path) -> dict[str, str]:
     """Every file and directory under `root` (itself included) with its permission bits."""
     found = {".": oct(stat.S_IMODE(root.stat().st_mode))}

@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import resource
 import socket
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,19 +28,6 @@ from tests.daemon_helpers import (
 IDLE_CONNECTIONS = 1_100
 DAEMON_DESCRIPTORS = 1_024
 HEALTH_PORT_SHARE = 64  # descriptors the port may hold at most (its cap is 32 connections)
-
-
-@pytest.fixture
-def cleanup() -> Iterator[list[Any]]:
-    things: list[Any] = []
-    yield things
-    for thing in reversed(things):
-        if isinstance(thing, DaemonProcess):
-            thing.cleanup()
-        elif isinstance(thing, socket.socket):
-            thing.close()
-        else:
-            thing.stop()
 
 
 def open_descriptors(pid: int) -> int:
