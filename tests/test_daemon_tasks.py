@@ -121,7 +121,7 @@ def test_a_failing_write_back_shows_in_status_and_readyz_until_it_recovers(
             assert "500" in task["last_error"], task
             # A cycle with nothing to write before the first failing one counts as a success.
             success = task["last_success_at"]
-            assert success is None or success < task["last_error_at"], task
+            assert success is None or success < task["last_attempt_at"], task
 
             done = run_cli(demo.config_path, env, "status", "--json")
             rows = json.loads(done.stdout)
