@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import astuple, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import structlog
 from sqlalchemy.engine import make_url as sa_url
@@ -31,15 +32,8 @@ from pmsync.errors import (
     QuotaExhausted,
     UsageError,
 )
-from pmsync.sync.engine import PageHook, RetryPolicy, StopCheck, StreamResult, SyncEngine
-from pmsync.sync.links.aliases import KeyLookup
-from pmsync.sync.links.changes import Scope, clear_dirty, dirty_targets, has_full_dirty
-from pmsync.sync.links.derive import Derived, current_generation, derive, derive_scope
-from pmsync.sync.links.linker import Overrides
-from pmsync.sync.mapping.compiler import CompiledStream
 from pmsync.sync.mapping.loader import MappingSet, check_against_connectors, load_mappings
 from pmsync.sync.store.discovery import StoreDiscoveryCache
-from pmsync.sync.store.locks import store_locks
 from pmsync.sync.store.presence import (
     StoreAbsent,
     StoreUnreachable,
@@ -47,9 +41,16 @@ from pmsync.sync.store.presence import (
     shown_url,
 )
 from pmsync.sync.store.store import Store
-from pmsync.sync.writeback.apply import ApplyResult, WriteRetry, apply_plan
-from pmsync.sync.writeback.plan import Plan, build_plan
 from pmsync.validation import did_you_mean
+
+if TYPE_CHECKING:  # the engine, links and write-back load where used: `status` needs none
+    from pmsync.sync.engine import PageHook, StopCheck, StreamResult, SyncEngine
+    from pmsync.sync.links.aliases import KeyLookup
+    from pmsync.sync.links.changes import Scope
+    from pmsync.sync.links.derive import Derived
+    from pmsync.sync.mapping.compiler import CompiledStream
+    from pmsync.sync.writeback.apply import ApplyResult
+    from pmsync.sync.writeback.plan import Plan
 
 ENTITY_TARGETS = {"issue": "issue", "feedback": "ticket", "account": "account"}
 
@@ -106,6 +107,8 @@ class Runtime:
 
     def cross_check(self) -> list[Problem]:
         """Mappings against configured connectors and streams; configured streams need mappings."""
+        from pmsync.sync.links.linker import Overrides
+
         instances = {name: s.type for name, s in self.config.connectors.items()}
         names: dict[str, list[str] | None] = {}
         known: dict[tuple[str, str], frozenset[str]] = {}
@@ -259,6 +262,8 @@ class Runtime:
         should_stop: StopCheck | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> SyncEngine:
+        from pmsync.sync.engine import RetryPolicy, SyncEngine
+
         tuning = self.config.settings.sync
         return SyncEngine(
             self.store,
@@ -365,6 +370,8 @@ class Runtime:
         should_stop: Callable[[], bool] | None = None,
     ) -> Plan:
         """Every write the declared write-backs and loop closures would make now."""
+        from pmsync.sync.writeback.plan import build_plan
+
         derived = derived or self.derive(should_stop=should_stop)
         connectors = self.writable_connectors()
         plan = build_plan(
@@ -392,6 +399,8 @@ class Runtime:
     ) -> AbstractContextManager[None]:
         """Plan and apply under this lock: one write-back at a time per connector and store
         (default: every enabled connector, as `pmsync apply` writes to any of them)."""
+        from pmsync.sync.store.locks import store_locks
+
         names = list(connectors) if connectors is not None else list(self.writable_connectors())
         return store_locks(
             self.store, [f"writeback:{name}" for name in names], should_stop=should_stop
@@ -405,6 +414,8 @@ class Runtime:
         should_stop: Callable[[], bool] | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> ApplyResult:
+        from pmsync.sync.writeback.apply import WriteRetry, apply_plan
+
         settings = self.config.settings.writeback
         retry = WriteRetry(
             attempts=settings.retry_attempts,
@@ -431,6 +442,10 @@ class Runtime:
         the derivations marked for this connector, from a World of just those targets, or every
         target after a full derivation.
         """
+        from pmsync.sync.links.changes import dirty_targets
+        from pmsync.sync.links.derive import derive_scope
+        from pmsync.sync.writeback.plan import Plan
+
         latest = self.derive(incremental=True, should_stop=should_stop)
         with self.store.engine.connect() as connection:
             seqs, scope = dirty_targets(connection, connector)
@@ -456,6 +471,8 @@ class Runtime:
 
     def done_planning(self, seqs: Sequence[int]) -> None:
         """The targets behind `seqs` were planned and their writes applied: forget them."""
+        from pmsync.sync.links.changes import clear_dirty, has_full_dirty
+
         with self.store.transaction() as connection:
             clear_dirty(connection, seqs)
             everything_planned = not has_full_dirty(connection)
@@ -466,6 +483,8 @@ class Runtime:
     def _full_view(self, should_stop: Callable[[], bool] | None) -> Derived:
         """Every figure, for a connector that plans all its targets (kept while another one
         still has to): the last full derivation while no other came since, else computed."""
+        from pmsync.sync.links.derive import current_generation
+
         generation = current_generation(self.store)
         if self._full is not None and self._full[0] == generation:
             return self._full[1]
@@ -486,6 +505,9 @@ class Runtime:
         `incremental`, only what changed since the last derivation is derived (see
         `sync/links/derive.py`); the result then holds only the targets that changed.
         """
+        from pmsync.sync.links.derive import derive
+        from pmsync.sync.links.linker import Overrides
+
         if incremental:
             derived = derive(
                 self.store,

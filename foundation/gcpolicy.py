@@ -10,17 +10,33 @@ run now and then.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 BULK_THRESHOLDS = (100_000, 50, 100)
+M_ARENA_MAX = -8  # glibc's mallopt parameter
+
+
+def one_malloc_arena() -> None:
+    """Have glibc serve every thread from one malloc arena. A sync parses the next page in a
+    read-ahead thread and frees it in the main one: with an arena per thread, each keeps its
+    own high-water mark of page-sized strings, 6 MiB more peak RSS in a 100k-ticket sync (the
+    threads never allocate at the same moment, so sharing one costs no contention that shows).
+    Nothing happens without glibc."""
+    import ctypes
+
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").mallopt(M_ARENA_MAX, 1)
 
 
 @contextmanager
 def bulk_allocation() -> Iterator[None]:
     """Freeze what exists now (modules, configuration) out of the collector's sight and
-    collect the young generation rarely; restored (and unfrozen) on the way out."""
+    collect the young generation rarely; restored (and unfrozen) on the way out. Threads
+    started inside share one malloc arena (`one_malloc_arena`), which stays so."""
+    one_malloc_arena()
     previous = gc.get_threshold()
     gc.freeze()
     gc.set_threshold(*BULK_THRESHOLDS)

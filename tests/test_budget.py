@@ -78,6 +78,23 @@ def test_a_budget_wait_can_be_cut_short() -> None:
     assert 0 < waits[0] <= 61  # the window plus a small safety margin
 
 
+def test_a_per_second_budget_waits_only_a_small_margin_past_its_window() -> None:
+    # A tenth of the window past its end capped a per-second budget at 10/11 of its rate;
+    # the margin covers arrival-time jitter (milliseconds), not a share of the window.
+    budget = RequestBudget([BudgetRule("second", "/api/", per_second=5)])
+    for _ in range(5):
+        budget.acquire("GET", URL)
+    waits: list[float] = []
+
+    def stop(seconds: float) -> None:
+        waits.append(seconds)
+        raise Interrupted("stopping")
+
+    with waiting_with(stop), pytest.raises(Interrupted):
+        budget.acquire("GET", URL)
+    assert 0.9 < waits[0] <= 1.05
+
+
 @pytest.mark.parametrize(
     "rule",
     [

@@ -58,3 +58,14 @@ def test_status_imports_only_the_configured_connector_and_no_alembic(tmp_path: P
     assert "pmsync.connectors.zendesk.connector" in again
     for unused in ("alembic", "pmsync.connectors.salesforce", "pmsync.connectors.jira"):
         assert unused not in again, unused
+    # status reads config and the store: no engine, derivation, write-back or API client
+    for unused in (
+        "pmsync.sync.engine",
+        "pmsync.sync.links.derive",
+        "pmsync.sync.links.changes",
+        "pmsync.sync.store.locks",
+        "pmsync.sync.writeback.plan",
+        "pmsync.sync.writeback.apply",
+        "zenpy",
+    ):
+        assert unused not in again, unused

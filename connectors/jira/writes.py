@@ -27,7 +27,7 @@ import requests
 import structlog
 
 from pmsync.connectors.base import FieldWrite, WriteOutcome
-from pmsync.connectors.budget import budget_sleep
+from pmsync.connectors.budget import arrival_margin, budget_sleep
 from pmsync.connectors.http import retry_after_seconds
 from pmsync.connectors.jira.api import JiraApi
 from pmsync.connectors.jira.errors import (
@@ -57,8 +57,8 @@ class IssueWritePacer:
     """Blocks a write until the issue it targets has room under every per-issue limit.
 
     Jira counts a write when it arrives, a little after the pacer counted it, and an earlier
-    write may have taken longer to arrive than the next one will: a wait ends a tenth of the
-    window (at most a second) past the window's end, as the request budget's waits do.
+    write may have taken longer to arrive than the next one will: a wait ends a little past the
+    window's end (`arrival_margin`), as the request budget's waits do.
     """
 
     def __init__(
@@ -72,7 +72,7 @@ class IssueWritePacer:
 
     def acquire(self, issue: str) -> None:
         for rule, (amount, seconds) in enumerate(self._rules):
-            margin = min(1.0, seconds * 0.1)
+            margin = arrival_margin(seconds)
             while True:
                 with self._lock:
                     window = self._window(issue, rule)
@@ -80,7 +80,7 @@ class IssueWritePacer:
                     if wait is None:
                         window.hit()
                         break
-                delay = max(0.01, wait + margin)
+                delay = wait + margin
                 self.waited_seconds += delay
                 self._sleep(delay)
 

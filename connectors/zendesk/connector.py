@@ -14,13 +14,11 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import requests
 from pydantic import BaseModel
-from zenpy import Zenpy
-from zenpy.lib.exception import APIException, RatelimitBudgetExceeded, ZenpyException
 
 from pmsync.connectors.attribution import claim
 from pmsync.connectors.base import (
@@ -46,6 +44,9 @@ from pmsync.connectors.prefetch import read_ahead
 from pmsync.connectors.zendesk.settings import ZendeskSettings
 from pmsync.errors import FatalError, RetriableError
 from pmsync.redact import register_secret
+
+if TYPE_CHECKING:  # zenpy loads on the first call: `status` and `--help` never make one
+    from zenpy import Zenpy
 
 RECENT_WINDOW = 60  # Zendesk leaves the newest minute out of incremental exports
 
@@ -269,6 +270,8 @@ class ZendeskConnector(Connector):
     def client(self) -> Zenpy:
         """zenpy on our session; auth stays on the session, waits on 429 stay bounded."""
         if self._client is None:
+            from zenpy import Zenpy
+
             subdomain, _root = self._zenpy_host()
             creds = self.settings.credentials
             kwargs: dict[str, Any] = {}
@@ -302,6 +305,8 @@ class ZendeskConnector(Connector):
         return body
 
     def _zenpy_call(self, what: str, call: Callable[[], Any]) -> Any:
+        from zenpy.lib.exception import APIException, RatelimitBudgetExceeded, ZenpyException
+
         try:
             return call()
         except RatelimitBudgetExceeded:

@@ -14,6 +14,9 @@ and plans leave it out until a read sees it again.
 
 from __future__ import annotations
 
+import contextvars
+import functools
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -108,34 +111,32 @@ def apply_plan(
     """
     if plan.blocked(confirm):
         raise GuardTripped(plan.guard)
-    applying = _Applying(
-        plan,
-        store,
-        retry or WriteRetry(),
-        sleep,
-        should_stop or (lambda: False),
-        ApplyResult(),
-        _unrecorded(store),
-    )
+    earlier = _unrecorded(store)
     _record_loops(store, plan)
-    grouped: dict[tuple[str, str, str], list[PlannedWrite]] = {}
+    failed = threading.Event()  # a connector's apply raised: the others stop too
+
+    def stop() -> bool:
+        return failed.is_set() or (should_stop is not None and should_stop())
+
+    by_connector: dict[str, list[PlannedWrite]] = {}
     for write in plan.writes:
-        if write.action == "field":
-            grouped.setdefault((write.connector, write.object_name, write.target_key), []).append(
-                write
-            )
-    for (connector_name, _object, _key), writes in grouped.items():
-        if applying.stop():
-            return applying.result
-        _apply_fields(applying, connectors[connector_name], writes)
-    for write in plan.writes:
-        if applying.stop():
-            return applying.result
-        if write.action == "property":
-            _apply_property(applying, connectors[write.connector], write)
-        elif write.action == "note":  # a note's field is its loop marker
-            _post_note(applying, write, write.field, connectors[write.connector])
-    result = applying.result
+        by_connector.setdefault(write.connector, []).append(write)
+    parts = {
+        name: _Applying(plan, store, retry or WriteRetry(), sleep, stop, ApplyResult(), earlier)
+        for name in by_connector
+    }
+    errors = _run_each(
+        {
+            name: functools.partial(_apply_connector, parts[name], connectors[name], writes)
+            for name, writes in by_connector.items()
+        },
+        failed,
+    )
+    if errors:
+        raise errors[0]
+    result = ApplyResult()
+    for part in parts.values():
+        _merge(result, part.result)
     log.info(
         "applied",
         plan_id=plan.plan_id,
@@ -146,6 +147,71 @@ def apply_plan(
         settled_unsent=result.settled_unsent,
     )
     return result
+
+
+def _run_each(
+    work: Mapping[str, Callable[[], None]], failed: threading.Event
+) -> list[BaseException]:
+    """Run each connector's writes in a thread of its own, so each goes at the pace of its own
+    request budget and no connector's writes wait behind another's (Jira's paced requests no
+    longer sit behind Salesforce updates and Zendesk notes). Each thread runs in a copy of the
+    caller's context (its log bindings and budget waits). Returns what the threads raised, in
+    `work`'s order; the first to raise sets `failed` so that the others stop between writes."""
+    errors: dict[str, BaseException] = {}
+
+    def run(name: str, job: Callable[[], None]) -> None:
+        try:
+            job()
+        except BaseException as exc:  # noqa: BLE001 - re-raised by apply_plan, in the caller
+            errors[name] = exc
+            failed.set()
+
+    if len(work) == 1:
+        for name, job in work.items():
+            run(name, job)
+    else:
+        threads = [
+            threading.Thread(
+                target=contextvars.copy_context().run,
+                args=(run, name, job),
+                name=f"pmsync-apply-{name}",
+            )
+            for name, job in work.items()
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    return [errors[name] for name in work if name in errors]
+
+
+def _apply_connector(applying: _Applying, connector: Connector, writes: list[PlannedWrite]) -> None:
+    """One connector's writes: field writes grouped by target, then properties and notes in
+    plan order; `applying.stop()` is checked between them."""
+    grouped: dict[tuple[str, str], list[PlannedWrite]] = {}
+    for write in writes:
+        if write.action == "field":
+            grouped.setdefault((write.object_name, write.target_key), []).append(write)
+    for targets in grouped.values():
+        if applying.stop():
+            return
+        _apply_fields(applying, connector, targets)
+    for write in writes:
+        if applying.stop():
+            return
+        if write.action == "property":
+            _apply_property(applying, connector, write)
+        elif write.action == "note":  # a note's field is its loop marker
+            _post_note(applying, write, write.field, connector)
+
+
+def _merge(into: ApplyResult, part: ApplyResult) -> None:
+    into.applied.extend(part.applied)
+    into.failed.extend(part.failed)
+    into.notes_found_posted += part.notes_found_posted
+    into.retries += part.retries
+    into.settled_unsent += part.settled_unsent
+    into.gone.extend(part.gone)
 
 
 def _apply_fields(applying: _Applying, connector: Connector, writes: list[PlannedWrite]) -> None:
