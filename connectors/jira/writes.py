@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -62,8 +61,9 @@ class IssueWritePacer:
     """
 
     def __init__(
-        self, limits: list[tuple[int, int]], *, sleep: Callable[[float], None] = time.sleep
+        self, limits: list[tuple[int, int]], *, sleep: Callable[[float], None] = budget_sleep
     ) -> None:
+        # budget_sleep: a daemon's stop or lost lease cuts the wait short, as for the budget.
         self._rules = list(limits)
         self._windows: dict[tuple[str, int], MovingWindow] = {}
         self._lock = threading.Lock()

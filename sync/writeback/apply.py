@@ -132,11 +132,19 @@ def apply_plan(
         },
         failed,
     )
-    if errors:
-        raise errors[0]
     result = ApplyResult()
     for part in parts.values():
         _merge(result, part.result)
+    if errors:
+        # The other connectors' writes happened (the ledger holds them): say so before raising.
+        log.warning(
+            "applied_before_error",
+            plan_id=plan.plan_id,
+            applied=len(result.applied),
+            failed=len(result.failed),
+            error=str(errors[0]),
+        )
+        raise errors[0]
     log.info(
         "applied",
         plan_id=plan.plan_id,
@@ -180,8 +188,16 @@ def _run_each(
         ]
         for thread in threads:
             thread.start()
-        for thread in threads:
-            thread.join()
+        try:
+            for thread in threads:
+                thread.join()
+        except BaseException:
+            # Ctrl-C in the caller: the others stop between writes and are waited for, so no
+            # write goes out after the caller let go of the write-back lock.
+            failed.set()
+            for thread in threads:
+                thread.join()
+            raise
     return [errors[name] for name in work if name in errors]
 
 
