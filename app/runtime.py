@@ -310,6 +310,7 @@ class Runtime:
                 due = sweep or engine.sweep_due(connector, job.spec, interval)
                 if due and not self._sweep(engine, connector, job, result):
                     stopped.add(job.connector)  # quota used up during the sweep
+        self.trim_change_journal()
         return results
 
     def _sweep(
@@ -479,6 +480,15 @@ class Runtime:
         if everything_planned and self._full is not None:
             self._full = None  # the full World is no longer needed: let it go
             release_memory()
+
+    def trim_change_journal(self) -> None:
+        """Keep the journal of changed records bounded when nothing derives for a long time
+        (a daemon without write-back, syncs without reports): past its limit it is dropped and
+        the next derivation derives everything."""
+        from pmsync.sync.links.changes import trim_journal
+
+        if trim_journal(self.store):
+            log.info("change_journal_dropped", hint="the next derivation derives everything")
 
     def _full_view(self, should_stop: Callable[[], bool] | None) -> Derived:
         """Every figure, for a connector that plans all its targets (kept while another one

@@ -14,7 +14,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from pmsync.sync.links.changes import dirty_targets
+from pmsync.sync.links.changes import dirty_targets, trim_journal
 from pmsync.sync.links.derive import _store_rollups, derive
 from pmsync.sync.links.linker import Overrides
 from pmsync.sync.links.models import LinkSettings, RollupSpec, TicketIssueLinks
@@ -286,3 +286,38 @@ def test_a_quiet_derivation_marks_nothing_and_a_value_change_marks_its_targets(
     assert asked
     assert asked <= jira.issues
     assert salesforce.accounts == {"salesforce:00101"}
+
+
+def test_a_journal_past_its_limit_is_dropped_and_the_next_derivation_derives_everything(
+    store_url: str,
+) -> None:
+    store = Store(store_url)
+    company = Company(store, random.Random(5))
+    overrides = Overrides()
+    incremental(store, overrides)  # the journal is on from here (SQLite too)
+    for _ in range(12):
+        company.change()
+    with store.engine.connect() as connection:
+        journalled = connection.execute(sa.text("SELECT count(*) FROM derive_changes")).scalar()
+    assert journalled
+    assert not trim_journal(store, limit=10_000)  # under the limit: kept
+    assert trim_journal(store, limit=1)
+    with store.engine.connect() as connection:
+        assert connection.execute(sa.text("SELECT count(*) FROM derive_changes")).scalar() == 0
+    assert incremental(store, overrides) == "full"  # the dropped changes are not lost
+    assert stored(store) == truth(store, overrides)
+    assert incremental(store, overrides) == "quiet"
+
+
+def test_every_target_is_marked_once_per_connector_however_often_it_is_marked(
+    store_url: str,
+) -> None:
+    store = Store(store_url)
+    Company(store, random.Random(7))
+    overrides = Overrides()
+    for _ in range(3):
+        derive(store, SETTINGS, overrides, SPECS, CURRENCY, scores=SCORES, writers=["jira"])
+    with store.engine.connect() as connection:
+        seqs, scope = dirty_targets(connection, "jira")
+    assert scope is None
+    assert len(seqs) == 1

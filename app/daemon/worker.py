@@ -217,6 +217,7 @@ class ConnectorWorker(threading.Thread):
                         break
                 if any_ok and not self.should_stop():
                     self._write_back(connector)
+                    runtime.trim_change_journal()
         finally:
             self.busy = False
             self.cycles += 1

@@ -37,6 +37,9 @@ DERIVED_FROM = frozenset(
     }
 )
 ALL_TARGETS = "*"
+# Journal rows kept before the journal is dropped for one full derivation: a daemon that never
+# derives (no write-back configured) must not grow it without bound.
+JOURNAL_LIMIT = 200_000
 
 
 @dataclass(frozen=True)
@@ -139,6 +142,8 @@ def mark_dirty(connection: sa.Connection, connectors: Iterable[str], scope: Scop
     rows: list[dict[str, str]] = []
     names = set(connectors)
     if scope is None:
+        # "every target" holds whatever else was marked: one row per connector, never a pile.
+        connection.execute(sa.delete(writeback_dirty).where(writeback_dirty.c.connector.in_(names)))
         rows = [{"connector": n, "kind": ALL_TARGETS, "ref": ALL_TARGETS} for n in sorted(names)]
     else:
         for kind, refs in (
@@ -194,3 +199,18 @@ def start_journal(store: Store) -> None:
     with store.transaction() as connection:
         if "journal" not in read_state(connection):
             save_state(connection, {"journal": "on"})
+
+
+def trim_journal(store: Store, limit: int = JOURNAL_LIMIT) -> bool:
+    """Drop the journal when it holds more than `limit` rows (by its sequence numbers, read
+    from the primary key's ends), and forget the rules it was derived under: the next
+    derivation then derives everything, which needs no journal. True when it was dropped."""
+    span = sa.select(sa.func.min(derive_changes.c.seq), sa.func.max(derive_changes.c.seq))
+    with store.engine.connect() as connection:
+        low, high = connection.execute(span).one()
+    if low is None or high - low + 1 <= limit:
+        return False
+    with store.transaction() as connection:
+        connection.execute(sa.delete(derive_changes).where(derive_changes.c.seq <= high))
+        connection.execute(sa.delete(derive_state).where(derive_state.c.name == "rules"))
+    return True
