@@ -9,6 +9,7 @@ import contextlib
 import ctypes
 import dataclasses
 import gc
+import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -81,6 +82,7 @@ class Runtime:
     create_store: bool = True
     _connectors: dict[str, Connector] = field(default_factory=dict)
     _store: Store | None = None
+    _store_lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
     _derived: tuple[tuple[object, float | None], Derived] | None = None
     _incremental: Derived | None = None  # the last incremental derivation (plans reuse it)
     _full: tuple[int, Derived] | None = None  # a full derivation, by generation
@@ -149,21 +151,24 @@ class Runtime:
         """The store, opened (and migrated) on first use; NoStore when it is not there and
         this runtime may not create it."""
         if self._store is None:
-            url = self.config.store_url()
-            if not self.create_store:
-                self._require_store(url)
-            try:
-                self._store = Store(url)
-            except ConfigError as exc:
-                raise ConfigError([self._named(p) for p in exc.problems]) from None
-            except OSError as exc:  # its folder cannot be made (a file in the way, no rights)
-                reason = f"{exc.strerror}: {exc.filename}" if exc.filename else str(exc)
-                raise ConfigError(
-                    Problem(
-                        str(self.config.path), "store.url", f"cannot create the store ({reason})"
-                    )
-                ) from None
+            with self._store_lock:  # a daemon's threads may ask at once: one of them opens it
+                if self._store is None:
+                    self._store = self._open_store()
         return self._store
+
+    def _open_store(self) -> Store:
+        url = self.config.store_url()
+        if not self.create_store:
+            self._require_store(url)
+        try:
+            return Store(url)
+        except ConfigError as exc:
+            raise ConfigError([self._named(p) for p in exc.problems]) from None
+        except OSError as exc:  # its folder cannot be made (a file in the way, no rights)
+            reason = f"{exc.strerror}: {exc.filename}" if exc.filename else str(exc)
+            raise ConfigError(
+                Problem(str(self.config.path), "store.url", f"cannot create the store ({reason})")
+            ) from None
 
     def _require_store(self, url: str) -> None:
         try:
