@@ -73,9 +73,12 @@ class ConnectorSettings(BaseModel):
 class StreamSpec:
     """What a stream is: its name, its key field, its cursor type, how deletes are found.
 
-    `reads_in_full`: every read lists every record the source has (there is no "changed since"
-    for it), so a completed read is also a census: the engine starts each cycle's read from the
-    beginning and tombstones what it no longer lists.
+    `reads_in_full`: a read from the beginning lists every record the source has (there is no
+    "changed since" and no deletion feed for it), so such a read, once complete, is the stream's
+    census: the engine tombstones what it no longer lists. The engine reads from the beginning
+    when the census is due (`Connector.census_interval` since the last one), and otherwise from
+    the stored cursor, which then has to find what is new (Zendesk's links: ids above the newest
+    seen), so a quiet cycle costs one request rather than the whole listing.
     """
 
     name: str
@@ -280,6 +283,12 @@ class Connector(ABC):
     def sweep(self, stream: StreamSpec) -> Iterator[SweepPage]:
         """Id-only reconciliation for deletes; only for streams whose spec declares a sweep."""
         raise FatalError(f"stream '{stream.name}' has no sweep", connector=self.name)
+
+    def census_interval(self, stream: StreamSpec) -> timedelta:
+        """How often a `reads_in_full` stream is listed from the beginning (its census); in
+        between, reads resume from the cursor. Default: every read (a cursor that cannot
+        find what is new on its own stays correct)."""
+        return timedelta(0)
 
     def confirm_absent(self, stream: StreamSpec, keys: Sequence[str]) -> set[str]:
         """Of the keys a census did not list, those that are really gone (default: all).

@@ -219,7 +219,8 @@ class SyncEngine:
             state = st.read_stream_state(connection, connector.name, spec.name)
             open_dead_letters = st.has_open_dead_letters(connection, connector.name, spec.name)
         stored = state.cursor if state else None
-        pass_ = _Pass(cursor=None if spec.reads_in_full else stored, from_start=False)
+        from_start = _census_due(connector, spec, state.last_sweep_at if state else None)
+        pass_ = _Pass(cursor=None if from_start else stored, from_start=False)
         pass_.from_start = pass_.cursor is None
         attempt = _Attempt()
 
@@ -488,6 +489,15 @@ class SyncEngine:
         state = self.store.stream_state(connector.name, spec.name)
         last: datetime | None = state.last_sweep_at if state else None
         return last is None or utcnow() - last >= interval
+
+
+def _census_due(connector: Connector, spec: StreamSpec, last_census: datetime | None) -> bool:
+    """Whether a stream read in full lists from the beginning this time (its census): when
+    it has had none (a first read, a full refresh) or its connector's census interval has
+    passed. In between, its read resumes from the cursor and finds only what is new."""
+    if not spec.reads_in_full:
+        return False
+    return last_census is None or utcnow() - last_census >= connector.census_interval(spec)
 
 
 @dataclass

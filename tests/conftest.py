@@ -137,8 +137,10 @@ def write_config(
     extra: str = "",
     mappings: list[str] | None = None,
     incremental_per_minute: int = 100_000,
+    zendesk_settings: str = "",
 ) -> Path:
-    """A pmsync.toml for tests; the token is read from `token_env`."""
+    """A pmsync.toml for tests; the token is read from `token_env`; `zendesk_settings` are
+    lines of the `[connectors.zendesk]` table."""
     paths = mappings if mappings is not None else [str(REPO / "mappings")]
     lines = [
         "[store]",
@@ -157,6 +159,7 @@ def write_config(
             f"page_size = {page_size}",
             f"incremental_requests_per_minute = {incremental_per_minute}",
             "requests_per_minute = 100000",
+            *zendesk_settings.splitlines(),
             "[connectors.zendesk.credentials]",
             'email = "ops@example.com"',
             f'api_token = {{ env = "{token_env}" }}',

@@ -27,11 +27,15 @@ FAULTS = (429, 500, 502, 503, "reset", "truncate")
 
 
 def configure(demo: Demo) -> None:
-    """Write-back after each cycle, short polls, Jira changes searchable at the next minute."""
+    """Write-back after each cycle, short polls, Jira changes searchable at the next minute,
+    the links' census every other poll."""
     set_config(demo, "writeback", "auto_apply = true")
     for name in ("salesforce", "zendesk", "jira"):
         set_config(demo, f"connectors.{name}", f'poll_interval = "{POLL}s"')
     set_config(demo, "connectors.jira", 'settle_lag = "0m"')
+    # Removed links are found by the links' census, at its own cadence: here every other poll
+    # (in between, a cycle reads only new links), so the churn's removed links are found in time.
+    set_config(demo, "connectors.zendesk", f'links_census_interval = "{2 * POLL}s"')
     set_config(demo, "log", 'level = "info"\nformat = "json"')
     set_config(demo, "daemon", 'http_port = 0\nlease_interval = "1s"')
 

@@ -2,8 +2,8 @@
 
 * A full refresh tombstones only what a census proves absent: records a read leaves out on
   purpose (Jira's settle lag, Zendesk's last minute, a server clock ahead of ours) stay live.
-* A deleted ticket-to-issue link stops counting at the next cycle, with the default
-  configuration (no forced sweep).
+* A deleted ticket-to-issue link stops counting at the links' next census (every
+  `links_census_interval`, no forced sweep); the cycles in between ask only for new links.
 * A sweep answered 429 or 5xx is retried like a read instead of failing for the cycle.
 """
 
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -20,6 +21,8 @@ from pmsync.simulators.clock import FakeClock
 from pmsync.simulators.jira import Deployment
 from pmsync.simulators.jira import generate as generate_issues
 from pmsync.simulators.zendesk import ZendeskSimulator
+from pmsync.sync.store import store as st
+from pmsync.sync.store.store import utcnow
 from tests.conftest import START, write_config
 from tests.jira_support import (
     default_mapping,
@@ -129,10 +132,10 @@ def test_a_full_refresh_during_a_move_tombstones_nothing_that_moved(tmp_path: Pa
         sim.stop()
 
 
-# ---- item 3: a deleted link stops counting at the next cycle -----------------------------------
+# ---- item 3: a deleted link stops counting at the links' next census ----------------------------
 
 
-def test_a_deleted_link_is_gone_after_one_ordinary_cycle(
+def test_links_are_read_by_since_id_between_censuses_and_listed_when_one_is_due(
     runtime: Runtime, small_zendesk: ZendeskSimulator
 ) -> None:
     sim = small_zendesk
@@ -143,19 +146,63 @@ def test_a_deleted_link_is_gone_after_one_ordinary_cycle(
     added = sim.add_jira_link(next(iter(sim.tickets.items)), "10002", "PROJ-2")
     sim.reset_log()
 
-    results = {r.stream: r for r in runtime.run_once()}  # default sweep: "when due"
+    results = {r.stream: r for r in runtime.run_once()}  # the census is not due (1h default)
 
-    links = results["jira_links"]
-    assert links.status == "ok"
-    assert links.deleted == 1
+    assert results["jira_links"].deleted == 0
     live = runtime.store.live_keys("zendesk", "jira_links")
-    assert str(victim) not in live
-    assert str(added["id"]) in live
-    assert live == {str(i) for i in sim.jira_links}
-    # The cost: the listing itself, pages of 1,000 links and the empty page that ends it.
+    assert str(added["id"]) in live  # found by since_id: the new link and the empty page
+    assert str(victim) in live  # only a census proves a link gone
+    assert len(sim.requests_to("/api/services/jira/links")) == 2
+    sim.reset_log()
+    runtime.run_once()
+    assert len(sim.requests_to("/api/services/jira/links")) == 1  # nothing new: one request
+
+    with runtime.store.transaction() as connection:  # the interval has passed
+        st.update_stream_state(
+            connection, "zendesk", "jira_links", last_sweep_at=utcnow() - timedelta(hours=1)
+        )
+    sim.reset_log()
+    results = {r.stream: r for r in runtime.run_once()}
+
+    assert results["jira_links"].deleted == 1
+    assert runtime.store.live_keys("zendesk", "jira_links") == {str(i) for i in sim.jira_links}
     listing = sim.requests_to("/api/services/jira/links")
     assert len(listing) == math.ceil(len(sim.jira_links) / 1000) + 1
-    assert runtime.store.stream_state("zendesk", "jira_links").last_sweep_at is not None  # type: ignore[union-attr]
+
+
+def test_a_deleted_link_is_gone_after_one_ordinary_cycle_with_a_census_each_cycle(
+    tmp_path: Path, small_zendesk: ZendeskSimulator, zendesk_token: str
+) -> None:
+    sim = small_zendesk
+    config = write_config(
+        tmp_path, zendesk_url=sim.base_url, zendesk_settings='links_census_interval = "0s"'
+    )
+    runtime = Runtime.load(str(config))
+    try:
+        runtime.run_once()
+        victim = next(iter(sim.jira_links))
+        assert str(victim) in runtime.store.live_keys("zendesk", "jira_links")
+        sim.remove_jira_link(victim)
+        added = sim.add_jira_link(next(iter(sim.tickets.items)), "10002", "PROJ-2")
+        sim.reset_log()
+
+        results = {r.stream: r for r in runtime.run_once()}  # default sweep: "when due"
+
+        links = results["jira_links"]
+        assert links.status == "ok"
+        assert links.deleted == 1
+        live = runtime.store.live_keys("zendesk", "jira_links")
+        assert str(victim) not in live
+        assert str(added["id"]) in live
+        assert live == {str(i) for i in sim.jira_links}
+        # The cost: the listing itself, pages of 1,000 links and the empty page that ends it.
+        listing = sim.requests_to("/api/services/jira/links")
+        assert len(listing) == math.ceil(len(sim.jira_links) / 1000) + 1
+        state = runtime.store.stream_state("zendesk", "jira_links")
+        assert state is not None
+        assert state.last_sweep_at is not None
+    finally:
+        runtime.close()
 
 
 # ---- item 4: sweeps are retried like reads -----------------------------------------------------

@@ -5,15 +5,17 @@ own; the incremental exports are read page by page on that same session, because
 cursor must be committed with the page, and zenpy's generators hide page boundaries.
 Cursor rules: follow `after_cursor` and never restart from "now"; the time-based organization
 export repeats its boundary items, which the engine absorbs by content hash. The Jira links of
-the Jira integration are listed in full every cycle (`reads_in_full`): the API has neither a
-"changed since" nor a deletion feed for them, and a deleted link must stop counting at once.
+the Jira integration have neither a "changed since" nor a deletion feed: each cycle asks for the
+links newer than the newest seen (`since_id`, one request when there is none), and every
+`links_census_interval` they are listed in full (`reads_in_full`), which is their census: a
+removed link stops counting then.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from datetime import UTC
+from datetime import UTC, timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -189,14 +191,15 @@ STREAMS = (
         sweep="census",
         entity_hint="organization",
     ),
-    # Links have no "changed since" and no deletion feed, and a deleted link must stop
-    # counting within one poll interval: every read lists them all (pages of 1,000 links, plus
-    # the empty page that ends the listing), which is also their census.
+    # Links have no "changed since" and no deletion feed: a cycle reads the links above the
+    # newest id seen; every `links_census_interval` they are all listed (pages of 1,000 links,
+    # plus the empty page that ends the listing), which is their census.
     StreamSpec(
         "jira_links",
         "id",
         SinceIdCursor,
-        "Ticket <-> Jira issue links of the Jira integration (listed in full each cycle)",
+        "Ticket <-> Jira issue links of the Jira integration (new ones each cycle, all of them "
+        "every links_census_interval)",
         object_name="jira_links",
         known_fields=LINK_FIELDS,
         sweep="census",
@@ -395,6 +398,10 @@ class ZendeskConnector(Connector):
             since = cursor if isinstance(cursor, SinceIdCursor) else SinceIdCursor()
             return self._read_links(since)
         raise FatalError(f"no stream '{stream.name}'", connector=self.name)
+
+    def census_interval(self, stream: StreamSpec) -> timedelta:
+        """The links are listed in full every `links_census_interval`; new ones every cycle."""
+        return self.settings.links_census_interval
 
     def sweep(self, stream: StreamSpec) -> Iterator[SweepPage]:
         if stream.name == "users":

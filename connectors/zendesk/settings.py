@@ -45,6 +45,12 @@ class ZendeskSettings(ConnectorSettings):
     start_time: datetime | None = Field(
         default=None, description="Where the first export starts; default: the beginning."
     )
+    links_census_interval: Duration = Field(
+        default=timedelta(hours=1),
+        description="How often the Jira links are listed in full, which finds removed and "
+        "changed links; in between, each cycle asks only for links newer than the newest seen "
+        "(one request). 0s lists them in full every cycle.",
+    )
     max_rate_limit_wait: Duration = Field(
         default=timedelta(seconds=120),
         description="Longest zenpy may wait on one Retry-After before the engine takes over.",
