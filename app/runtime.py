@@ -507,6 +507,12 @@ class Runtime:
         self._full = (generation, derived)
         return derived
 
+    def _forget_derivations(self) -> None:
+        """Let every kept derivation go before a full one reads the whole World: each is stale
+        once it completes, and holding one while the next is built doubles the peak (and the
+        heap a daemon keeps afterwards)."""
+        self._full = self._incremental = self._derived = None
+
     def derive(
         self,
         *,
@@ -536,11 +542,13 @@ class Runtime:
                 projects=self._issue_projects(),
                 incremental=True,
                 writers=self._writers(),
+                before_full=self._forget_derivations,
             )
             if derived.mode == "incremental":
                 self._incremental = derived
             elif derived.mode == "full":
                 self._full = (derived.generation, derived)  # what a plan of every target reads
+                release_memory()  # the rows and payloads it read are garbage now
             return derived
         version = (self.store.data_version(), _mtime(self.mappings.overrides_path))
         cached = self._derived
@@ -558,9 +566,11 @@ class Runtime:
             lookups=self._key_lookups(),
             projects=self._issue_projects(),
             writers=self._writers(),
+            before_full=self._forget_derivations,
         )
         if persist:
             self._derived = (version, derived)
+        release_memory()
         return derived
 
     def _writers(self) -> list[str]:

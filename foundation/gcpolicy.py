@@ -24,6 +24,8 @@ def one_malloc_arena() -> None:
     read-ahead thread and frees it in the main one: with an arena per thread, each keeps its
     own high-water mark of page-sized strings, 6 MiB more peak RSS in a 100k-ticket sync (the
     threads never allocate at the same moment, so sharing one costs no contention that shows).
+    `pmsync run` sets it before its workers start: each worker thread derives and plans in
+    turn, and with an arena each, four arenas held 115 MiB between them at 20k tickets idle.
     Nothing happens without glibc."""
     import ctypes
 

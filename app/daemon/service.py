@@ -44,6 +44,7 @@ if TYPE_CHECKING:
     from pmsync.app.web.server import WebServer
 from pmsync.connectors.http import set_replica_tag
 from pmsync.errors import ConfigError, PmsyncError
+from pmsync.gcpolicy import one_malloc_arena
 from pmsync.logs import configure_logging
 from pmsync.redact import redact
 
@@ -102,6 +103,7 @@ class Daemon:
 
     def run(self) -> int:
         """Run until SIGTERM/SIGINT; returns the exit code. ConfigError: cannot start."""
+        one_malloc_arena()  # before any thread starts (workers free what others allocated)
         self.signals.install()
         runtime = Runtime.load(self.config_path)
         self._configure_logging(runtime)

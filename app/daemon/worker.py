@@ -26,7 +26,7 @@ from pmsync.app.daemon.metrics import CURRENT_CONNECTOR, Metrics, ProgressSnapsh
 from pmsync.app.daemon.schedule import Schedule, StreamKey
 from pmsync.app.daemon.settings import DaemonSettings
 from pmsync.app.daemon.writeback import WriteBack
-from pmsync.app.runtime import Runtime, StreamJob, new_run_id
+from pmsync.app.runtime import Runtime, StreamJob, new_run_id, release_memory
 from pmsync.connectors.base import Connector
 from pmsync.connectors.budget import waiting_with
 from pmsync.errors import Interrupted, PmsyncError
@@ -39,6 +39,7 @@ log = structlog.get_logger("pmsync.daemon")
 
 _SLICE = 0.2  # seconds: how often a long wait looks at the stop flag
 _SUCCESS_RECORD_EVERY = 300.0  # seconds: a write-back that keeps working is recorded this often
+_BIG_CYCLE_RECORDS = 5_000  # records read in a cycle past which its heap is handed back
 
 
 @dataclass
@@ -196,6 +197,7 @@ class ConnectorWorker(threading.Thread):
             sleep=self.interruptible_sleep,
         )
         any_ok = False
+        read = 0
         self.busy = True
         try:
             with (
@@ -207,6 +209,7 @@ class ConnectorWorker(threading.Thread):
                         break
                     job = self.jobs[stream]
                     result = self._sync(engine, connector, job)
+                    read += result.records_read
                     if result.status == "ok":
                         any_ok = True
                         self._sweep_if_due(engine, connector, job)
@@ -221,6 +224,8 @@ class ConnectorWorker(threading.Thread):
         finally:
             self.busy = False
             self.cycles += 1
+        if read >= _BIG_CYCLE_RECORDS:
+            release_memory()  # a first sync's pages are garbage now: idle cycles need none of it
 
     def _on_page(self, result: StreamResult) -> None:
         self.ctx.metrics.progress(result, self._snapshot)

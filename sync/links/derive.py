@@ -113,8 +113,12 @@ def derive(
     projects: Sequence[str] = (),
     incremental: bool = False,
     writers: Sequence[str] = (),
+    before_full: Callable[[], None] | None = None,
 ) -> Derived:
     """Link, roll up, hear the other voices, score, and (when `persist`) store the changes.
+
+    `before_full` is called just before the whole World is read: a caller that keeps an
+    earlier derivation lets it go there, so a process holds one World at a time.
 
     `should_stop` cuts a wait for another process's derivation short (Interrupted). `lookups`
     (by issue connector) resolve issue keys tickets name that are no issue's current key, such
@@ -129,6 +133,8 @@ def derive(
     declared = dict(scores or {})
     job = _Job(store, linker, rollup_specs, currency, declared, lookups or {}, tuple(writers))
     if not persist:
+        if before_full is not None:
+            before_full()
         return _derive(job, persist=False)
     with store_lock(store, "derive", should_stop=should_stop):
         start_journal(store)
@@ -161,6 +167,8 @@ def derive(
         job.changes = changes
         job.all_dirty = True
         job.reason = _why_full(state, job.state, changes, incremental=incremental)
+        if before_full is not None:
+            before_full()
         return _derive(job, persist=True)
 
 
