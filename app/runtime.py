@@ -93,14 +93,15 @@ class Runtime:
         config_path: str | None = None,
         *,
         create_store: bool = True,
-        check_connectors: bool = True,
+        full_check: bool = True,
     ) -> Runtime:
         """Load config and mappings and check them against each other; ConfigError lists all.
 
         `create_store=False`: `store` raises NoStore rather than create a missing store.
-        `check_connectors=False`: mappings are not checked against each connector's streams
-        and fields, so no connector module (HTTP client, API library) is imported; for
-        commands that only read the store (`status`), which `check-config` and `sync` back."""
+        `full_check=False`: mappings are not checked against each connector's streams and
+        fields, nor is the link overrides file read, so no connector module (HTTP client, API
+        library) or linker is imported; for commands that only read the store (`status`).
+        `check-config`, `sync` and the daemon check everything."""
         registry = load_registry()
         config, problems = load_config_leniently(config_path, registry)
         problems.extend(config.mapping_problems())
@@ -112,21 +113,19 @@ class Runtime:
         runtime = cls(
             config=config, mappings=mappings, registry=registry, create_store=create_store
         )
-        problems.extend(runtime.cross_check(connectors=check_connectors))
+        problems.extend(runtime.cross_check(full=full_check))
         ConfigError.collect(problems)
         return runtime
 
-    def cross_check(self, *, connectors: bool = True) -> list[Problem]:
-        """Mappings against configured connectors and streams (with `connectors`: against each
-        connector's streams and fields too); configured streams need mappings."""
-        from pmsync.sync.links.linker import Overrides
-
+    def cross_check(self, *, full: bool = True) -> list[Problem]:
+        """Configured streams need mappings; with `full`, mappings are checked against each
+        connector's streams and fields too, and the link overrides file is read."""
         instances = {name: s.type for name, s in self.config.connectors.items()}
         names: dict[str, list[str] | None] = {}
         known: dict[tuple[str, str], frozenset[str]] = {}
         problems: list[Problem] = []
         for name, type_name in instances.items():
-            if connectors:
+            if full:
                 connector = self.connector(name)
                 specs = connector.streams()
                 names[name] = None if connector.open_streams else [s.name for s in specs]
@@ -143,12 +142,22 @@ class Runtime:
                             f"{did_you_mean(wanted, mapped)}",
                         )
                     )
-        if connectors:
-            problems.extend(
-                check_against_connectors(
-                    self.mappings, instances, names, known, installed_types=self.registry.types
-                )
-            )
+        if full:
+            problems.extend(self._full_check(instances, names, known))
+        return problems
+
+    def _full_check(
+        self,
+        instances: dict[str, str],
+        names: dict[str, list[str] | None],
+        known: dict[tuple[str, str], frozenset[str]],
+    ) -> list[Problem]:
+        """Mappings against the connectors' streams and fields; the link overrides file."""
+        from pmsync.sync.links.linker import Overrides
+
+        problems = check_against_connectors(
+            self.mappings, instances, names, known, installed_types=self.registry.types
+        )
         try:
             Overrides.load(self.mappings.overrides_path)
         except ConfigError as exc:

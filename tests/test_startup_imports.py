@@ -3,12 +3,14 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+from pmsync.app.cli.main import COMMAND_MODULES
 from pmsync.connectors.registry import Registry, load_registry
 from pmsync.sync.store.store import Store
 
@@ -82,6 +84,11 @@ def test_status_imports_no_connector_http_client_or_logging_library(tmp_path: Pa
         "pmsync.sync.writeback.apply",
         "pmsync.app.daemon.service",
         "pmsync.app.web.app",
+        # nor the link overrides (check-config and sync read them), nor other commands' modules
+        "pmsync.sync.links.linker",
+        "pmsync.app.cli.demo_command",
+        "pmsync.app.cli.report_commands",
+        "pmsync.app.cli.writeback_commands",
     ):
         assert unused not in again, unused
 
@@ -155,3 +162,14 @@ def test_a_logger_used_before_structlog_is_loaded_writes_as_configured() -> None
     assert first["logger"] == "pmsync.test"
     assert "hunter2-secret" not in done.stderr
     assert second["event"] == "library says hi"
+
+
+def test_the_command_table_names_every_command_in_its_module() -> None:
+    """main.COMMAND_MODULES says which module to import for a command: it must list each
+    module's COMMANDS, and nothing else."""
+    table: dict[str, str] = {}
+    for module in set(COMMAND_MODULES.values()):
+        for command in importlib.import_module(f"pmsync.app.cli.{module}").COMMANDS:
+            assert command.name is not None
+            table[command.name] = module
+    assert table == COMMAND_MODULES

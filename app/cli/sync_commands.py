@@ -227,7 +227,7 @@ def status_command(ctx: Context, as_json: bool) -> None:
     from pmsync.app.status import stream_statuses, task_statuses
 
     # The streams come from the configuration and mappings: no connector module is imported.
-    runtime = ctx.runtime(check_connectors=False)
+    runtime = ctx.runtime(full_check=False)
     try:
         slots = runtime.slots()
         rows = stream_statuses(runtime.store, slots)
