@@ -136,6 +136,14 @@ def cli(
     ctx.obj = Context(config, log_level, log_format)
 
 
+def load_all_commands() -> click.Group:
+    """The `pmsync` group with every command registered (`cli.commands` is otherwise filled as
+    commands are asked for); for code that walks the commands, such as the docs' tests."""
+    for name in COMMAND_MODULES:
+        cli.get_command(click.Context(cli), name)
+    return cli
+
+
 def main() -> None:
     """Console-script entry point."""
     cli(prog_name="pmsync")
