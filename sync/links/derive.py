@@ -14,9 +14,9 @@ from typing import Any
 
 import orjson
 import sqlalchemy as sa
-import structlog
 
 from pmsync.errors import Problem
+from pmsync.logs import get_logger
 from pmsync.sync.links.aliases import KeyLookup, add_aliases
 from pmsync.sync.links.changes import (
     DERIVED_FROM,
@@ -52,7 +52,7 @@ from pmsync.sync.store.schema import links as links_table
 from pmsync.sync.store.schema import rollups as rollups_table
 from pmsync.sync.store.store import Store, content_hash, dumps, utcnow
 
-log = structlog.get_logger("pmsync.links")
+log = get_logger("pmsync.links")
 
 
 @dataclass
