@@ -34,14 +34,15 @@ from pmsync.sync.links.changes import (
 )
 from pmsync.sync.links.fixed import FixedInputs, fixed_inputs
 from pmsync.sync.links.incremental import (
+    scoped_changes,
     scoped_rollups,
     scoped_world,
     streams_of,
-    value_only_changes,
     widen,
 )
 from pmsync.sync.links.linker import Link, Linker, LinkResult, Overrides
 from pmsync.sync.links.models import LinkSettings, RollupSpec
+from pmsync.sync.links.relink import Relinked, relink
 from pmsync.sync.links.rollups import Currencies, Rollup, compute_rollups
 from pmsync.sync.links.score_models import ScoreSpec
 from pmsync.sync.links.settings import CurrencySettings
@@ -153,10 +154,10 @@ def derive(
                     with store.transaction() as connection:
                         consume(connection, changes)
                 return _quiet(currency, job.generation - 1)
-            changed = value_only_changes(store, changes, declared, set(DERIVED_FROM))
-            if changed is not None:
-                kept = _kept(state, rollup_specs)
-                if kept is not None:
+            kept = _kept(state, rollup_specs)
+            if kept is not None:
+                changed = scoped_changes(store, changes, declared, set(DERIVED_FROM), kept.streams)
+                if changed is not None:
                     return _derive_incremental(job, changes, changed, kept)
         job.changes = changes
         job.all_dirty = True
@@ -284,10 +285,18 @@ def _kept(state: Mapping[str, str], rollup_specs: Mapping[str, RollupSpec]) -> _
 def _derive_incremental(
     job: _Job, changes: Sequence[Change], changed: Scope, kept: _Kept
 ) -> Derived:
-    """Re-compute the rollups the changed accounts and issues reach; no link moves."""
+    """Link the changed tickets again, and re-compute the rollups of the issues they asked
+    for before or ask for now and of those the changed accounts and issues reach."""
     store = job.store
-    scope = widen(store, changed)
+    relinked = Relinked(set(), LinkResult(), LinkResult(), {})
+    if changed.tickets:
+        relinked = relink(store, job.linker, job.lookups, changed.tickets, kept.streams)
+    scope = widen(store, Scope(set(changed.issues), set(), set(changed.accounts)))
+    scope.issues |= relinked.issues()
+    scope.tickets |= set(relinked.tickets)
+    scope.accounts |= relinked.accounts()
     world, result = scoped_world(store, scope, kept.streams)
+    relinked.patch(world, result)
     world.rates = _crm_rates(store)
     currencies = currencies_for(job.currency, world)
     rollups, voices = scoped_rollups(
@@ -295,6 +304,10 @@ def _derive_incremental(
     )
     derived = Derived(world, result, rollups, currencies, voices, scope=scope, mode="incremental")
     with store.transaction() as connection:
+        if relinked.changed:
+            derived.links_added, derived.links_removed = _store_links(
+                connection, relinked.new.links(), current=_link_rows(relinked.old.links())
+            )
         for name, per_issue in rollups.items():
             derived.changed_rollups[name] = _store_rollups(
                 connection, name, per_issue, only=scope.issues
@@ -304,13 +317,16 @@ def _derive_incremental(
         derived.generation = job.generation
         dirty = Scope(
             {i for refs in derived.changed_rollups.values() for i in refs} | changed.issues,
-            set(scope.tickets),
-            set(changed.accounts),
+            scope.tickets & set(world.tickets),  # a deleted ticket is no target
+            changed.accounts | relinked.accounts(),
         )
         mark_dirty(connection, job.writers, dirty)
     log.info(
         "derived_incremental",
         changes=len(changes),
+        tickets_relinked=len(relinked.changed),
+        links_added=derived.links_added,
+        links_removed=derived.links_removed,
         issues=len(scope.issues),
         tickets=len(world.tickets),
         rollups_changed={k: len(v) for k, v in derived.changed_rollups.items()},
@@ -364,12 +380,24 @@ def _stored_hashes(connection: sa.Connection, name: str, only: set[str] | None) 
     return found
 
 
-def _store_links(connection: sa.Connection, links: list[Link]) -> tuple[int, int]:
-    wanted = {(link.kind, link.ticket, link.target): link.rule for link in links}
-    current = {
-        (row.kind, row.ticket_ref, row.target_ref): row.rule
-        for row in connection.execute(sa.select(links_table))
-    }
+def _link_rows(links: list[Link]) -> dict[tuple[str, str, str], str]:
+    return {(link.kind, link.ticket, link.target): link.rule for link in links}
+
+
+def _store_links(
+    connection: sa.Connection,
+    links: list[Link],
+    *,
+    current: dict[tuple[str, str, str], str] | None = None,
+) -> tuple[int, int]:
+    """Make the stored links `links`: of every ticket, or (with `current`, the stored links of
+    some tickets) of those tickets only. Returns (added, removed)."""
+    wanted = _link_rows(links)
+    if current is None:
+        current = {
+            (row.kind, row.ticket_ref, row.target_ref): row.rule
+            for row in connection.execute(sa.select(links_table))
+        }
     now = utcnow()
     added = [k for k in wanted if k not in current]
     removed = [k for k in current if k not in wanted]

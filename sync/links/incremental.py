@@ -1,13 +1,15 @@
 """Derive the rollups of some issues only, from the stored links and a World without most tickets.
 
 An incremental derivation re-computes what a change can move and nothing else. It is used when
-every changed record is an account or an issue whose linking fields (an account's domains and
-name, an issue's id and key) did not change: no link moves, so the stored links are still the
-links, and only the rollups of the issues those records reach change. Those rollups are
-computed by the same code as a full derivation's (`compute_rollups`, `hear_voices`) over a
-World that holds every record except tickets, plus the tickets of the issues and accounts in
-scope: the figures are therefore the ones a full derivation would compute. A weighted score
-normalises across all issues, so with one declared any change derives everything.
+every changed record is a ticket (`relink.py` links the changed tickets again, alone), or an
+account or an issue whose linking fields (an account's domains and name, an issue's id and key)
+did not change: no other ticket's link moves, so the stored links are still the links but for
+the changed tickets', and only the rollups of the issues those records reach (a ticket: the
+issues it asked for before and asks for now) change. Those rollups are computed by the same
+code as a full derivation's (`compute_rollups`, `hear_voices`) over a World that holds the
+tickets of the issues and accounts in scope and the accounts and issues they link to: the
+figures are therefore the ones a full derivation would compute. A weighted score normalises
+across all issues, so with one declared any change derives everything.
 """
 
 from __future__ import annotations
@@ -31,33 +33,56 @@ from pmsync.sync.store.schema import records
 from pmsync.sync.store.store import Store
 
 VALUE_ONLY = ("account", "issue")  # entities whose non-linking changes derive incrementally
+TICKETS = "feedback"  # tickets: any change (edit, new, deleted) derives incrementally
 
 
-def value_only_changes(
-    store: Store, changes: Sequence[Change], scores: Mapping[str, ScoreSpec], derived_from: set[str]
+def scoped_changes(
+    store: Store,
+    changes: Sequence[Change],
+    scores: Mapping[str, ScoreSpec],
+    derived_from: set[str],
+    streams: Mapping[str, Sequence[Sequence[str]]],
 ) -> Scope | None:
-    """The accounts and issues changed (as a Scope), when no change can move a link; else None.
+    """What changed, as a Scope: accounts and issues whose values changed, and tickets changed
+    in any way (stored, edited, deleted, revived); None when a change needs a full derivation.
 
-    A new, deleted or revived record, or one whose linking fields changed, returns None.
+    An account or issue that is new, deleted or revived, or whose linking fields changed, can
+    move the links of any ticket: None. So can a person, an organization or any other entity.
+    A ticket moves only its own links; it must be in a stream that held tickets at the last
+    full derivation (`streams`): a stream mapped anew (its records' entity changed) derives all.
     """
     relevant = [c for c in changes if c.entity in derived_from]
     if not relevant:
         return Scope()
-    if any(c.entity not in VALUE_ONLY for c in relevant):
+    if any(c.entity not in (*VALUE_ONLY, TICKETS) for c in relevant):
         return None
     if any(spec.method == "weighted" for spec in scores.values()):
         return None
-    current = _current(store, relevant)
-    known = _known_inputs(store, current)
+    ticket_streams = {(str(c), str(s)) for c, s in streams.get(TICKETS, [])}
     scope = Scope()
+    values = []
     for change in relevant:
+        if change.entity != TICKETS:
+            values.append(change)
+        elif (change.connector, change.stream) in ticket_streams:
+            scope.tickets.add(change.ref)
+        else:
+            return None
+    return scope if _add_values(store, values, scope) else None
+
+
+def _add_values(store: Store, changes: Sequence[Change], scope: Scope) -> bool:
+    """Add the changed accounts and issues to `scope`; False if one can move a link."""
+    current = _current(store, changes)
+    known = _known_inputs(store, current)
+    for change in changes:
         found = current.get((change.connector, change.stream, change.key))
         if found is None or found[0] != change.entity:
-            return None  # tombstoned (or its entity changed): links move
+            return False  # tombstoned (or its entity changed): links move
         if known.get(change.ref) != link_fingerprint(change.entity, found[1]):
-            return None  # new, or its linking fields changed
+            return False  # new, or its linking fields changed
         (scope.accounts if change.entity == "account" else scope.issues).add(change.ref)
-    return scope
+    return True
 
 
 def _known_inputs(
@@ -148,12 +173,12 @@ def scoped_world(
         tickets = set(scope.tickets)
         tickets |= _tickets_linked(connection, "ticket_issue", scope.issues)
         tickets |= _tickets_linked(connection, "ticket_account", scope.accounts)
-        _load(connection, world.tickets, "feedback", tickets, streams)
-        result = _stored_links(connection, set(world.tickets))
+        load_records(connection, world.tickets, "feedback", tickets, streams)
+        result = stored_links(connection, set(world.tickets))
         accounts = {link.target for link in result.account_of.values()}
-        _load(connection, world.accounts, "account", accounts | scope.accounts, streams)
+        load_records(connection, world.accounts, "account", accounts | scope.accounts, streams)
         issues = {issue for per in result.issues_of.values() for issue in per}
-        _load(connection, world.issues, "issue", issues | scope.issues, streams)
+        load_records(connection, world.issues, "issue", issues | scope.issues, streams)
     world.index()
     return world, result
 
@@ -171,7 +196,7 @@ def streams_of(world: World) -> dict[str, list[list[str]]]:
     return found
 
 
-def _load(
+def load_records(
     connection: sa.Connection,
     into: dict[str, Entity],
     entity: str,
@@ -200,7 +225,7 @@ def _load(
                         )
 
 
-def _stored_links(connection: sa.Connection, tickets: set[str]) -> LinkResult:
+def stored_links(connection: sa.Connection, tickets: set[str]) -> LinkResult:
     result = LinkResult()
     wanted = sorted(tickets)
     for kind in ("ticket_account", "ticket_issue"):  # the primary key leads with the kind
