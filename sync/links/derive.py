@@ -34,6 +34,7 @@ from pmsync.sync.links.changes import (
 )
 from pmsync.sync.links.fixed import FixedInputs, fixed_inputs
 from pmsync.sync.links.incremental import (
+    TICKETS,
     scoped_changes,
     scoped_rollups,
     scoped_world,
@@ -47,7 +48,7 @@ from pmsync.sync.links.rollups import Currencies, Rollup, compute_rollups
 from pmsync.sync.links.score_models import ScoreSpec
 from pmsync.sync.links.settings import CurrencySettings
 from pmsync.sync.links.voices import Voices, hear_voices
-from pmsync.sync.links.world import World
+from pmsync.sync.links.world import TICKET_FIELDS, World, ticket_batches
 from pmsync.sync.store.locks import store_lock
 from pmsync.sync.store.schema import links as links_table
 from pmsync.sync.store.schema import rollups as rollups_table
@@ -211,10 +212,8 @@ def _quiet(currency: CurrencySettings, generation: int) -> Derived:
 
 def _derive(job: _Job, *, persist: bool) -> Derived:
     store, linker = job.store, job.linker
-    world = World.load(store)
+    world, result = _link_all(store, linker, job.lookups)
     world.rates = _crm_rates(store)
-    add_aliases(store, world, linker.named_keys(world), job.lookups)
-    result = linker.link(world)
     currencies = currencies_for(job.currency, world)
     specs = dict(job.rollup_specs) or {"customer_demand": RollupSpec()}
     rollups = {
@@ -251,6 +250,25 @@ def _derive(job: _Job, *, persist: bool) -> Derived:
             unresolved=len(result.unresolved),
         )
     return derived
+
+
+def _link_all(
+    store: Store, linker: Linker, lookups: Mapping[str, KeyLookup]
+) -> tuple[World, LinkResult]:
+    """Every record but the tickets, and every ticket's links: the tickets are read a batch
+    at a time, twice (the keys they name, whose old keys are looked up first; then linking),
+    and kept with the fields read after linking only (`TICKET_FIELDS`)."""
+    world = World.load(store, skip=(TICKETS,))
+    named: set[str] = set()
+    for batch in ticket_batches(store):
+        named |= linker.named_keys(world, batch)
+    add_aliases(store, world, named, lookups)
+    result = linker.start(world)
+    for batch in ticket_batches(store):
+        linker.link_tickets(world, batch, result)
+        for ticket in batch:
+            world.tickets[ticket.ref] = ticket.slim(TICKET_FIELDS)
+    return world, result
 
 
 def _link_inputs(world: World) -> dict[str, tuple[str, str]]:
