@@ -7,16 +7,18 @@ and the rollups of the issues it affects, and only those reach the store and wri
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 import orjson
 import sqlalchemy as sa
 import structlog
 
 from pmsync.errors import Problem
+from pmsync.gcpolicy import bulk_allocation
 from pmsync.sync.links.aliases import KeyLookup, add_aliases
 from pmsync.sync.links.changes import (
     DERIVED_FROM,
@@ -81,6 +83,24 @@ class Derived:
         return self.links.problems
 
 
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def collector_aside(function: Callable[_P, _R]) -> Callable[_P, _R]:
+    """Run `function` with the objects that exist before it frozen out of the garbage
+    collector's sight (`bulk_allocation`): a daemon holds millions (its last derivations, the
+    web view's snapshot), and the full collections that a derivation's allocations set off
+    walked them all, half of a 1%-of-accounts derivation's time at 10x the demo."""
+
+    @functools.wraps(function)
+    def aside(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        with bulk_allocation(one_arena=False):
+            return function(*args, **kwargs)
+
+    return aside
+
+
 def currencies_for(settings: CurrencySettings, world: World) -> Currencies:
     """Rates into the reporting currency: the CRM's (CurrencyType, synced as currency_rate)
     when `from_store` allows, and the configured ones for currencies the CRM lacks.
@@ -101,6 +121,7 @@ def currencies_for(settings: CurrencySettings, world: World) -> Currencies:
     return Currencies(settings.reporting.upper(), rates)
 
 
+@collector_aside
 def derive(
     store: Store,
     link_settings: LinkSettings,
@@ -352,6 +373,7 @@ def _derive_incremental(
     return derived
 
 
+@collector_aside
 def derive_scope(
     store: Store,
     rollup_specs: Mapping[str, RollupSpec],
