@@ -18,10 +18,11 @@ Unified = dict[str, Any]
 _SALESFORCE_ID = re.compile(r"[a-zA-Z0-9]{15}(?:[a-zA-Z0-9]{3})?")
 
 # What is read of a ticket once it is linked (rollups, write-back, reports, the web view), and
-# of a person ever (linking): a derivation keeps only these fields, so its memory is not that
-# of every full record (a ticket's description, a person's profile) at once.
+# of a person or an integration link ever (linking): a derivation keeps only these fields, so
+# its memory is not that of every full record (a ticket's description, a person's profile).
 TICKET_FIELDS = ("status", "created_at", "subject", "product_area")
 PERSON_FIELDS = ("email", "account_id", "organization_id")
+ISSUE_LINK_FIELDS = ("ticket_id", "issue_id", "issue_key")
 # Fields with few distinct values: one string object each, not one per record.
 _SHARED_VALUES = frozenset({"status", "product_area"})
 
@@ -107,6 +108,8 @@ class World:
             record = Entity(ref(connector, key), connector, stream, key, fields)
             if entity_name == "person":
                 record = record.slim(PERSON_FIELDS)
+            elif entity_name == "issue_link":
+                record = record.slim(ISSUE_LINK_FIELDS)
             buckets[entity_name][record.ref] = record
         world.index()
         return world
