@@ -32,6 +32,7 @@ from pmsync.errors import (
     QuotaExhausted,
     UsageError,
 )
+from pmsync.gcpolicy import bulk_allocation
 from pmsync.logs import get_logger
 from pmsync.sync.mapping.loader import MappingSet, check_against_connectors, load_mappings
 from pmsync.sync.store.discovery import StoreDiscoveryCache
@@ -483,6 +484,12 @@ class Runtime:
         the derivations marked for this connector, from a World of just those targets, or every
         target after a full derivation.
         """
+        with bulk_allocation(one_arena=False):  # see `collector_aside` in sync/links/derive.py
+            return self._plan_changes(connector, should_stop)
+
+    def _plan_changes(
+        self, connector: str, should_stop: Callable[[], bool] | None
+    ) -> tuple[Plan, list[int]]:
         from pmsync.sync.links.changes import dirty_targets
         from pmsync.sync.links.derive import derive_scope
         from pmsync.sync.writeback.plan import Plan
