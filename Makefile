@@ -8,13 +8,14 @@ BIN := $(VENV)/bin
 
 # The development install is a link tree of the source files (setuptools' strict editable
 # mode), which mypy and import-linter can read. It is redone when the list of files changes
-# (a new module needs a new link), not when a file is edited.
+# (a new module needs a new link) or pyproject.toml does, not when a module is edited.
 SOURCE_LIST := $(VENV)/.pmsync-sources
 # pip's output (and setuptools' notes about the editable install) go here, shown on failure.
 INSTALL_LOG := $(VENV)/pip-install.log
-SOURCES_NOW := $(shell git ls-files --cached --others --exclude-standard \
+# pyproject.toml's text counts too: a new dependency after a `git pull` is installed.
+SOURCES_NOW := $(shell { git ls-files --cached --others --exclude-standard \
 	foundation connectors sync app testing simulators mappings pyproject.toml 2>/dev/null \
-	| LC_ALL=C sort | cksum)
+	| LC_ALL=C sort; cat pyproject.toml; } | cksum)
 
 CHROMIUM ?= /usr/bin/chromium
 
@@ -24,8 +25,9 @@ demo: $(VENV)/.installed
 	$(BIN)/pmsync demo --dir $(DEMO_DIR)
 
 # The suite runs as in an activated environment: tests that start `pmsync` find it on PATH.
+# One pytest-xdist worker per core: every test has its own ports, files and PostgreSQL schema.
 test: $(VENV)/.installed-dev lint browser
-	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest -n auto
 
 # The web view's browser tests drive Debian's Chromium (Playwright cannot download a browser
 # here). Installed when missing and running as root (CI); otherwise those tests are skipped.

@@ -295,16 +295,16 @@ def _load_connector(
     if not isinstance(type_name, str):
         problems.append(Problem(file, f"{prefix}.type", "required: the connector type"))
         return None
-    cls = registry.get(type_name)
-    if cls is None:
+    model = registry.settings_model(type_name)
+    if model is None:
         problems.append(Problem(file, f"{prefix}.type", registry.suggest(type_name)))
         return None
     references: set[tuple[str, ...]] = set()
     resolved = _resolve_secrets(table, (), references, file, prefix, base_dir, problems)
     try:
-        settings = cls.settings_model.model_validate(resolved)
+        settings = model.model_validate(resolved)
     except ValidationError as exc:
-        problems.extend(pydantic_problems(exc, file=file, prefix=prefix, model=cls.settings_model))
+        problems.extend(pydantic_problems(exc, file=file, prefix=prefix, model=model))
         return None
     problems.extend(_literal_secrets(settings, references, file, prefix))
     problems.extend(_broken_secrets(settings, file, prefix))

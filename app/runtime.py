@@ -18,7 +18,6 @@ from dataclasses import astuple, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import structlog
 from sqlalchemy.engine import make_url as sa_url
 
 from pmsync.app.config import Config, load_config_leniently
@@ -33,6 +32,8 @@ from pmsync.errors import (
     QuotaExhausted,
     UsageError,
 )
+from pmsync.gcpolicy import bulk_allocation
+from pmsync.logs import get_logger
 from pmsync.sync.mapping.loader import MappingSet, check_against_connectors, load_mappings
 from pmsync.sync.store.discovery import StoreDiscoveryCache
 from pmsync.sync.store.presence import (
@@ -55,7 +56,7 @@ if TYPE_CHECKING:  # the engine, links and write-back load where used: `status` 
 
 ENTITY_TARGETS = {"issue": "issue", "feedback": "ticket", "account": "account"}
 
-log = structlog.get_logger("pmsync.runtime")
+log = get_logger("pmsync.runtime")
 
 
 @dataclass(frozen=True)
@@ -88,10 +89,20 @@ class Runtime:
     _full: tuple[int, Derived] | None = None  # a full derivation, by generation
 
     @classmethod
-    def load(cls, config_path: str | None = None, *, create_store: bool = True) -> Runtime:
+    def load(
+        cls,
+        config_path: str | None = None,
+        *,
+        create_store: bool = True,
+        full_check: bool = True,
+    ) -> Runtime:
         """Load config and mappings and check them against each other; ConfigError lists all.
 
-        `create_store=False`: `store` raises NoStore rather than create a missing store."""
+        `create_store=False`: `store` raises NoStore rather than create a missing store.
+        `full_check=False`: mappings are not checked against each connector's streams and
+        fields, nor is the link overrides file read, so no connector module (HTTP client, API
+        library) or linker is imported; for commands that only read the store (`status`).
+        `check-config`, `sync` and the daemon check everything."""
         registry = load_registry()
         config, problems = load_config_leniently(config_path, registry)
         problems.extend(config.mapping_problems())
@@ -103,24 +114,24 @@ class Runtime:
         runtime = cls(
             config=config, mappings=mappings, registry=registry, create_store=create_store
         )
-        problems.extend(runtime.cross_check())
+        problems.extend(runtime.cross_check(full=full_check))
         ConfigError.collect(problems)
         return runtime
 
-    def cross_check(self) -> list[Problem]:
-        """Mappings against configured connectors and streams; configured streams need mappings."""
-        from pmsync.sync.links.linker import Overrides
-
+    def cross_check(self, *, full: bool = True) -> list[Problem]:
+        """Configured streams need mappings; with `full`, mappings are checked against each
+        connector's streams and fields too, and the link overrides file is read."""
         instances = {name: s.type for name, s in self.config.connectors.items()}
         names: dict[str, list[str] | None] = {}
         known: dict[tuple[str, str], frozenset[str]] = {}
         problems: list[Problem] = []
         for name, type_name in instances.items():
-            connector = self.connector(name)
-            specs = connector.streams()
-            names[name] = None if connector.open_streams else [s.name for s in specs]
-            for spec in specs:
-                known[(name, spec.name)] = spec.known_fields
+            if full:
+                connector = self.connector(name)
+                specs = connector.streams()
+                names[name] = None if connector.open_streams else [s.name for s in specs]
+                for spec in specs:
+                    known[(name, spec.name)] = spec.known_fields
             mapped = self.mappings.for_connector(name, type_name)
             for wanted in self.config.connectors[name].streams or []:
                 if wanted not in mapped:
@@ -132,10 +143,21 @@ class Runtime:
                             f"{did_you_mean(wanted, mapped)}",
                         )
                     )
-        problems.extend(
-            check_against_connectors(
-                self.mappings, instances, names, known, installed_types=self.registry.types
-            )
+        if full:
+            problems.extend(self._full_check(instances, names, known))
+        return problems
+
+    def _full_check(
+        self,
+        instances: dict[str, str],
+        names: dict[str, list[str] | None],
+        known: dict[tuple[str, str], frozenset[str]],
+    ) -> list[Problem]:
+        """Mappings against the connectors' streams and fields; the link overrides file."""
+        from pmsync.sync.links.linker import Overrides
+
+        problems = check_against_connectors(
+            self.mappings, instances, names, known, installed_types=self.registry.types
         )
         try:
             Overrides.load(self.mappings.overrides_path)
@@ -224,26 +246,38 @@ class Runtime:
             self._connectors[name] = instance
         return self._connectors[name]
 
+    def slots(self) -> list[tuple[str, str]]:
+        """(connector, stream) of every stream `jobs()` syncs, in its order, from the
+        configuration and mappings alone: no connector is imported or made."""
+        return [
+            (name, stream) for name, mapped in self._mapped_streams().items() for stream in mapped
+        ]
+
+    def _mapped_streams(self) -> dict[str, dict[str, CompiledStream]]:
+        """Per enabled connector, its configured (or else every mapped) stream that has a
+        mapping, with the mapping."""
+        found: dict[str, dict[str, CompiledStream]] = {}
+        for name, settings in self.config.connectors.items():
+            if not settings.enabled:
+                continue
+            mapped = self.mappings.for_connector(name, settings.type)
+            wanted = settings.streams if settings.streams is not None else list(mapped)
+            found[name] = {stream: mapped[stream] for stream in wanted if stream in mapped}
+        return found
+
     def jobs(self, selection: Sequence[str] = (), *, option: str = "--stream") -> list[StreamJob]:
         """The streams to sync: enabled connectors' mapped (or configured) streams, filtered.
 
         An unknown name in `selection` is a UsageError naming `option`, the argument it came
         from."""
         jobs: list[StreamJob] = []
-        for name, settings in self.config.connectors.items():
-            if not settings.enabled:
-                continue
-            connector = self.connector(name)
-            mapped = self.mappings.for_connector(name, settings.type)
-            wanted = settings.streams if settings.streams is not None else list(mapped)
-            for stream_name in wanted:
-                if stream_name not in mapped:
-                    continue
-                spec = connector.stream(stream_name)
-                mapping = mapped[stream_name]
+        for name, mapped in self._mapped_streams().items():
+            type_name = self.config.connectors[name].type
+            for stream_name, mapping in mapped.items():
+                spec = self.connector(name).stream(stream_name)
                 mapping.bind_key(spec.key)
                 # Write-back compares against the target's current values: read those fields too.
-                mapping.source_fields |= self._written_fields(name, settings.type, mapping.entity)
+                mapping.source_fields |= self._written_fields(name, type_name, mapping.entity)
                 jobs.append(StreamJob(name, spec, mapping))
         if not selection:
             return jobs
@@ -297,7 +331,9 @@ class Runtime:
         engine = self.engine(run_id=run_id, on_page=on_page)
         results: list[StreamResult] = []
         stopped: set[str] = set()
-        with structlog.contextvars.bound_contextvars(run_id=run_id):
+        from structlog.contextvars import bound_contextvars
+
+        with bound_contextvars(run_id=run_id):
             for job in self.jobs(selection):
                 if job.connector in stopped:
                     continue
@@ -448,6 +484,12 @@ class Runtime:
         the derivations marked for this connector, from a World of just those targets, or every
         target after a full derivation.
         """
+        with bulk_allocation(one_arena=False):  # see `collector_aside` in sync/links/derive.py
+            return self._plan_changes(connector, should_stop)
+
+    def _plan_changes(
+        self, connector: str, should_stop: Callable[[], bool] | None
+    ) -> tuple[Plan, list[int]]:
         from pmsync.sync.links.changes import dirty_targets
         from pmsync.sync.links.derive import derive_scope
         from pmsync.sync.writeback.plan import Plan

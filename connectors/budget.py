@@ -30,16 +30,15 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Literal
 
-import structlog
-
 from pmsync.connectors.window import MovingWindow
+from pmsync.logs import get_logger
 
 Kind = Literal["read", "write"]
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 #: A budget wait at least this long is logged before it starts.
 LOGGED_WAIT_SECONDS = 5.0
 
-log = structlog.get_logger("pmsync.connectors.budget")
+log = get_logger("pmsync.connectors.budget")
 #: The slots one request took: (rule name, timestamp) per matching rule, for `refund`.
 Taken = tuple[tuple[str, float], ...]
 

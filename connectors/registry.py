@@ -12,9 +12,12 @@ from collections.abc import ItemsView, Iterator, Mapping, ValuesView
 from dataclasses import dataclass, field
 from importlib.metadata import EntryPoint, entry_points
 
-from pmsync.connectors.base import Connector
+from pmsync.connectors.base import Connector, ConnectorSettings
 
 ENTRY_POINT_GROUP = "pmsync.connectors"
+# Optional: a type's settings model on its own, so validating a configuration imports no
+# connector module (its HTTP client and API library); only used from the same distribution.
+SETTINGS_ENTRY_POINT_GROUP = "pmsync.connector_settings"
 
 
 class ConnectorTypes(Mapping[str, "type[Connector]"]):
@@ -57,6 +60,7 @@ class Registry:
     failed: dict[str, str] = field(default_factory=dict)
     origins: dict[str, str] = field(default_factory=dict)
     pending: dict[str, EntryPoint] = field(default_factory=dict)
+    settings_entry_points: dict[str, EntryPoint] = field(default_factory=dict)
 
     @property
     def types(self) -> ConnectorTypes:
@@ -92,6 +96,22 @@ class Registry:
         self.load(type_name)
         return self.loaded.get(type_name)
 
+    def settings_model(self, type_name: str) -> type[ConnectorSettings] | None:
+        """The settings model of `type_name` (None: no such type, or its plugin is broken).
+
+        Taken from the type's settings entry point while its connector is not imported yet,
+        so a command that only reads the configuration leaves the connector module alone."""
+        ep = self.settings_entry_points.get(type_name)
+        if ep is not None and type_name in self.pending:
+            try:
+                model = ep.load()
+            except Exception:  # noqa: BLE001 - the connector's own import says what is wrong
+                model = None
+            if isinstance(model, type) and issubclass(model, ConnectorSettings):
+                return model
+        cls = self.get(type_name)
+        return None if cls is None else cls.settings_model
+
     def suggest(self, type_name: str) -> str:
         """A did-you-mean sentence for an unknown type."""
         self.load(type_name)
@@ -107,6 +127,17 @@ class Registry:
 def load_registry() -> Registry:
     """Every installed connector plugin, each imported when first used."""
     registry = Registry()
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
+    found = entry_points()  # one pass over the installed distributions for both groups
+    for ep in found.select(group=ENTRY_POINT_GROUP):
         registry.pending[ep.name] = ep  # a later plugin of the same name wins, as before
+    for ep in found.select(group=SETTINGS_ENTRY_POINT_GROUP):
+        connector = registry.pending.get(ep.name)
+        if connector is not None and _distribution(connector) == _distribution(ep):
+            registry.settings_entry_points[ep.name] = ep
     return registry
+
+
+def _distribution(ep: EntryPoint) -> str | None:
+    """The distribution that declared `ep`: a plugin replacing a type brings its own model."""
+    dist = getattr(ep, "dist", None)
+    return None if dist is None else str(dist.name)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -33,17 +34,33 @@ def one_malloc_arena() -> None:
         ctypes.CDLL("libc.so.6").mallopt(M_ARENA_MAX, 1)
 
 
+_depth = 0  # bulk_allocation blocks open (nested, or in several threads)
+_depth_lock = threading.Lock()
+_previous: tuple[int, int, int] = (700, 10, 10)
+
+
 @contextmanager
-def bulk_allocation() -> Iterator[None]:
-    """Freeze what exists now (modules, configuration) out of the collector's sight and
-    collect the young generation rarely; restored (and unfrozen) on the way out. Threads
-    started inside share one malloc arena (`one_malloc_arena`), which stays so."""
-    one_malloc_arena()
-    previous = gc.get_threshold()
-    gc.freeze()
-    gc.set_threshold(*BULK_THRESHOLDS)
+def bulk_allocation(*, one_arena: bool = True) -> Iterator[None]:
+    """Freeze what exists now (modules, configuration, a daemon's caches) out of the
+    collector's sight and collect the young generation rarely; restored (and unfrozen) when
+    the outermost block ends. Threads started inside share one malloc arena
+    (`one_malloc_arena`), which stays so, unless `one_arena` is False. A derivation in a
+    process that holds millions of objects spent half its time in full collections walking
+    them (issue 14)."""
+    global _depth, _previous  # noqa: PLW0603 - the collector's settings are process-wide
+    if one_arena:
+        one_malloc_arena()
+    with _depth_lock:
+        if _depth == 0:
+            _previous = gc.get_threshold()
+            gc.freeze()
+            gc.set_threshold(*BULK_THRESHOLDS)
+        _depth += 1
     try:
         yield
     finally:
-        gc.set_threshold(*previous)
-        gc.unfreeze()
+        with _depth_lock:
+            _depth -= 1
+            if _depth == 0:
+                gc.set_threshold(*_previous)
+                gc.unfreeze()

@@ -2,12 +2,19 @@
 
 Library loggers (requests, zenpy, urllib3) are routed through the same processor chain, so
 redaction covers them too. Context (run id, connector, stream) is bound with contextvars.
+
+structlog itself (with asyncio and rich's tracebacks, a tenth of a short command's CPU) is
+imported when something first logs: `pmsync status` usually logs nothing. Loggers come from
+`get_logger` (ruff bans `structlog.get_logger` elsewhere), which configures structlog as the
+last `configure_logging` said before the first line is written.
 """
 
 from __future__ import annotations
 
 import logging
 import sys
+import threading
+from types import ModuleType
 from typing import Any, Literal
 
 from pmsync.redact import redact_processor
@@ -26,40 +33,19 @@ _NOISY_LIBRARIES = (
 
 
 def configure_logging(level: str = "info", fmt: LogFormat = "auto", stream: Any = None) -> None:
-    """Set up structlog and the stdlib bridge once per process.
+    """Set up structlog and the stdlib bridge; called again, the last call wins.
 
-    structlog is imported here, not at the top: `pmsync --help` never logs, and structlog
-    (with rich's tracebacks) was most of its start-up."""
-    import structlog
-
+    The stdlib side is set at once; structlog's configuration is applied now when structlog
+    is loaded, else when a logger or the stdlib handler first writes (`_structlog`)."""
     out = stream or sys.stderr
     as_json = fmt == "json" or (fmt == "auto" and not out.isatty())
-    shared: list[Any] = [
-        structlog.contextvars.merge_contextvars,
-        structlog.stdlib.add_log_level,
-        structlog.stdlib.add_logger_name,
-        structlog.processors.TimeStamper(fmt="iso", utc=True),
-        structlog.processors.format_exc_info,
-        redact_processor,
-    ]
-    renderer: Any = (
-        structlog.processors.JSONRenderer()
-        if as_json
-        else structlog.dev.ConsoleRenderer(colors=out.isatty())
-    )
-    structlog.configure(
-        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
-        logger_factory=structlog.stdlib.LoggerFactory(),
-        wrapper_class=structlog.stdlib.BoundLogger,
-        cache_logger_on_first_use=False,
-    )
+    colors = out.isatty()
+    with _setup.lock:
+        _setup.pending = True
+        if "structlog" in sys.modules:
+            _apply_pending()
     handler = logging.StreamHandler(out)
-    handler.setFormatter(
-        structlog.stdlib.ProcessorFormatter(
-            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
-            foreign_pre_chain=shared,
-        )
-    )
+    handler.setFormatter(_DeferredFormatter(as_json, colors))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
@@ -71,8 +57,99 @@ def configure_logging(level: str = "info", fmt: LogFormat = "auto", stream: Any 
         logging.getLogger(name).setLevel(library_level)
 
 
-def get_logger(name: str | None = None) -> Any:
-    """A structlog logger; context bound with `structlog.contextvars` shows on every line."""
+class _Setup:
+    """Whether configure_logging ran since structlog was last configured by it."""
+
+    def __init__(self) -> None:
+        self.pending = False
+        self.lock = threading.Lock()
+
+
+_setup = _Setup()
+
+
+def _structlog() -> ModuleType:
+    """structlog, configured as the last configure_logging said (unless something else, such
+    as structlog.testing.capture_logs, configured it since it was loaded)."""
     import structlog
 
-    return structlog.get_logger(name)
+    if _setup.pending:
+        with _setup.lock:
+            if _setup.pending and not structlog.is_configured():
+                _apply_pending()
+    return structlog
+
+
+def _apply_pending() -> None:
+    """Configure structlog (the caller holds `_setup.lock`); the output format is the stdlib
+    handler's formatter's business."""
+    import structlog
+
+    _setup.pending = False
+    structlog.configure(
+        processors=[*_shared_processors(), structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=False,
+    )
+
+
+def _shared_processors() -> list[Any]:
+    import structlog
+
+    return [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        structlog.processors.format_exc_info,
+        redact_processor,
+    ]
+
+
+class _DeferredFormatter(logging.Formatter):
+    """structlog's ProcessorFormatter, made when the first record is written (a record from
+    a client library, before any pmsync logger wrote, loads structlog here)."""
+
+    def __init__(self, as_json: bool, colors: bool) -> None:
+        super().__init__()
+        self._as_json = as_json
+        self._colors = colors
+        self._real: logging.Formatter | None = None
+
+    def format(self, record: logging.LogRecord) -> str:
+        if self._real is None:
+            structlog = _structlog()
+            renderer: Any = (
+                structlog.processors.JSONRenderer()
+                if self._as_json
+                else structlog.dev.ConsoleRenderer(colors=self._colors)
+            )
+            self._real = structlog.stdlib.ProcessorFormatter(
+                processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+                foreign_pre_chain=_shared_processors(),
+            )
+        return self._real.format(record)
+
+
+class _Logger:
+    """A structlog logger that loads (and configures) structlog when first used."""
+
+    __slots__ = ("_logger", "_name")
+
+    def __init__(self, name: str | None) -> None:
+        self._name = name
+        self._logger: Any = None
+
+    def __getattr__(self, attribute: str) -> Any:
+        logger = self._logger
+        if logger is None:
+            logger = self._logger = _structlog().get_logger(self._name)
+        return getattr(logger, attribute)
+
+
+def get_logger(name: str | None = None) -> Any:
+    """A structlog logger; context bound with `structlog.contextvars` shows on every line.
+
+    Safe at module level: structlog is loaded and configured when it first logs."""
+    return _Logger(name)

@@ -31,6 +31,7 @@ from pmsync.errors import (
     QuotaExhausted,
     RetriableError,
 )
+from pmsync.logs import get_logger
 from pmsync.redact import redact
 from pmsync.sync.mapping.compiler import CompiledStream
 from pmsync.sync.store import store as st
@@ -45,7 +46,7 @@ from pmsync.sync.store.store import (
     utcnow,
 )
 
-log = structlog.get_logger("pmsync.engine")
+log = get_logger("pmsync.engine")
 _SURROGATE = re.compile("[\udc80-\udcff]")  # a byte that was not UTF-8 (surrogateescape)
 
 Status = Literal["ok", "failed", "paused", "interrupted"]

@@ -29,6 +29,11 @@ START = datetime(2026, 1, 15, 18, 0, tzinfo=UTC).timestamp()
 PG_URL = os.environ.get("PMSYNC_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 REQUIRE_PG = os.environ.get("PMSYNC_REQUIRE_POSTGRES") == "1"
 
+# Tables fold to $COLUMNS when piped (app/cli/tables.py). pytest-xdist's workers export the
+# terminal's size; tests start as a pipe does, with none, and set it where they mean to.
+for _size in ("COLUMNS", "LINES"):
+    os.environ.pop(_size, None)
+
 
 def _postgres_available() -> str | None:
     """None when PostgreSQL answers, else the reason it does not."""

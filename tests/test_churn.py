@@ -4,10 +4,9 @@ A synced company, then in one go: ARR and website changes, accounts deleted, tic
 deleted, links added and deleted, issues moved between projects and deleted, organization
 external ids changed, with 5% of all requests (reads and writes) failing: 429, 5xx, a dropped
 connection, a cut-off answer. One `sync --once`, `plan`, `apply` (default configuration, no
-forced sweep, but the Jira links' census each cycle: `links_census_interval = "0s"`; by default
-it runs hourly) while the faults last and one more after they stop: every issue's written figures
-equal an independent recomputation from the company's own ground truth. A full refresh during
-the churn tombstones no live record.
+forced sweep; the Jira links' census runs each cycle by default) while the faults last and one
+more after they stop: every issue's written figures equal an independent recomputation from the
+company's own ground truth. A full refresh during the churn tombstones no live record.
 """
 
 from __future__ import annotations
@@ -20,7 +19,7 @@ import pytest
 from pmsync.app.runtime import Runtime
 from pmsync.simulators.demo import Demo
 from tests.churn import churn
-from tests.trust_support import mismatches, set_config, small_demo, sync_plan_apply, synced
+from tests.trust_support import mismatches, small_demo, sync_plan_apply, synced
 
 FAULTS = (429, 500, 502, 503, "reset", "truncate")
 
@@ -28,7 +27,6 @@ FAULTS = (429, 500, 502, 503, "reset", "truncate")
 @pytest.fixture
 def demo(tmp_path: Path) -> Iterator[Demo]:
     with small_demo(tmp_path / "demo", seed=23) as launched:
-        set_config(launched, "connectors.zendesk", 'links_census_interval = "0s"')
         sync_plan_apply(launched)
         sync_plan_apply(launched, later=120)  # reads back the first write-back
         assert mismatches(launched) == []

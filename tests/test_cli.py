@@ -12,9 +12,11 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from pmsync.app.cli import cli
+from pmsync.app.cli.main import load_all_commands
 from pmsync.simulators.zendesk import ZendeskSimulator
 from tests.conftest import REPO, write_config
+
+cli = load_all_commands()  # every command registered, for walking `cli.commands`
 
 
 def all_commands(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:

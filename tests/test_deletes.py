@@ -2,8 +2,8 @@
 
 * A full refresh tombstones only what a census proves absent: records a read leaves out on
   purpose (Jira's settle lag, Zendesk's last minute, a server clock ahead of ours) stay live.
-* A deleted ticket-to-issue link stops counting at the links' next census (every
-  `links_census_interval`, no forced sweep); the cycles in between ask only for new links.
+* A deleted ticket-to-issue link stops counting at the links' next census: by default every
+  cycle, else every `links_census_interval`; the cycles in between ask only for new links.
 * A sweep answered 429 or 5xx is retried like a read instead of failing for the cycle.
 """
 
@@ -135,10 +135,25 @@ def test_a_full_refresh_during_a_move_tombstones_nothing_that_moved(tmp_path: Pa
 # ---- item 3: a deleted link stops counting at the links' next census ----------------------------
 
 
+@pytest.fixture
+def hourly_census(
+    tmp_path: Path, small_zendesk: ZendeskSimulator, zendesk_token: str
+) -> Iterator[Runtime]:
+    """A runtime whose Zendesk links are listed in full once an hour."""
+    config = write_config(
+        tmp_path,
+        zendesk_url=small_zendesk.base_url,
+        zendesk_settings='links_census_interval = "1h"',
+    )
+    runtime = Runtime.load(str(config))
+    yield runtime
+    runtime.close()
+
+
 def test_links_are_read_by_since_id_between_censuses_and_listed_when_one_is_due(
-    runtime: Runtime, small_zendesk: ZendeskSimulator
+    hourly_census: Runtime, small_zendesk: ZendeskSimulator
 ) -> None:
-    sim = small_zendesk
+    sim, runtime = small_zendesk, hourly_census
     runtime.run_once()
     victim = next(iter(sim.jira_links))
     assert str(victim) in runtime.store.live_keys("zendesk", "jira_links")
@@ -146,7 +161,7 @@ def test_links_are_read_by_since_id_between_censuses_and_listed_when_one_is_due(
     added = sim.add_jira_link(next(iter(sim.tickets.items)), "10002", "PROJ-2")
     sim.reset_log()
 
-    results = {r.stream: r for r in runtime.run_once()}  # the census is not due (1h default)
+    results = {r.stream: r for r in runtime.run_once()}  # the census is not due (1h)
 
     assert results["jira_links"].deleted == 0
     live = runtime.store.live_keys("zendesk", "jira_links")
@@ -174,10 +189,7 @@ def test_a_deleted_link_is_gone_after_one_ordinary_cycle_with_a_census_each_cycl
     tmp_path: Path, small_zendesk: ZendeskSimulator, zendesk_token: str
 ) -> None:
     sim = small_zendesk
-    config = write_config(
-        tmp_path, zendesk_url=sim.base_url, zendesk_settings='links_census_interval = "0s"'
-    )
-    runtime = Runtime.load(str(config))
+    runtime = Runtime.load(str(write_config(tmp_path, zendesk_url=sim.base_url)))  # default: 0s
     try:
         runtime.run_once()
         victim = next(iter(sim.jira_links))

@@ -15,10 +15,12 @@ from pathlib import Path
 import click
 import pytest
 
-from pmsync.app.cli import cli
+from pmsync.app.cli.main import load_all_commands
 from pmsync.app.daemon.metrics import Metrics
 from pmsync.sync.store.store import Store
 from tests.conftest import REPO
+
+cli = load_all_commands()  # every command registered, for walking `cli.commands`
 
 README = (REPO / "README.md").read_text()
 FENCE = re.compile(r"^```(\w*)\n(.*?)^```", re.MULTILINE | re.DOTALL)

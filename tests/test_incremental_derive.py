@@ -148,6 +148,10 @@ class Company:
         }
         put(self.store, "zendesk", "tickets", "feedback", [self.tickets[key]])
 
+    def edit_ticket(self, key: str, **changes: Any) -> None:
+        self.tickets[key] = {**self.tickets[key], **changes}
+        put(self.store, "zendesk", "tickets", "feedback", [self.tickets[key]])
+
     def change(self) -> str:
         """One random change; returns its kind."""
         rng = self.rng
@@ -247,11 +251,77 @@ def test_incremental_derivations_store_what_a_full_one_computes(store_url: str) 
         mode = incremental(store, overrides)
         modes.append(mode)
         assert stored(store) == truth(store, overrides), (step, kind, mode)
-        if kind in ("arr", "segment", "currency", "status") and step != 20:
+        scoped = ("arr", "segment", "currency", "status", "ticket", "new_ticket", "delete_ticket")
+        if kind in scoped and step != 20:
             assert mode in ("incremental", "quiet"), (step, kind)  # quiet: the same value
     assert incremental(store, overrides) == "quiet"
     assert "full" in modes
     assert modes.count("incremental") >= 10
+
+
+def test_ticket_edits_relink_that_ticket_alone_and_store_what_a_full_one_computes(
+    store_url: str,
+) -> None:
+    """A ticket moved to another issue, given another organization (so another account),
+    deleted, revived, new, or edited beside an account's ARR: only it is linked again, and the
+    links and rollups stored are a full derivation's."""
+    store = Store(store_url)
+    company = Company(store, random.Random(21))
+    put(
+        store,
+        "zendesk",
+        "organizations",
+        "organization",
+        [{"id": f"o{n}", "external_id": f"001{n:02d}"} for n in range(4)],
+    )
+    overrides = Overrides()
+    assert incremental(store, overrides) == "full"
+    with store.transaction() as connection:
+        connection.execute(sa.text("DELETE FROM writeback_dirty"))
+    keys = sorted(company.tickets, key=int)
+    moved, orphan, reorganized = keys[0], keys[1], keys[2]
+
+    def check(what: str) -> None:
+        assert incremental(store, overrides) == "incremental", what
+        assert stored(store) == truth(store, overrides), what
+
+    company.edit_ticket(moved, issue_keys=["APP-1"], subject="x", requester_email="a@d1.com")
+    check("moved to APP-1")
+    company.edit_ticket(moved, issue_keys=["APP-2"])
+    check("moved from APP-1 to APP-2")
+    links_of_moved = {
+        (k, t) for k, ticket, t, _r in stored(store)[0] if ticket == f"zendesk:{moved}"
+    }
+    assert links_of_moved == {("ticket_account", "salesforce:00101"), ("ticket_issue", "jira:9001")}
+    with store.engine.connect() as connection:
+        _seqs, jira = dirty_targets(connection, "jira")
+        _seqs, salesforce = dirty_targets(connection, "salesforce")
+    assert jira is not None
+    assert {"jira:9000", "jira:9001"} <= jira.issues  # the issue it left and the one it joined
+    assert salesforce is not None
+    assert "salesforce:00101" in salesforce.accounts
+    company.edit_ticket(reorganized, organization_id="o1", issue_keys=["APP-3"])
+    check("given organization o1")
+    company.edit_ticket(reorganized, organization_id="o2")
+    check("moved to organization o2")
+    assert (
+        "ticket_account",
+        f"zendesk:{reorganized}",
+        "salesforce:00102",
+        "organization_external_id",
+    ) in stored(store)[0]
+    company.edit_ticket(reorganized, organization_id=None, requester_email="x@gmail.com")
+    check("no organization, free mail")
+    delete(store, "zendesk", "tickets", orphan)
+    check("deleted")
+    assert not any(ticket == f"zendesk:{orphan}" for _k, ticket, _t, _r in stored(store)[0])
+    put(store, "zendesk", "tickets", "feedback", [company.tickets[orphan]])
+    check("revived")
+    company.edit_ticket(moved, subject="see APP-4 and APP-5", issue_keys=[])
+    company.account("00101", arr=77_000)
+    company.ticket("500")
+    check("text keys, an account's ARR and a new ticket at once")
+    assert incremental(store, overrides) == "quiet"
 
 
 def test_a_quiet_derivation_marks_nothing_and_a_value_change_marks_its_targets(

@@ -27,7 +27,7 @@ SOURCES = (
 
 
 def _sources_now() -> str:
-    """The Makefile's SOURCES_NOW: the checksum of the list of source files."""
+    """The Makefile's SOURCES_NOW: the checksum of the list of source files and pyproject.toml."""
     listed = subprocess.run(
         ["git", "ls-files", "--cached", "--others", "--exclude-standard", *SOURCES],
         cwd=REPO,
@@ -35,9 +35,12 @@ def _sources_now() -> str:
         text=True,
         check=True,
     ).stdout
-    ordered = subprocess.run(
-        ["sort"], input=listed, capture_output=True, text=True, check=True, env={"LC_ALL": "C"}
-    ).stdout
+    ordered = (
+        subprocess.run(
+            ["sort"], input=listed, capture_output=True, text=True, check=True, env={"LC_ALL": "C"}
+        ).stdout
+        + (REPO / "pyproject.toml").read_text()
+    )
     return subprocess.run(
         ["cksum"], input=ordered, capture_output=True, text=True, check=True
     ).stdout.strip()

@@ -55,7 +55,10 @@ def big_zendesk(zendesk_sim: ZendeskSimulator) -> ZendeskSimulator:
 
 @pytest.fixture
 def runtime(tmp_path: Path, big_zendesk: ZendeskSimulator, zendesk_token: str) -> Iterator[Runtime]:
-    runtime = Runtime.load(str(write_config(tmp_path, zendesk_url=big_zendesk.base_url)))
+    config = write_config(
+        tmp_path, zendesk_url=big_zendesk.base_url, zendesk_settings='links_census_interval = "1h"'
+    )
+    runtime = Runtime.load(str(config))
     yield runtime
     runtime.close()
 
@@ -95,7 +98,7 @@ def test_full_sync_lands_every_record_once_and_second_run_is_one_request(
         path = f"/api/v2/incremental/{stream}"
         assert len(sim.requests_to(path)) == 1, stream
     # Links: only those above the newest id seen (an empty page); their census (the full
-    # listing) is not due for links_census_interval.
+    # listing) is not due for links_census_interval (1h here).
     assert len(sim.requests_to("/api/services/jira/links")) == 1
     assert len(sim.requests) == 4  # one per stream; sweeps are not due yet
     assert snapshot(runtime) == before

@@ -34,13 +34,14 @@ class Context:
         self.log_level = log_level
         self.log_format = log_format
 
-    def runtime(self, *, create_store: bool = False) -> Runtime:
+    def runtime(self, *, create_store: bool = False, full_check: bool = True) -> Runtime:
         """The configuration, mappings and connectors, loaded and checked against each other.
 
-        Only commands that write pass `create_store`: the others say "no store at ..."."""
+        Only commands that write pass `create_store`: the others say "no store at ...".
+        Commands that use no connector and no link (`status`) pass `full_check=False`."""
         from pmsync.app.runtime import Runtime
 
-        runtime = Runtime.load(self.config_path, create_store=create_store)
+        runtime = Runtime.load(self.config_path, create_store=create_store, full_check=full_check)
         log = runtime.config.settings.log
         fmt = cast(LogFormat, self.log_format or log.format)
         configure_logging(self.log_level or log.level, fmt)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from typing import cast
 
 import click
@@ -9,16 +10,30 @@ import click
 from pmsync import __version__
 from pmsync.logs import LogFormat, configure_logging
 
-from . import (
-    demo_command,
-    report_commands,
-    serve_command,
-    setup_commands,
-    state_commands,
-    sync_commands,
-    writeback_commands,
-)
 from .context import Context, WholeHelpGroup
+
+# The module that defines each command (in its COMMANDS). A command's module is imported when
+# the command runs, so `pmsync status` loads none of the others' imports; `--help` loads all.
+# tests/test_startup_imports.py checks this table against every module's COMMANDS.
+COMMAND_MODULES = {
+    "check-config": "setup_commands",
+    "connectors": "setup_commands",
+    "mappings": "setup_commands",
+    "schema": "setup_commands",
+    "check": "setup_commands",
+    "discover": "setup_commands",
+    "sync": "sync_commands",
+    "run": "sync_commands",
+    "status": "sync_commands",
+    "dead-letters": "sync_commands",
+    "state": "state_commands",
+    "links": "report_commands",
+    "report": "report_commands",
+    "plan": "writeback_commands",
+    "apply": "writeback_commands",
+    "demo": "demo_command",
+    "serve": "serve_command",
+}
 
 # The options of the group, with whether each takes a value. People write them after the
 # command too (`pmsync check-config --config x`); they are moved in front of it.
@@ -30,6 +45,16 @@ class PmsyncGroup(WholeHelpGroup):
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         return super().parse_args(ctx, hoist_global_options(args))
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *COMMAND_MODULES})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        module = COMMAND_MODULES.get(cmd_name)
+        if module is not None and cmd_name not in self.commands:
+            for command in importlib.import_module(f"{__package__}.{module}").COMMANDS:
+                self.add_command(command)
+        return super().get_command(ctx, cmd_name)
 
 
 def hoist_global_options(args: list[str]) -> list[str]:
@@ -111,17 +136,12 @@ def cli(
     ctx.obj = Context(config, log_level, log_format)
 
 
-for _module in (
-    setup_commands,
-    sync_commands,
-    state_commands,
-    report_commands,
-    writeback_commands,
-    demo_command,
-    serve_command,
-):
-    for _command in _module.COMMANDS:
-        cli.add_command(_command)
+def load_all_commands() -> click.Group:
+    """The `pmsync` group with every command registered (`cli.commands` is otherwise filled as
+    commands are asked for); for code that walks the commands, such as the docs' tests."""
+    for name in COMMAND_MODULES:
+        cli.get_command(click.Context(cli), name)
+    return cli
 
 
 def main() -> None:

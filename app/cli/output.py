@@ -10,7 +10,6 @@ from typing import Any
 import click
 import orjson
 from rich.console import Console
-from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 # Markup is off: ticket subjects, field names and error texts may contain [brackets]. Styled
 # lines pass markup=True and escape what they interpolate. Tables fit themselves (tables.py):
@@ -70,6 +69,9 @@ def progress(enabled: bool) -> Iterator[Callable[[Any], None] | None]:
     if not enabled:
         yield None
         return
+    # rich's live display loads only for a sync on a terminal: `status` never shows one.
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
     with Progress(
         SpinnerColumn(),
         TextColumn("{task.description}"),

@@ -226,9 +226,10 @@ def status_command(ctx: Context, as_json: bool) -> None:
     connector's write-back and each sweep: last success, failures in a row, last error."""
     from pmsync.app.status import stream_statuses, task_statuses
 
-    runtime = ctx.runtime()
+    # The streams come from the configuration and mappings: no connector module is imported.
+    runtime = ctx.runtime(full_check=False)
     try:
-        slots = [(job.connector, job.spec.name) for job in runtime.jobs()]
+        slots = runtime.slots()
         rows = stream_statuses(runtime.store, slots)
         tasks = task_statuses(runtime.store, sorted({c for c, _s in slots}))
     finally:

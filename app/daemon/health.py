@@ -26,12 +26,13 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 import orjson
-import structlog
 from prometheus_client import CollectorRegistry, make_wsgi_app
 from waitress.adjustments import Adjustments
 from waitress.server import TcpWSGIServer
 
-log = structlog.get_logger("pmsync.daemon")
+from pmsync.logs import get_logger
+
+log = get_logger("pmsync.daemon")
 
 Probe = Callable[[], tuple[bool, dict[str, Any]]]
 StartResponse = Callable[..., Any]

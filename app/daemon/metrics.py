@@ -24,18 +24,18 @@ from typing import Any
 
 import requests
 import sqlalchemy as sa
-import structlog
 from prometheus_client import CollectorRegistry, Counter, Gauge, Info
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from pmsync import __version__
 from pmsync.connectors.attribution import owner
 from pmsync.connectors.http import ConnectorAdapter, add_request_observer
+from pmsync.logs import get_logger
 from pmsync.sync.engine import StreamResult
 from pmsync.sync.store.schema import dead_letters, stream_state
 from pmsync.sync.store.store import Store
 
-log = structlog.get_logger("pmsync.metrics")
+log = get_logger("pmsync.metrics")
 
 CURRENT_CONNECTOR: ContextVar[str | None] = ContextVar("pmsync_connector", default=None)
 

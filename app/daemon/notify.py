@@ -11,9 +11,9 @@ import os
 import socket
 import time
 
-import structlog
+from pmsync.logs import get_logger
 
-log = structlog.get_logger("pmsync.daemon")
+log = get_logger("pmsync.daemon")
 
 
 class Notifier:

@@ -37,13 +37,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
-import structlog
 from sqlalchemy.engine import URL
 from sqlalchemy.pool import NullPool
 
 from pmsync.app.daemon.leases import LeaseLost
+from pmsync.logs import get_logger
 
-log = structlog.get_logger("pmsync.leases")
+log = get_logger("pmsync.leases")
 
 LEASE_FACTOR = 1.5  # a lease lives this many lease intervals past its last renewal
 RENEWALS_PER_INTERVAL = 4

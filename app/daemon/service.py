@@ -25,7 +25,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-import structlog
 
 from pmsync import __version__
 from pmsync.app.daemon.health import HealthApp, HealthServer
@@ -45,10 +44,10 @@ if TYPE_CHECKING:
 from pmsync.connectors.http import set_replica_tag
 from pmsync.errors import ConfigError, PmsyncError
 from pmsync.gcpolicy import one_malloc_arena
-from pmsync.logs import configure_logging
+from pmsync.logs import configure_logging, get_logger
 from pmsync.redact import redact
 
-log = structlog.get_logger("pmsync.daemon")
+log = get_logger("pmsync.daemon")
 
 EXIT_OK = 0
 

@@ -11,9 +11,9 @@ import signal
 import threading
 from types import FrameType
 
-import structlog
+from pmsync.logs import get_logger
 
-log = structlog.get_logger("pmsync.daemon")
+log = get_logger("pmsync.daemon")
 
 EXIT_FORCED = 1
 

@@ -30,12 +30,13 @@ from pmsync.app.runtime import Runtime, StreamJob, new_run_id, release_memory
 from pmsync.connectors.base import Connector
 from pmsync.connectors.budget import waiting_with
 from pmsync.errors import Interrupted, PmsyncError
+from pmsync.logs import get_logger
 from pmsync.sync.engine import StreamResult, SyncEngine
 from pmsync.sync.store import store as st
 from pmsync.sync.store import tasks
 from pmsync.sync.store.store import utcnow
 
-log = structlog.get_logger("pmsync.daemon")
+log = get_logger("pmsync.daemon")
 
 _SLICE = 0.2  # seconds: how often a long wait looks at the stop flag
 _SUCCESS_RECORD_EVERY = 300.0  # seconds: a write-back that keeps working is recorded this often

@@ -21,14 +21,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-import structlog
-
 from pmsync.app.runtime import Runtime
 from pmsync.connectors.base import Connector
 from pmsync.errors import Interrupted, PmsyncError
+from pmsync.logs import get_logger
 from pmsync.sync.writeback.plan import PlannedWrite
 
-log = structlog.get_logger("pmsync.daemon.writeback")
+log = get_logger("pmsync.daemon.writeback")
 
 LOCK_WAIT_SECONDS = 30.0  # longest wait for the connector's write-back lock in one cycle
 

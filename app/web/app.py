@@ -13,7 +13,6 @@ from importlib import resources
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
-import structlog
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 from werkzeug.routing import Map, Rule
@@ -40,11 +39,12 @@ from pmsync.app.web.security import CSRF_COOKIE, SESSION_COOKIE, Guard, Identity
 from pmsync.app.web.settings import WebSettings
 from pmsync.app.web.snapshot import Snapshot
 from pmsync.app.web.tables import show
+from pmsync.logs import get_logger
 
 if TYPE_CHECKING:
     from pmsync.sync.store.store import Store
 
-log = structlog.get_logger("pmsync.web")
+log = get_logger("pmsync.web")
 StartResponse = Callable[..., Any]
 NAV = (
     ("/", "Issues"),

@@ -11,17 +11,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-import structlog
 
 from pmsync.app.web.snapshot import Snapshot, build_snapshot
 from pmsync.errors import ConfigError
+from pmsync.logs import get_logger
 from pmsync.redact import redact
 from pmsync.sync.store.schema import records
 
 if TYPE_CHECKING:
     from pmsync.app.runtime import Runtime
 
-log = structlog.get_logger("pmsync.web")
+log = get_logger("pmsync.web")
 
 
 def store_fingerprint(runtime: Runtime) -> tuple[Any, ...]:

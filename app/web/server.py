@@ -11,7 +11,6 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-import structlog
 from waitress.server import create_server
 
 from pmsync.app.web.app import WebApp
@@ -19,11 +18,12 @@ from pmsync.app.web.keeper import SnapshotKeeper
 from pmsync.app.web.links import SourceLinks
 from pmsync.app.web.settings import WebSettings
 from pmsync.errors import ConfigError, Problem
+from pmsync.logs import get_logger
 
 if TYPE_CHECKING:
     from pmsync.app.runtime import Runtime
 
-log = structlog.get_logger("pmsync.web")
+log = get_logger("pmsync.web")
 LOCAL_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
 
 

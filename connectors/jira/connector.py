@@ -25,7 +25,6 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import requests
-import structlog
 from jira import JIRA
 from jira.exceptions import JIRAError
 from pydantic import BaseModel
@@ -62,11 +61,12 @@ from pmsync.connectors.jira.search import (
 from pmsync.connectors.jira.settings import JiraSettings
 from pmsync.connectors.jira.writes import IssueWritePacer, IssueWriter, RemoteLink
 from pmsync.errors import ConnectorError, FatalError, RetriableError
+from pmsync.logs import get_logger
 from pmsync.redact import register_secret
 
 CONFIRM_CHUNK = 100  # ids per `id in (...)` search when confirming what a census missed
 
-log = structlog.get_logger("pmsync.connectors.jira")
+log = get_logger("pmsync.connectors.jira")
 
 # System field ids, and the display names Jira gives them (Cloud and Data Center spellings),
 # for the mapping check; custom fields are resolved against the site's catalogue at read time.

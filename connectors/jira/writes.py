@@ -23,7 +23,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import requests
-import structlog
 
 from pmsync.connectors.base import FieldWrite, WriteOutcome
 from pmsync.connectors.budget import arrival_margin, budget_sleep
@@ -38,8 +37,9 @@ from pmsync.connectors.jira.errors import (
 from pmsync.connectors.jira.fields import FieldCatalog, FieldNameError
 from pmsync.connectors.window import MovingWindow
 from pmsync.errors import AuthError, ConnectorError, RetriableError
+from pmsync.logs import get_logger
 
-log = structlog.get_logger("pmsync.connectors.jira")
+log = get_logger("pmsync.connectors.jira")
 
 PROPERTY_KEY_MAX = 255
 PROPERTY_VALUE_MAX = 32_768

@@ -1,5 +1,25 @@
-"""Pendo connector."""
+"""Pendo connector.
 
-from pmsync.connectors.pendo.connector import PendoConnector
+The connector module (its HTTP client and API library) loads when first named: the settings
+module alone is what validating a configuration needs (`pmsync status` imports no connector).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pmsync.connectors.pendo.connector import PendoConnector
 
 __all__ = ["PendoConnector"]
+
+_LAZY = {
+    "PendoConnector": "pmsync.connectors.pendo.connector",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -25,7 +25,6 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import requests
-import structlog
 from pydantic import BaseModel
 
 from pmsync.connectors.attribution import claim
@@ -36,9 +35,10 @@ from pmsync.connectors.pendo import aggregation as agg
 from pmsync.connectors.pendo import polls
 from pmsync.connectors.pendo.settings import PendoSettings
 from pmsync.errors import FatalError
+from pmsync.logs import get_logger
 from pmsync.validation import did_you_mean
 
-log = structlog.get_logger("pmsync.connectors.pendo")
+log = get_logger("pmsync.connectors.pendo")
 
 FEATURE_PREFIX = "feature:"
 KEY_HEADER = "x-pendo-integration-key"

@@ -19,7 +19,6 @@ from typing import Any
 
 import jmespath
 import requests
-import structlog
 from pydantic import BaseModel
 
 from pmsync.connectors.attribution import claim
@@ -31,9 +30,10 @@ from pmsync.connectors.rest.paginators import PaginationLoop, Paginator, make_pa
 from pmsync.connectors.rest.settings import EndpointSettings, RestSettings
 from pmsync.connectors.rest.templates import render
 from pmsync.errors import FatalError
+from pmsync.logs import get_logger
 from pmsync.validation import did_you_mean
 
-log = structlog.get_logger("pmsync.connectors.rest")
+log = get_logger("pmsync.connectors.rest")
 
 
 class RestConnector(Connector):

@@ -1,5 +1,25 @@
-"""Salesforce connector."""
+"""Salesforce connector.
 
-from pmsync.connectors.salesforce.connector import SalesforceConnector
+The connector module (its HTTP client and API library) loads when first named: the settings
+module alone is what validating a configuration needs (`pmsync status` imports no connector).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pmsync.connectors.salesforce.connector import SalesforceConnector
 
 __all__ = ["SalesforceConnector"]
+
+_LAZY = {
+    "SalesforceConnector": "pmsync.connectors.salesforce.connector",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

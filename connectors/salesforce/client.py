@@ -22,7 +22,6 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import requests
-import structlog
 from simple_salesforce.api import Salesforce
 from simple_salesforce.exceptions import (
     SalesforceAuthenticationFailed,
@@ -43,9 +42,10 @@ from pmsync.errors import (
     QuotaExhausted,
     RetriableError,
 )
+from pmsync.logs import get_logger
 from pmsync.redact import register_secret
 
-log = structlog.get_logger("pmsync.salesforce")
+log = get_logger("pmsync.salesforce")
 T = TypeVar("T")
 
 RETRIABLE_CODES = frozenset(

@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-import structlog
 from pydantic import BaseModel
 from simple_salesforce.api import Salesforce
 
@@ -39,9 +38,10 @@ from pmsync.connectors.salesforce.cursor import SObjectCursor
 from pmsync.connectors.salesforce.quota import QuotaGuard
 from pmsync.connectors.salesforce.settings import SalesforceSettings
 from pmsync.errors import FatalError, RetriableError
+from pmsync.logs import get_logger
 from pmsync.redact import register_secret
 
-log = structlog.get_logger("pmsync.salesforce")
+log = get_logger("pmsync.salesforce")
 
 SOBJECT_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,79}$")
 DEFAULT_STREAMS = ("Account", "Contact")

@@ -46,10 +46,11 @@ class ZendeskSettings(ConnectorSettings):
         default=None, description="Where the first export starts; default: the beginning."
     )
     links_census_interval: Duration = Field(
-        default=timedelta(hours=1),
+        default=timedelta(0),
         description="How often the Jira links are listed in full, which finds removed and "
         "changed links; in between, each cycle asks only for links newer than the newest seen "
-        "(one request). 0s lists them in full every cycle.",
+        "(one request). 0s (the default) lists them in full every cycle, so a removed link "
+        "stops counting at the next one.",
     )
     max_rate_limit_wait: Duration = Field(
         default=timedelta(seconds=120),

@@ -16,14 +16,14 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
 import sqlalchemy as sa
-import structlog
 
 from pmsync.errors import PmsyncError
+from pmsync.logs import get_logger
 from pmsync.sync.links.world import Entity, World
 from pmsync.sync.store.schema import issue_key_aliases
 from pmsync.sync.store.store import Store, utcnow
 
-log = structlog.get_logger("pmsync.links")
+log = get_logger("pmsync.links")
 
 #: keys -> the issue id each names now (None: no such issue, or not visible to the API user).
 #: A key left out of the answer (its look-up failed) is asked again next time.

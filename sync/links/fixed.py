@@ -1,8 +1,9 @@
 """Inputs of the rollups that no value-only change can move, kept from the last full derivation.
 
-An incremental derivation runs only when every change is an account's or an issue's value
-(ARR, segment, status: `incremental.py`); usage, survey answers, opportunities, people and
-organizations are then unchanged since the last full derivation, and so are, on the same day,
+An incremental derivation runs only when every change is a ticket, or an account's or an
+issue's value (ARR, segment, status: `incremental.py`); usage, survey answers, opportunities,
+people and organizations are then unchanged since the last full derivation (none of these
+inputs reads a ticket), and so are, on the same day,
 each account's peak usage, each account's latest NPS and each cited issue's pipeline figures
 (the pipeline reads accounts' existence and names and issues' keys only, which a value-only
 change keeps). The full derivation stores them (in `derive_state`, per rollup); an incremental

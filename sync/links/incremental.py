@@ -1,13 +1,15 @@
 """Derive the rollups of some issues only, from the stored links and a World without most tickets.
 
 An incremental derivation re-computes what a change can move and nothing else. It is used when
-every changed record is an account or an issue whose linking fields (an account's domains and
-name, an issue's id and key) did not change: no link moves, so the stored links are still the
-links, and only the rollups of the issues those records reach change. Those rollups are
-computed by the same code as a full derivation's (`compute_rollups`, `hear_voices`) over a
-World that holds every record except tickets, plus the tickets of the issues and accounts in
-scope: the figures are therefore the ones a full derivation would compute. A weighted score
-normalises across all issues, so with one declared any change derives everything.
+every changed record is a ticket (`relink.py` links the changed tickets again, alone), or an
+account or an issue whose linking fields (an account's domains and name, an issue's id and key)
+did not change: no other ticket's link moves, so the stored links are still the links but for
+the changed tickets', and only the rollups of the issues those records reach (a ticket: the
+issues it asked for before and asks for now) change. Those rollups are computed by the same
+code as a full derivation's (`compute_rollups`, `hear_voices`) over a World that holds the
+tickets of the issues and accounts in scope and the accounts and issues they link to: the
+figures are therefore the ones a full derivation would compute. A weighted score normalises
+across all issues, so with one declared any change derives everything.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Any
 
 import orjson
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
 
 from pmsync.sync.links.changes import Change, Scope, link_fingerprint, stored_inputs
 from pmsync.sync.links.fixed import FixedInputs
@@ -25,39 +28,62 @@ from pmsync.sync.links.models import RollupSpec
 from pmsync.sync.links.rollups import Currencies, Rollup, compute_rollups
 from pmsync.sync.links.score_models import ScoreSpec
 from pmsync.sync.links.voices import Voices, hear_voices
-from pmsync.sync.links.world import Entity, World, ref, split_ref
+from pmsync.sync.links.world import TICKET_FIELDS, Entity, World, ref, split_ref
 from pmsync.sync.store.schema import links as links_table
 from pmsync.sync.store.schema import records
 from pmsync.sync.store.store import Store
 
 VALUE_ONLY = ("account", "issue")  # entities whose non-linking changes derive incrementally
+TICKETS = "feedback"  # tickets: any change (edit, new, deleted) derives incrementally
 
 
-def value_only_changes(
-    store: Store, changes: Sequence[Change], scores: Mapping[str, ScoreSpec], derived_from: set[str]
+def scoped_changes(
+    store: Store,
+    changes: Sequence[Change],
+    scores: Mapping[str, ScoreSpec],
+    derived_from: set[str],
+    streams: Mapping[str, Sequence[Sequence[str]]],
 ) -> Scope | None:
-    """The accounts and issues changed (as a Scope), when no change can move a link; else None.
+    """What changed, as a Scope: accounts and issues whose values changed, and tickets changed
+    in any way (stored, edited, deleted, revived); None when a change needs a full derivation.
 
-    A new, deleted or revived record, or one whose linking fields changed, returns None.
+    An account or issue that is new, deleted or revived, or whose linking fields changed, can
+    move the links of any ticket: None. So can a person, an organization or any other entity.
+    A ticket moves only its own links; it must be in a stream that held tickets at the last
+    full derivation (`streams`): a stream mapped anew (its records' entity changed) derives all.
     """
     relevant = [c for c in changes if c.entity in derived_from]
     if not relevant:
         return Scope()
-    if any(c.entity not in VALUE_ONLY for c in relevant):
+    if any(c.entity not in (*VALUE_ONLY, TICKETS) for c in relevant):
         return None
     if any(spec.method == "weighted" for spec in scores.values()):
         return None
-    current = _current(store, relevant)
-    known = _known_inputs(store, current)
+    ticket_streams = {(str(c), str(s)) for c, s in streams.get(TICKETS, [])}
     scope = Scope()
+    values = []
     for change in relevant:
+        if change.entity != TICKETS:
+            values.append(change)
+        elif (change.connector, change.stream) in ticket_streams:
+            scope.tickets.add(change.ref)
+        else:
+            return None
+    return scope if _add_values(store, values, scope) else None
+
+
+def _add_values(store: Store, changes: Sequence[Change], scope: Scope) -> bool:
+    """Add the changed accounts and issues to `scope`; False if one can move a link."""
+    current = _current(store, changes)
+    known = _known_inputs(store, current)
+    for change in changes:
         found = current.get((change.connector, change.stream, change.key))
         if found is None or found[0] != change.entity:
-            return None  # tombstoned (or its entity changed): links move
+            return False  # tombstoned (or its entity changed): links move
         if known.get(change.ref) != link_fingerprint(change.entity, found[1]):
-            return None  # new, or its linking fields changed
+            return False  # new, or its linking fields changed
         (scope.accounts if change.entity == "account" else scope.issues).add(change.ref)
-    return scope
+    return True
 
 
 def _known_inputs(
@@ -148,12 +174,12 @@ def scoped_world(
         tickets = set(scope.tickets)
         tickets |= _tickets_linked(connection, "ticket_issue", scope.issues)
         tickets |= _tickets_linked(connection, "ticket_account", scope.accounts)
-        _load(connection, world.tickets, "feedback", tickets, streams)
-        result = _stored_links(connection, set(world.tickets))
+        load_records(connection, world.tickets, "feedback", tickets, streams, TICKET_FIELDS)
+        result = stored_links(connection, set(world.tickets))
         accounts = {link.target for link in result.account_of.values()}
-        _load(connection, world.accounts, "account", accounts | scope.accounts, streams)
+        load_records(connection, world.accounts, "account", accounts | scope.accounts, streams)
         issues = {issue for per in result.issues_of.values() for issue in per}
-        _load(connection, world.issues, "issue", issues | scope.issues, streams)
+        load_records(connection, world.issues, "issue", issues | scope.issues, streams)
     world.index()
     return world, result
 
@@ -171,36 +197,59 @@ def streams_of(world: World) -> dict[str, list[list[str]]]:
     return found
 
 
-def _load(
+def load_records(
     connection: sa.Connection,
     into: dict[str, Entity],
     entity: str,
     refs: Iterable[str],
     streams: Mapping[str, Sequence[Sequence[str]]],
+    fields: Sequence[str] = (),
 ) -> None:
-    """Live records of `entity` by ref (connector:key), looked up by primary key per stream."""
+    """Live records of `entity` by ref (connector:key), looked up by primary key per stream.
+
+    `fields` (two or more): only these fields, picked out by the database (SQLite, PostgreSQL),
+    so a ticket's description is neither sent nor parsed: most of an incremental derivation's
+    time went to parsing the full records of the tickets it re-counts."""
     keys_by_connector: dict[str, list[str]] = {}
     for value in refs:
         connector, key = split_ref(value)
         keys_by_connector.setdefault(connector, []).append(key)
+    picked = _picked(connection, fields)
+    column = records.c.unified if picked is None else picked
     for connector, stream in streams.get(entity, []):
         keys = sorted(keys_by_connector.get(connector, []))
-        if keys:
-            for start in range(0, len(keys), 900):
-                query = sa.select(records.c.key, records.c.entity, records.c.unified).where(
-                    records.c.connector == connector,
-                    records.c.stream == stream,
-                    records.c.key.in_(keys[start : start + 900]),
-                    records.c.deleted_at.is_(None),
+        for start in range(0, len(keys), 900):
+            query = sa.select(records.c.key, records.c.entity, column).where(
+                records.c.connector == connector,
+                records.c.stream == stream,
+                records.c.key.in_(keys[start : start + 900]),
+                records.c.deleted_at.is_(None),
+            )
+            for key, found, unified in connection.execute(query):
+                if found != entity:
+                    continue
+                loaded = orjson.loads(unified)
+                if picked is not None:  # values in the order of `fields`; null: absent
+                    loaded = {n: v for n, v in zip(fields, loaded, strict=True) if v is not None}
+                into[ref(connector, key)] = Entity(
+                    ref(connector, key), connector, stream, key, loaded
                 )
-                for key, found, unified in connection.execute(query):
-                    if found == entity:
-                        into[ref(connector, key)] = Entity(
-                            ref(connector, key), connector, stream, key, orjson.loads(unified)
-                        )
 
 
-def _stored_links(connection: sa.Connection, tickets: set[str]) -> LinkResult:
+def _picked(connection: sa.Connection, fields: Sequence[str]) -> sa.ColumnElement[Any] | None:
+    """A JSON array of the record's `fields`, computed by the database; None: read it all."""
+    if len(fields) < 2:  # SQLite's json_extract returns an array for two paths or more
+        return None
+    if connection.dialect.name == "sqlite":
+        paths = [f'$."{name}"' for name in fields]
+        return sa.func.json_extract(records.c.unified, *paths)
+    if connection.dialect.name == "postgresql":
+        document = sa.cast(records.c.unified, JSONB)
+        return sa.cast(sa.func.jsonb_build_array(*(document[name] for name in fields)), sa.Text)
+    return None
+
+
+def stored_links(connection: sa.Connection, tickets: set[str]) -> LinkResult:
     result = LinkResult()
     wanted = sorted(tickets)
     for kind in ("ticket_account", "ticket_issue"):  # the primary key leads with the kind

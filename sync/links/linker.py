@@ -8,7 +8,7 @@ override file). ticket -> issue: every enabled rule adds links; each link record
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -23,7 +23,7 @@ Kind = Literal["ticket_account", "ticket_issue"]
 NO_ACCOUNT = "none"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Link:
     """One link and the rule that made it."""
 
@@ -129,10 +129,11 @@ class Linker:
         self.key_pattern = re.compile(settings.ticket_issue.text_pattern)
         self._known: set[str] | None = None
 
-    def named_keys(self, world: World) -> set[str]:
-        """Every issue key a key-reading rule finds in some ticket (upper case)."""
+    def named_keys(self, world: World, tickets: Iterable[Entity] | None = None) -> set[str]:
+        """Every issue key a key-reading rule finds in some ticket (upper case): of `tickets`,
+        or of the World's."""
         found: set[str] = set()
-        for ticket in world.tickets.values():
+        for ticket in world.tickets.values() if tickets is None else tickets:
             for keys in self._keys_by_rule(world, ticket).values():
                 found.update(keys)
         return found
@@ -159,12 +160,23 @@ class Linker:
         return found
 
     def link(self, world: World) -> LinkResult:
+        """Link every ticket of the World."""
+        result = self.start(world)
+        self.link_tickets(world, world.tickets.values(), result)
+        return result
+
+    def start(self, world: World) -> LinkResult:
+        """An empty result with the overrides' problems; `link_tickets` then fills it, batch
+        by batch (a full derivation does not hold every ticket's record at once)."""
         result = LinkResult()
         self._check_overrides(world, result)
-        for ticket in world.tickets.values():
+        return result
+
+    def link_tickets(self, world: World, tickets: Iterable[Entity], result: LinkResult) -> None:
+        """Add the links of `tickets` (in order) to `result`."""
+        for ticket in tickets:
             self._link_account(world, ticket, result)
             self._link_issues(world, ticket, result)
-        return result
 
     # ---- ticket -> account ------------------------------------------------------------
 

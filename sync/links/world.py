@@ -6,8 +6,9 @@ Records are referred to as `connector:key`, which is unique across connector ins
 from __future__ import annotations
 
 import re
+import sys
 from collections import defaultdict
-from collections.abc import Collection
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,6 +16,15 @@ from pmsync.sync.store.store import Store
 
 Unified = dict[str, Any]
 _SALESFORCE_ID = re.compile(r"[a-zA-Z0-9]{15}(?:[a-zA-Z0-9]{3})?")
+
+# What is read of a ticket once it is linked (rollups, write-back, reports, the web view), and
+# of a person or an integration link ever (linking): a derivation keeps only these fields, so
+# its memory is not that of every full record (a ticket's description, a person's profile).
+TICKET_FIELDS = ("status", "created_at", "subject", "product_area")
+PERSON_FIELDS = ("email", "account_id", "organization_id")
+ISSUE_LINK_FIELDS = ("ticket_id", "issue_id", "issue_key")
+# Fields with few distinct values: one string object each, not one per record.
+_SHARED_VALUES = frozenset({"status", "product_area"})
 
 
 def ref(connector: str, key: str) -> str:
@@ -26,7 +36,7 @@ def split_ref(value: str) -> tuple[str, str]:
     return connector, key
 
 
-@dataclass
+@dataclass(slots=True)
 class Entity:
     """One live record: where it came from and its unified fields."""
 
@@ -39,6 +49,17 @@ class Entity:
     def get(self, name: str, default: Any = None) -> Any:
         value = self.fields.get(name)
         return default if value is None else value
+
+    def slim(self, names: Collection[str]) -> Entity:
+        """This record with only the fields `names` (those present), for keeping many."""
+        fields = {}
+        for name in names:
+            if name in self.fields:
+                value = self.fields[name]
+                if name in _SHARED_VALUES and isinstance(value, str):
+                    value = sys.intern(value)
+                fields[name] = value
+        return Entity(self.ref, self.connector, self.stream, self.key, fields)
 
 
 @dataclass
@@ -85,11 +106,16 @@ class World:
         for connector, stream, key, unified in store.iter_unified(wanted):
             entity_name, fields = unified
             record = Entity(ref(connector, key), connector, stream, key, fields)
+            if entity_name == "person":
+                record = record.slim(PERSON_FIELDS)
+            elif entity_name == "issue_link":
+                record = record.slim(ISSUE_LINK_FIELDS)
             buckets[entity_name][record.ref] = record
         world.index()
         return world
 
     def index(self) -> None:
+        """The look-ups linking uses (accounts, contacts, issues, integration links)."""
         for account in self.accounts.values():
             self.by_account_id[account.key] = account
             if _SALESFORCE_ID.fullmatch(account.key):  # an 18-char id is also known by 15
@@ -140,3 +166,19 @@ class World:
             person = self.requester(ticket)
             email = person.get("email") if person else None
         return str(email).lower() if email else None
+
+
+def ticket_batches(store: Store, size: int = 2000) -> Iterator[list[Entity]]:
+    """Every live ticket (entity feedback), a batch at a time, in the order `World.load` reads
+    them: a derivation links and slims one batch before it reads the next."""
+    batch: list[Entity] = []
+    strings: dict[str, str] = {}  # connector and stream names: one object each
+    for read_connector, read_stream, key, (_entity, fields) in store.iter_unified(["feedback"]):
+        connector = strings.setdefault(read_connector, read_connector)
+        stream = strings.setdefault(read_stream, read_stream)
+        batch.append(Entity(ref(connector, key), connector, stream, key, fields))
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch

@@ -14,15 +14,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import sqlalchemy as sa
-import structlog
 from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
 from pmsync.errors import ConfigError, Problem
+from pmsync.logs import get_logger
 from pmsync.private import private_file
 
-log = structlog.get_logger("pmsync.store")
+log = get_logger("pmsync.store")
 
 
 def pending_upgrade(connection: sa.Connection, config: AlembicConfig) -> tuple[str, str] | None:

@@ -75,8 +75,12 @@ def store_locks(
 
 @contextmanager
 def _pg_lock(store: Store, name: str, stop: StopCheck) -> Iterator[None]:
-    ident = lock_id(name)
     with store.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        # Advisory locks are per database, stores are per schema: two pmsync stores sharing one
+        # database (a schema each) must not wait on each other's locks.
+        schema = connection.execute(sa.text("SELECT current_schema()")).scalar()
+        # The default schema keeps the bare name, so replicas of an older release agree on its id.
+        ident = lock_id(name if schema == "public" else f"{schema}:{name}")
 
         def attempt() -> bool:
             query = sa.text("SELECT pg_try_advisory_lock(:id)")

@@ -17,17 +17,17 @@ from typing import Any
 
 import orjson
 import sqlalchemy as sa
-import structlog
 from sqlalchemy.engine import Connection, Engine
 
 from pmsync.errors import ConfigError, Problem
+from pmsync.logs import get_logger
 from pmsync.private import open_to_others, private_directories, private_file
 from pmsync.sync.store.schema import dead_letters, records, stream_state
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 _MIGRATION_LOCK_ID = 0x706D73796E63  # "pmsync": serialises migrations between replicas
 
-log = structlog.get_logger("pmsync.store")
+log = get_logger("pmsync.store")
 
 
 def utcnow() -> datetime:

@@ -24,10 +24,10 @@ from typing import Any, Protocol, runtime_checkable
 
 import orjson
 import sqlalchemy as sa
-import structlog
 
 from pmsync.connectors.base import MISSING, Connector, FieldWrite, WriteOutcome
 from pmsync.errors import AuthError, FatalError, PmsyncError, QuotaExhausted, RetriableError
+from pmsync.logs import get_logger
 from pmsync.sync.store.schema import (
     loop_closures,
     writeback_gone,
@@ -37,7 +37,7 @@ from pmsync.sync.store.schema import (
 from pmsync.sync.store.store import Store, dumps, utcnow
 from pmsync.sync.writeback.plan import GuardTripped, Plan, PlannedWrite, normalize
 
-log = structlog.get_logger("pmsync.writeback")
+log = get_logger("pmsync.writeback")
 
 
 @runtime_checkable
