@@ -37,22 +37,25 @@ def one_malloc_arena() -> None:
 _depth = 0  # bulk_allocation blocks open (nested, or in several threads)
 _depth_lock = threading.Lock()
 _previous: tuple[int, int, int] = (700, 10, 10)
+_was_frozen = False  # someone else froze objects first (the web view's snapshot keeper)
 
 
 @contextmanager
 def bulk_allocation(*, one_arena: bool = True) -> Iterator[None]:
     """Freeze what exists now (modules, configuration, a daemon's caches) out of the
-    collector's sight and collect the young generation rarely; restored (and unfrozen) when
-    the outermost block ends. Threads started inside share one malloc arena
+    collector's sight and collect the young generation rarely; restored (and unfrozen, unless
+    something was frozen before, such as the web view's snapshot) when the outermost block
+    ends. Threads started inside share one malloc arena
     (`one_malloc_arena`), which stays so, unless `one_arena` is False. A derivation in a
     process that holds millions of objects spent half its time in full collections walking
     them (issue 14)."""
-    global _depth, _previous  # noqa: PLW0603 - the collector's settings are process-wide
+    global _depth, _previous, _was_frozen  # noqa: PLW0603 - the collector's settings are process-wide
     if one_arena:
         one_malloc_arena()
     with _depth_lock:
         if _depth == 0:
             _previous = gc.get_threshold()
+            _was_frozen = gc.get_freeze_count() > 0
             gc.freeze()
             gc.set_threshold(*BULK_THRESHOLDS)
         _depth += 1
@@ -63,4 +66,5 @@ def bulk_allocation(*, one_arena: bool = True) -> Iterator[None]:
             _depth -= 1
             if _depth == 0:
                 gc.set_threshold(*_previous)
-                gc.unfreeze()
+                if not _was_frozen:  # a freeze made by someone else stays theirs to undo
+                    gc.unfreeze()

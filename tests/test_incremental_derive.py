@@ -317,6 +317,11 @@ def test_ticket_edits_relink_that_ticket_alone_and_store_what_a_full_one_compute
     assert not any(ticket == f"zendesk:{orphan}" for _k, ticket, _t, _r in stored(store)[0])
     put(store, "zendesk", "tickets", "feedback", [company.tickets[orphan]])
     check("revived")
+    # PostgreSQL's jsonb refuses a \u0000 escape: such a ticket is read whole, not picked.
+    company.edit_ticket(reorganized, description="a\x00b", subject="nul \x00 APP-6")
+    check("a NUL in the description and the subject")
+    company.account("00102", arr=55_000)
+    check("an ARR change reaching the ticket with a NUL")
     company.edit_ticket(moved, subject="see APP-4 and APP-5", issue_keys=[])
     company.account("00101", arr=77_000)
     company.ticket("500")

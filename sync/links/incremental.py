@@ -229,8 +229,10 @@ def load_records(
                 if found != entity:
                     continue
                 loaded = orjson.loads(unified)
-                if picked is not None:  # values in the order of `fields`; null: absent
+                if isinstance(loaded, list):  # picked: values in `fields` order; null: absent
                     loaded = {n: v for n, v in zip(fields, loaded, strict=True) if v is not None}
+                elif fields:  # the whole record came (see _picked): the same fields of it
+                    loaded = {n: loaded[n] for n in fields if loaded.get(n) is not None}
                 into[ref(connector, key)] = Entity(
                     ref(connector, key), connector, stream, key, loaded
                 )
@@ -244,8 +246,12 @@ def _picked(connection: sa.Connection, fields: Sequence[str]) -> sa.ColumnElemen
         paths = [f'$."{name}"' for name in fields]
         return sa.func.json_extract(records.c.unified, *paths)
     if connection.dialect.name == "postgresql":
+        # jsonb refuses a \u0000 escape anywhere in a document, even in a field not picked:
+        # such a record comes whole (a JSON object, not an array) and is picked in Python.
         document = sa.cast(records.c.unified, JSONB)
-        return sa.cast(sa.func.jsonb_build_array(*(document[name] for name in fields)), sa.Text)
+        picked = sa.cast(sa.func.jsonb_build_array(*(document[name] for name in fields)), sa.Text)
+        has_nul = sa.func.strpos(records.c.unified, sa.literal("\\u0000")) > 0
+        return sa.case((has_nul, records.c.unified), else_=picked)
     return None
 
 
