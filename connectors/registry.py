@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from importlib.metadata import EntryPoint, entry_points
 
 from pmsync.connectors.base import Connector, ConnectorSettings
+from pmsync.logs import structlog_for_plugins
 
 ENTRY_POINT_GROUP = "pmsync.connectors"
 # Optional: a type's settings model on its own, so validating a configuration imports no
@@ -76,6 +77,7 @@ class Registry:
         ep = self.pending.pop(type_name, None)
         if ep is None:
             return
+        structlog_for_plugins()
         try:
             cls = ep.load()
         except Exception as exc:  # noqa: BLE001 - a broken plugin must not stop the rest

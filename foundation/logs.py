@@ -80,6 +80,14 @@ def _structlog() -> ModuleType:
     return structlog
 
 
+def structlog_for_plugins() -> None:
+    """Apply the pending configuration now. A plugin may log with `structlog.get_logger`
+    directly rather than through `get_logger`: its lines must get pmsync's processors
+    (redaction) and stream, not structlog's defaults on stdout. Called before a connector
+    module is imported."""
+    _structlog()
+
+
 def _apply_pending() -> None:
     """Configure structlog (the caller holds `_setup.lock`); the output format is the stdlib
     handler's formatter's business."""

@@ -164,6 +164,29 @@ def test_a_logger_used_before_structlog_is_loaded_writes_as_configured() -> None
     assert second["event"] == "library says hi"
 
 
+def test_a_plugin_logging_with_structlog_directly_gets_pmsync_s_stream_and_redaction() -> None:
+    """A connector plugin may call structlog.get_logger itself: once a connector is loaded,
+    its lines are JSON on the configured stream with secrets masked, never on stdout."""
+    probe = (
+        "import io, sys\n"
+        "from pmsync.logs import configure_logging\n"
+        "from pmsync.redact import register_secret\n"
+        "from pmsync.connectors.registry import load_registry\n"
+        "out = io.StringIO()\n"
+        "configure_logging('info', 'json', stream=out)\n"
+        "register_secret('hunter2-secret')\n"
+        "assert load_registry().get('zendesk') is not None\n"
+        "import structlog\n"
+        "structlog.get_logger('plugin').warning('request', authorization='Bearer hunter2-secret')\n"
+        "sys.stderr.write(out.getvalue())\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert done.stdout == ""
+    (line,) = (json.loads(text) for text in done.stderr.splitlines() if '"request"' in text)
+    assert line["logger"] == "plugin"
+    assert "hunter2-secret" not in done.stderr
+
+
 def test_the_command_table_names_every_command_in_its_module() -> None:
     """main.COMMAND_MODULES says which module to import for a command: it must list each
     module's COMMANDS, and nothing else."""
