@@ -396,3 +396,27 @@ def test_every_target_is_marked_once_per_connector_however_often_it_is_marked(
         seqs, scope = dirty_targets(connection, "jira")
     assert scope is None
     assert len(seqs) == 1
+
+
+def test_a_key_in_two_feedback_streams_is_the_last_one_read_in_full_and_incremental(
+    store_url: str,
+) -> None:
+    """One connector, two feedback streams holding the same key: one ticket ref, whose record
+    is the later stream's (as World.load reads them), in batches and incrementally alike."""
+    store = Store(store_url)
+    Company(store, random.Random(5))
+    twin = {"id": "X1", "subject": "twin", "requester_email": "x@gmail.com", "status": "open",
+            "created_at": "2026-01-01T00:00:00Z"}  # fmt: skip
+    put(store, "zendesk", "tickets", "feedback", [{**twin, "issue_keys": ["APP-1"]}])
+    put(store, "zendesk", "tickets_zz", "feedback", [{**twin, "issue_keys": []}])
+    overrides = Overrides()
+    assert incremental(store, overrides) == "full"
+    assert stored(store) == truth(store, overrides)
+    assert not any(t == "zendesk:X1" and k == "ticket_issue" for k, t, _g, _r in stored(store)[0])
+    put(store, "zendesk", "tickets_zz", "feedback", [{**twin, "issue_keys": ["APP-2"]}])
+    assert incremental(store, overrides) == "incremental"
+    assert stored(store) == truth(store, overrides)
+    issue_links = {
+        g for k, t, g, _r in stored(store)[0] if t == "zendesk:X1" and k == "ticket_issue"
+    }
+    assert issue_links == {"jira:9001"}

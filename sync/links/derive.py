@@ -294,10 +294,24 @@ def _link_all(
     add_aliases(store, world, named, lookups)
     result = linker.start(world)
     for batch in ticket_batches(store):
-        linker.link_tickets(world, batch, result)
-        for ticket in batch:
+        # A key in two feedback streams of one connector is one ref: the last read wins, as
+        # in `World.load` (an earlier batch's links of it are dropped first).
+        latest = {ticket.ref: ticket for ticket in batch}
+        _forget_links(result, {ref for ref in latest if ref in world.tickets})
+        linker.link_tickets(world, latest.values(), result)
+        for ticket in latest.values():
             world.tickets[ticket.ref] = ticket.slim(TICKET_FIELDS)
     return world, result
+
+
+def _forget_links(result: LinkResult, tickets: set[str]) -> None:
+    """Drop what linking found for `tickets` (read again from another stream)."""
+    if not tickets:
+        return
+    for ticket in tickets:
+        result.account_of.pop(ticket, None)
+        result.issues_of.pop(ticket, None)
+    result.unresolved[:] = [u for u in result.unresolved if u.ticket not in tickets]
 
 
 def _link_inputs(world: World) -> dict[str, tuple[str, str]]:

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from pmsync.errors import Interrupted
+from pmsync.errors import ConfigError, Interrupted, Problem
 from pmsync.sync.store.store import Store
 
 _POLL = 0.1  # seconds between attempts while another holder has the lock
@@ -79,6 +79,10 @@ def _pg_lock(store: Store, name: str, stop: StopCheck) -> Iterator[None]:
         # Advisory locks are per database, stores are per schema: two pmsync stores sharing one
         # database (a schema each) must not wait on each other's locks.
         schema = connection.execute(sa.text("SELECT current_schema()")).scalar()
+        if schema is None:
+            raise ConfigError(
+                Problem(None, "store.url", "its search_path names no schema that exists")
+            )
         # The default schema keeps the bare name, so replicas of an older release agree on its id.
         ident = lock_id(name if schema == "public" else f"{schema}:{name}")
 
