@@ -265,4 +265,5 @@ writeback_dirty = sa.Table(
     sa.Column("kind", sa.String(20), nullable=False),  # issue, ticket, account or '*'
     sa.Column("ref", sa.String(300), nullable=False),
     sa.Index("ix_writeback_dirty_connector", "connector"),
+    sqlite_autoincrement=True,  # a seq is never handed out twice (migration 0008)
 )
