@@ -14,7 +14,8 @@ def test_a_mark_made_while_a_write_back_planned_survives_its_clearing(store_url:
             mark_dirty(connection, ["jira", "salesforce"], None)  # a first full derivation
         with store.engine.connect() as connection:
             planned, scope = dirty_targets(connection, "jira")  # Jira's write-back plans...
-        assert planned and scope is None
+        assert planned
+        assert scope is None
         with store.transaction() as connection:  # ...while another derivation marks again
             mark_dirty(connection, ["jira", "salesforce"], None)
         with store.transaction() as connection:
@@ -35,12 +36,14 @@ def test_scoped_marks_are_planned_and_cleared_by_seq(store_url: str) -> None:
             mark_dirty(connection, ["jira"], Scope(issues={"jira:1", "jira:2"}))
         with store.engine.connect() as connection:
             planned, scope = dirty_targets(connection, "jira")
-        assert scope is not None and scope.issues == {"jira:1", "jira:2"}
+        assert scope is not None
+        assert scope.issues == {"jira:1", "jira:2"}
         with store.transaction() as connection:
             mark_dirty(connection, ["jira"], Scope(issues={"jira:3"}))
             clear_dirty(connection, planned)
         with store.engine.connect() as connection:
             _left, scope = dirty_targets(connection, "jira")
-        assert scope is not None and scope.issues == {"jira:3"}
+        assert scope is not None
+        assert scope.issues == {"jira:3"}
     finally:
         store.close()
