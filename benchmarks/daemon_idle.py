@@ -12,12 +12,18 @@ per poll, RSS <= 200 MiB and flat over reloads. Run:
 
     python benchmarks/daemon_idle.py                                 # 20k tickets, 1,500 issues
     python benchmarks/daemon_idle.py --tickets 3000 --issues 250 --minutes 2 --poll 10
+    python benchmarks/daemon_idle.py --links-census 1h     # Zendesk's links census hourly
+    python benchmarks/daemon_idle.py --detail jira         # every request Jira saw, in order
+
+Zendesk lists its Jira links in full every `links_census_interval` (default "0s": every cycle,
+so a removed link stops counting at the next one); `--links-census` sets it for the run.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -91,6 +97,20 @@ def main() -> int:
     parser.add_argument("--issues", type=int, default=1_500)
     parser.add_argument("--poll", type=float, default=15.0, help="Poll interval, seconds.")
     parser.add_argument("--minutes", type=float, default=4.0, help="How long to watch it idle.")
+    parser.add_argument(
+        "--links-census",
+        default=None,
+        metavar="DURATION",
+        help='Zendesk links_census_interval for the run (default: the default, "0s").',
+    )
+    parser.add_argument(
+        "--detail",
+        action="append",
+        default=[],
+        metavar="CONNECTOR",
+        help="Print every request this connector saw in the window (repeatable).",
+    )
+    parser.add_argument("--log", type=Path, default=None, help="Keep the daemon's log here.")
     args = parser.parse_args()
     poll = args.poll
     scale = args.tickets / 3000
@@ -104,7 +124,14 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp, launch(Path(tmp) / "demo", size=size) as demo:
         config = demo.config_path.read_text()
         config = config.replace('poll_interval = "30s"', f'poll_interval = "{poll:g}s"')
-        demo.config_path.write_text(config.replace('level = "warning"', 'level = "info"'))
+        config = config.replace('level = "warning"', 'level = "info"')
+        if args.links_census is not None:
+            assert config.count('type = "zendesk"\n') == 1, "one Zendesk connector expected"
+            config = config.replace(
+                'type = "zendesk"\n',
+                f'type = "zendesk"\nlinks_census_interval = "{args.links_census}"\n',
+            )
+        demo.config_path.write_text(config)
         sims: dict[str, Simulator] = {
             "salesforce": demo.simulators.salesforce,
             "zendesk": demo.simulators.zendesk,
@@ -122,7 +149,11 @@ def main() -> int:
                 stderr=out,
             )
         try:
-            print(f"{size.tickets:,} tickets, {size.issues:,} issues; poll {poll:g} s")
+            census = args.links_census or "0s (default)"
+            print(
+                f"{size.tickets:,} tickets, {size.issues:,} issues; poll {poll:g} s; "
+                f"Zendesk links census every {census}"
+            )
             took = settle(process, sims, poll)
             print(f"first cycles and write-back settled after {took:.0f} s")
             for sim in sims.values():
@@ -134,6 +165,10 @@ def main() -> int:
             process.send_signal(signal.SIGTERM)
             process.wait(timeout=60)
         print_events(log, offset)
+        if args.log is not None:
+            shutil.copyfile(log, args.log)
+        for name in args.detail:
+            print_requests(name, sims[name])
         return report(poll, window, wall, cpu, samples, sims, streams)
 
 
@@ -153,6 +188,16 @@ def print_events(log: Path, offset: int) -> None:
                 reasons[str(event.get("reason"))] += 1
     print("events in the window:", dict(counted.most_common(12)))
     print("full derivations, by reason:", dict(reasons))
+
+
+def print_requests(name: str, sim: Simulator) -> None:
+    """Every request `name` saw in the window: when, method, path, query and body, shortened."""
+    print(f"requests {name} saw in the window:")
+    first = sim.requests[0].at if sim.requests else 0.0
+    for r in sim.requests:
+        query = " ".join(f"{k}={v}" for k, v in r.query.items())
+        body = r.body.decode(errors="replace") if r.body else ""
+        print(f"  {r.at - first:7.1f}s {r.status} {r.method} {r.path} {query} {body}"[:400])
 
 
 def watch(

@@ -117,6 +117,40 @@ def test_first_cycle_and_no_change_cycles_cost_what_they_should(
         sim.stop()
 
 
+def test_an_empty_pass_settles_its_minutes_so_polls_within_a_minute_ask_nothing(
+    clock: FakeClock, tmp_path: Path
+) -> None:
+    """Idle polls: one search when a minute has settled, none until the next one settles; the
+    window stays the overlap plus the new minutes, however long nothing changes."""
+    sim = start_sim("cloud", clock)
+    try:
+        generate(sim, issues=50, seed=4)
+        connector = make_connector(sim, clock)
+        engine, store = engine_and_store(tmp_path)
+        mapping, spec = default_mapping(), connector.stream("issues")
+        engine.sync_stream(connector, spec, mapping)
+        clock.advance(600 - clock() % 60 + 1)  # just past a minute boundary
+        searches: list[str] = []
+        for _poll in range(12):  # three minutes of 15 s polls, nothing changing
+            sim.reset_log()
+            assert engine.sync_stream(connector, spec, mapping).status == "ok"
+            searches += [r.query["jql"] for r in sim.requests]
+            clock.advance(15)
+        assert len(searches) == 3, searches  # one per settled minute
+        assert len(set(searches)) == 3
+        state = store.stream_state("jira", "issues")
+        assert state is not None
+        assert state.cursor is not None
+        settled = IssueCursor.model_validate_json(state.cursor).settled_ms
+        assert settled is not None
+        assert f"updated < {settled}" in searches[-1]
+        overlap_ms = int(connector.settings.overlap.total_seconds() * 1000)
+        assert f"updated >= {settled - 60_000 - overlap_ms}" in searches[-1]
+        store.close()
+    finally:
+        sim.stop()
+
+
 def test_late_indexed_change_is_caught_by_the_overlap(clock: FakeClock, tmp_path: Path) -> None:
     """Search lags 150 s: a pass settles past a change it cannot see yet; the overlap saves it."""
     outcomes = {}

@@ -65,8 +65,8 @@ def test_usage_matches_the_source_per_day_in_the_subscription_time_zone(
     pages = list(connector.read(connector.stream("usage"), None, fields=fields))
     yesterday = sim.today() - timedelta(days=1)
     assert [p.cursor for p in pages] == [
-        UsageCursor(last_day=yesterday - timedelta(days=1)),
-        UsageCursor(last_day=yesterday),
+        UsageCursor(last_day=yesterday - timedelta(days=1), reread_ms=NOW * 1000),
+        UsageCursor(last_day=yesterday, reread_ms=NOW * 1000),
     ]
     records = {r["id"]: r for p in pages for r in p.records}
     truth = sim.usage_truth(yesterday - timedelta(days=3), yesterday)
@@ -126,15 +126,45 @@ def test_the_key_travels_in_its_header_only(sim: PendoSimulator) -> None:
 def test_a_caught_up_cycle_reads_the_reread_window_in_one_request_per_source(
     sim: PendoSimulator,
 ) -> None:
-    connector = pendo(sim, reread_days=3, backfill_days=10)
+    connector = pendo(sim, reread_days=3, backfill_days=10, reread_interval="15m")
     fields = frozenset({"feature:Export CSV"})
     pages = list(connector.read(connector.stream("usage"), None, fields=fields))
     sim.reset_log()
+    connector.clock = lambda: NOW + 15 * 60
     again = list(connector.read(connector.stream("usage"), pages[-1].cursor, fields=fields))
     assert len(again) == 1
-    assert again[0].cursor == pages[-1].cursor
-    # One events request and one per named feature (plus the feature catalog lookup).
+    assert again[0].cursor == UsageCursor(
+        last_day=sim.today() - timedelta(days=1), reread_ms=(NOW + 15 * 60) * 1000
+    )
+    # One events request and one for the named features (the catalog is cached).
     assert len(sim.requests_to("/api/v1/aggregation")) == 2
+
+
+@pytest.mark.parametrize("stream", ["usage", "nps_responses"])
+def test_a_caught_up_stream_asks_nothing_until_its_reread_is_due(
+    sim: PendoSimulator, stream: str
+) -> None:
+    """An idle poll between re-reads costs no request; a newly finished day is read at once."""
+    connector = pendo(sim, reread_days=3, backfill_days=10, reread_interval="15m")
+    fields = frozenset({"feature:Export CSV"}) if stream == "usage" else frozenset()
+    spec = connector.stream(stream)
+    pages = list(connector.read(spec, None, fields=fields))
+    cursor = pages[-1].cursor
+    sim.reset_log()
+    connector.clock = lambda: NOW + 15 * 60 - 1
+    assert list(connector.read(spec, cursor, fields=fields)) == []
+    assert sim.requests == []
+    # A day finished since the cursor: read now, with the re-read window, whatever the time.
+    assert isinstance(cursor, UsageCursor)
+    assert cursor.last_day is not None
+    behind = cursor.model_copy(update={"last_day": cursor.last_day - timedelta(days=1)})
+    assert len(list(connector.read(spec, behind, fields=fields))) == 1
+    assert sim.requests != []
+    # reread_interval 0s: every cycle re-reads, as before.
+    sim.reset_log()
+    every = pendo(sim, reread_days=3, backfill_days=10, reread_interval="0s")
+    assert len(list(every.read(every.stream(stream), cursor, fields=fields))) == 1
+    assert sim.requests != []
 
 
 def test_the_engine_waits_as_retry_after_says_and_converges(

@@ -98,9 +98,10 @@ def test_the_guide_catalog_is_read_once_and_again_only_for_a_new_poll(
     assert sources.count("pollEvents") == 9
 
     sim.reset_log()
+    connector.clock = lambda: NOW + 15 * 60  # the re-read window is due (reread_interval)
     again = list(connector.read(connector.stream("nps_responses"), pages[-1].cursor))
     assert len(again) == 1
-    assert len(sim.requests_to("/api/v1/aggregation")) == 1  # a quiet cycle: one request
+    assert len(sim.requests_to("/api/v1/aggregation")) == 1  # a quiet re-read: one request
 
     sim.add_guide("guide-nps-2", "Onboarding NPS", [("poll-nps-2", "NPSRating", "Recommend?")])
     day = sim.today() - timedelta(days=1)

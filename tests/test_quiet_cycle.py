@@ -64,6 +64,7 @@ def test_the_second_quiet_cycle_costs_one_request_per_stream_plus_one_per_connec
 ) -> None:
     sims = dict(zip(("salesforce", "zendesk", "jira", "pendo"), demo.simulators.all(), strict=True))
     streams = streams_per_connector(demo)
+    pendo_day = demo.simulators.pendo.today() if demo.simulators.pendo else None
     _results, _plan, first = sync_plan_apply(demo)
     assert first.applied
     sync_plan_apply(demo, later=120)  # reads back what the first apply wrote
@@ -80,6 +81,10 @@ def test_the_second_quiet_cycle_costs_one_request_per_stream_plus_one_per_connec
         assert writes == 0, (name, spent)
         assert requests <= streams[name] + 1, (name, streams[name], spent)
     assert spent["jira"][0] == 1  # the search of the settled minutes; nothing else
+    assert demo.simulators.pendo is not None
+    if demo.simulators.pendo.today() == pendo_day:  # no day finished meanwhile
+        # Changed accounts only: usage and NPS re-read their finished days every 15 minutes.
+        assert spent["pendo"][0] == 1, spent
 
 
 def test_a_first_read_counts_as_the_sweep(

@@ -447,7 +447,6 @@ class JiraConnector(Connector):
         if window is None:
             return
         jql = window_jql(self._scope, window)
-        read_any = False
         while True:
             try:
                 page = self._search(jql, ids, self.settings.page_size, position)
@@ -458,10 +457,11 @@ class JiraConnector(Connector):
                 position = None  # the token expired: run the pass again from its start
                 continue
             records = [flatten(issue, aliases) for issue in page.issues]
-            read_any = read_any or bool(records)
             if page.next is None:
-                keep = not read_any and not cursor.in_pass and cursor.settled_ms is not None
-                yield Page(records, cursor if keep else IssueCursor(settled_ms=window.upper_ms))
+                # The pass is done, found something or not: its minutes have settled, so the
+                # next read starts there (less the overlap). Keeping the old cursor after an
+                # empty pass made every poll of that minute search the same window again.
+                yield Page(records, IssueCursor(settled_ms=window.upper_ms))
                 return
             position = page.next
             yield Page(records, self._mid_pass(cursor, window, position))

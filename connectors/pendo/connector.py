@@ -4,13 +4,15 @@ Pendo's aggregation endpoint has no pagination and is not meant for bulk export,
   * accounts are read in keyset pages ordered by (metadata.auto.lastupdated, accountId), which
     makes the read incremental and safe across many accounts sharing one timestamp;
   * usage is read in slices of whole days (in the subscription's time zone). A slice's page
-    carries the cursor "last finished day", so a crash resumes at the next slice. Each cycle
-    also re-reads the last `reread_days` finished days, because Pendo processes events late;
-    a usage record is keyed by account and day, so a re-read replaces a day, never adds to it.
+    carries the cursor "last finished day", so a crash resumes at the next slice. A read also
+    re-reads the last `reread_days` finished days, because Pendo processes events late; a
+    usage record is keyed by account and day, so a re-read replaces a day, never adds to it.
+    A cycle that finds no newly finished day re-reads them only every `reread_interval` (the
+    cursor keeps when it last did): in between, a caught-up cycle asks Pendo nothing.
 Feature usage is read for the features the mapping names as source fields `feature:<name>`
 (a feature name from the catalog, or a feature id): one featureEvents request per slice covers
-every named feature, and the catalog is kept in the discovery cache, so a caught-up cycle costs
-one request per stream.
+every named feature, and the catalog is kept in the discovery cache, so a re-read of a
+caught-up stream costs one request per source (events, featureEvents).
 NPS answers (`nps_responses`) are read from `pollEvents` in the same day slices as usage (with
 the same re-read window); the guide catalog, which says which poll is an NPS rating, is kept in
 the discovery cache and read again when an answer names a poll it lacks (see polls.py).
@@ -52,9 +54,11 @@ class AccountsCursor(BaseModel):
 
 
 class UsageCursor(BaseModel):
-    """Every day up to and including `last_day` has been read and stored."""
+    """Every day up to and including `last_day` has been read and stored; the re-read window
+    was last read at `reread_ms` (epoch ms; None: never, or by a version that did not say)."""
 
     last_day: date | None = None
+    reread_ms: int | None = None
 
 
 ACCOUNT_FIELDS = frozenset(["accountId", "metadata"])
@@ -204,11 +208,11 @@ class PendoConnector(Connector):
             start = cursor if isinstance(cursor, AccountsCursor) else AccountsCursor()
             return self._read_accounts(start)
         if stream.name == "usage":
-            last = cursor.last_day if isinstance(cursor, UsageCursor) else None
-            return self._read_usage(last, fields)
+            at = cursor if isinstance(cursor, UsageCursor) else UsageCursor()
+            return self._read_usage(at, fields)
         if stream.name == "nps_responses":
-            last = cursor.last_day if isinstance(cursor, UsageCursor) else None
-            return self._read_days(last, self._nps_slice)
+            at = cursor if isinstance(cursor, UsageCursor) else UsageCursor()
+            return self._read_days(at, self._nps_slice)
         raise FatalError(f"no stream '{stream.name}'", connector=self.name)
 
     def sweep(self, stream: StreamSpec) -> Iterator[SweepPage]:
@@ -261,23 +265,40 @@ class PendoConnector(Connector):
                 first = max(first, settings.start_date)
         return (first, yesterday) if first <= yesterday else None
 
-    def _read_usage(self, last_day: date | None, fields: frozenset[str]) -> Iterator[Page]:
-        features = self._wanted_features(fields) if self.usage_range(last_day) else {}
+    def due_range(self, cursor: UsageCursor) -> tuple[date, date] | None:
+        """What a read covers now: `usage_range`, except that a caught-up cursor (no newly
+        finished day) re-reads its window only once `reread_interval` has passed since it last
+        did, so an idle poll asks nothing between re-reads."""
+        span = self.usage_range(cursor.last_day)
+        if span is None or cursor.last_day is None or cursor.last_day < span[1]:
+            return span
+        interval_ms = self.settings.reread_interval.total_seconds() * 1000
+        if cursor.reread_ms is not None and self._now_ms() - cursor.reread_ms < interval_ms:
+            return None
+        return span
+
+    def _now_ms(self) -> int:
+        return int(self.clock() * 1000)
+
+    def _read_usage(self, cursor: UsageCursor, fields: frozenset[str]) -> Iterator[Page]:
+        features = self._wanted_features(fields) if self.due_range(cursor) else {}
 
         def read_slice(first: date, last: date) -> tuple[list[Record], int]:
             return self._usage_slice(first, last, features), 1 + bool(features)
 
-        yield from self._read_days(last_day, read_slice)
+        yield from self._read_days(cursor, read_slice)
 
     def _read_days(
         self,
-        last_day: date | None,
+        cursor: UsageCursor,
         read_slice: Callable[[date, date], tuple[list[Record], int]],
     ) -> Iterator[Page]:
-        """Pages of whole-day slices after the cursor (and the re-read window)."""
-        span = self.usage_range(last_day)
+        """Pages of whole-day slices after the cursor (and the re-read window, when due)."""
+        span = self.due_range(cursor)
         if span is None:
             return
+        last_day = cursor.last_day
+        read_at = self._now_ms()
         first, last = span
         step = timedelta(days=self.settings.slice_days)
         # The re-read window is one slice: a caught-up cycle costs one request per source.
@@ -288,7 +309,8 @@ class PendoConnector(Connector):
             records, requests_made = read_slice(start, end)
             done = end if last_day is None else max(last_day, end)
             log.debug("day_slice", first=start.isoformat(), last=end.isoformat())
-            yield Page(records=records, cursor=UsageCursor(last_day=done), requests=requests_made)
+            following = UsageCursor(last_day=done, reread_ms=read_at)
+            yield Page(records=records, cursor=following, requests=requests_made)
             start = end + timedelta(days=1)
 
     def _usage_slice(self, first: date, last: date, features: dict[str, str]) -> list[Record]:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, field_validator
 
 from pmsync.connectors.base import ConnectorSettings
+from pmsync.durations import Duration
 
 REGION_HOSTS = {
     "us": "https://app.pendo.io",
@@ -55,7 +56,13 @@ class PendoSettings(ConnectorSettings):
         default=3,
         ge=0,
         le=60,
-        description="Finished days read again each cycle, for late-arriving events.",
+        description="Finished days read again, for late-arriving events: every cycle that "
+        "reads a newly finished day, else every reread_interval.",
+    )
+    reread_interval: Duration = Field(
+        default=timedelta(minutes=15),
+        description="How often a caught-up usage or NPS stream reads its re-read window again "
+        "(0s: every cycle). In between, a caught-up cycle asks Pendo nothing.",
     )
     slice_days: int = Field(
         default=1,
