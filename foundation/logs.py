@@ -57,6 +57,17 @@ def configure_logging(level: str = "info", fmt: LogFormat = "auto", stream: Any 
         logging.getLogger(name).setLevel(library_level)
 
 
+def logging_settings() -> tuple[str, LogFormat]:
+    """The level and format the last `configure_logging` set, for a child process that must
+    log as this one does (on the same stderr): ("WARNING", "auto") if it never ran."""
+    root = logging.getLogger()
+    for handler in root.handlers:
+        if isinstance(handler.formatter, _DeferredFormatter):
+            fmt: LogFormat = "json" if handler.formatter.as_json else "console"
+            return logging.getLevelName(root.level), fmt
+    return "WARNING", "auto"
+
+
 class _Setup:
     """Whether configure_logging ran since structlog was last configured by it."""
 
@@ -121,7 +132,7 @@ class _DeferredFormatter(logging.Formatter):
 
     def __init__(self, as_json: bool, colors: bool) -> None:
         super().__init__()
-        self._as_json = as_json
+        self.as_json = as_json
         self._colors = colors
         self._real: logging.Formatter | None = None
 
@@ -130,7 +141,7 @@ class _DeferredFormatter(logging.Formatter):
             structlog = _structlog()
             renderer: Any = (
                 structlog.processors.JSONRenderer()
-                if self._as_json
+                if self.as_json
                 else structlog.dev.ConsoleRenderer(colors=self._colors)
             )
             self._real = structlog.stdlib.ProcessorFormatter(
