@@ -14,8 +14,9 @@ from __future__ import annotations
 import logging
 import sys
 import threading
+from contextlib import AbstractContextManager
 from types import ModuleType
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from pmsync.redact import redact_processor
 
@@ -79,10 +80,42 @@ class _Setup:
 _setup = _Setup()
 
 
+def _import_structlog() -> ModuleType:
+    """structlog, imported without rich where that is safe. structlog.dev and
+    structlog.tracebacks import rich (with rich.traceback, rich.pretty, pygments and attrs:
+    about 4 MiB of a sync's peak memory) for exception formatters pmsync never reaches:
+    `format_exc_info` turns a traceback into text before a renderer sees it. rich is hidden
+    only while structlog loads, and only when no other thread runs (one importing rich then
+    would fail); the CLI's own use of rich is unaffected."""
+    loaded = sys.modules.get("structlog")
+    if loaded is not None:
+        return loaded
+    if threading.active_count() > 1:
+        import structlog
+    else:
+        previous = sys.modules.get("rich")
+        sys.modules["rich"] = None  # type: ignore[assignment] # `import rich` raises ImportError
+        try:
+            import structlog
+        finally:
+            if previous is None:
+                del sys.modules["rich"]
+            else:
+                sys.modules["rich"] = previous
+    return structlog
+
+
+def bound_contextvars(**values: Any) -> AbstractContextManager[None]:
+    """structlog's `bound_contextvars` (context shown on every log line inside the block)."""
+    return cast(
+        "AbstractContextManager[None]", _structlog().contextvars.bound_contextvars(**values)
+    )
+
+
 def _structlog() -> ModuleType:
     """structlog, configured as the last configure_logging said (unless something else, such
     as structlog.testing.capture_logs, configured it since it was loaded)."""
-    import structlog
+    structlog = _import_structlog()
 
     if _setup.pending:
         with _setup.lock:
