@@ -119,7 +119,7 @@ def run_demo(
     if seed is not None:
         kwargs["seed"] = seed
     demo = launch(directory, **kwargs)
-    run = DemoRun(demo, Runtime.load(str(demo.config_path)))
+    run = DemoRun(demo, Runtime.load(str(demo.config_path), upgrade_in_child=True))
     try:
         _timed(run, "launch", started)
         on_step("Syncing every stream into the store")

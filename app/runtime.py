@@ -81,6 +81,8 @@ class Runtime:
     registry: Registry
     # Commands that only read open a store that is there and never create one (presence.py).
     create_store: bool = True
+    # Commands that keep running upgrade a store's schema in a child process (no Alembic here).
+    upgrade_in_child: bool = False
     _connectors: dict[str, Connector] = field(default_factory=dict)
     _store: Store | None = None
     _store_lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
@@ -95,10 +97,14 @@ class Runtime:
         *,
         create_store: bool = True,
         full_check: bool = True,
+        upgrade_in_child: bool = False,
     ) -> Runtime:
         """Load config and mappings and check them against each other; ConfigError lists all.
 
         `create_store=False`: `store` raises NoStore rather than create a missing store.
+        `upgrade_in_child=True`: a store that must be created or upgraded is, by a child
+        process (`pmsync.sync.store.upgrade`), so this one never imports Alembic; for commands
+        that keep running (`sync`, `run`, `apply`, `demo`).
         `full_check=False`: mappings are not checked against each connector's streams and
         fields, nor is the link overrides file read, so no connector module (HTTP client, API
         library) or linker is imported; for commands that only read the store (`status`).
@@ -112,7 +118,11 @@ class Runtime:
             problems.extend(exc.problems)
             mappings = MappingSet()
         runtime = cls(
-            config=config, mappings=mappings, registry=registry, create_store=create_store
+            config=config,
+            mappings=mappings,
+            registry=registry,
+            create_store=create_store,
+            upgrade_in_child=upgrade_in_child,
         )
         problems.extend(runtime.cross_check(full=full_check))
         ConfigError.collect(problems)
@@ -183,7 +193,7 @@ class Runtime:
         if not self.create_store:
             self._require_store(url)
         try:
-            return Store(url)
+            return Store(url, upgrade_in_child=self.upgrade_in_child)
         except ConfigError as exc:
             raise ConfigError([self._named(p) for p in exc.problems]) from None
         except OSError as exc:  # its folder cannot be made (a file in the way, no rights)

@@ -14,8 +14,9 @@ from __future__ import annotations
 import logging
 import sys
 import threading
+from contextlib import AbstractContextManager
 from types import ModuleType
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from pmsync.redact import redact_processor
 
@@ -57,6 +58,17 @@ def configure_logging(level: str = "info", fmt: LogFormat = "auto", stream: Any 
         logging.getLogger(name).setLevel(library_level)
 
 
+def logging_settings() -> tuple[str, LogFormat]:
+    """The level and format the last `configure_logging` set, for a child process that must
+    log as this one does (on the same stderr): ("WARNING", "auto") if it never ran."""
+    root = logging.getLogger()
+    for handler in root.handlers:
+        if isinstance(handler.formatter, _DeferredFormatter):
+            fmt: LogFormat = "json" if handler.formatter.as_json else "console"
+            return logging.getLevelName(root.level), fmt
+    return "WARNING", "auto"
+
+
 class _Setup:
     """Whether configure_logging ran since structlog was last configured by it."""
 
@@ -68,10 +80,42 @@ class _Setup:
 _setup = _Setup()
 
 
+def _import_structlog() -> ModuleType:
+    """structlog, imported without rich where that is safe. structlog.dev and
+    structlog.tracebacks import rich (with rich.traceback, rich.pretty, pygments and attrs:
+    about 4 MiB of a sync's peak memory) for exception formatters pmsync never reaches:
+    `format_exc_info` turns a traceback into text before a renderer sees it. rich is hidden
+    only while structlog loads, and only when no other thread runs (one importing rich then
+    would fail); the CLI's own use of rich is unaffected."""
+    loaded = sys.modules.get("structlog")
+    if loaded is not None:
+        return loaded
+    if threading.active_count() > 1:
+        import structlog
+    else:
+        previous = sys.modules.get("rich")
+        sys.modules["rich"] = None  # type: ignore[assignment] # `import rich` raises ImportError
+        try:
+            import structlog
+        finally:
+            if previous is None:
+                del sys.modules["rich"]
+            else:
+                sys.modules["rich"] = previous
+    return structlog
+
+
+def bound_contextvars(**values: Any) -> AbstractContextManager[None]:
+    """structlog's `bound_contextvars` (context shown on every log line inside the block)."""
+    return cast(
+        "AbstractContextManager[None]", _structlog().contextvars.bound_contextvars(**values)
+    )
+
+
 def _structlog() -> ModuleType:
     """structlog, configured as the last configure_logging said (unless something else, such
     as structlog.testing.capture_logs, configured it since it was loaded)."""
-    import structlog
+    structlog = _import_structlog()
 
     if _setup.pending:
         with _setup.lock:
@@ -121,7 +165,7 @@ class _DeferredFormatter(logging.Formatter):
 
     def __init__(self, as_json: bool, colors: bool) -> None:
         super().__init__()
-        self._as_json = as_json
+        self.as_json = as_json
         self._colors = colors
         self._real: logging.Formatter | None = None
 
@@ -130,7 +174,7 @@ class _DeferredFormatter(logging.Formatter):
             structlog = _structlog()
             renderer: Any = (
                 structlog.processors.JSONRenderer()
-                if self._as_json
+                if self.as_json
                 else structlog.dev.ConsoleRenderer(colors=self._colors)
             )
             self._real = structlog.stdlib.ProcessorFormatter(

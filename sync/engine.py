@@ -17,7 +17,6 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 
 import sqlalchemy as sa
-import structlog
 from pydantic import BaseModel, ValidationError
 from tenacity import RetryCallState, Retrying, retry_if_exception_type
 
@@ -31,7 +30,7 @@ from pmsync.errors import (
     QuotaExhausted,
     RetriableError,
 )
-from pmsync.logs import get_logger
+from pmsync.logs import bound_contextvars, get_logger
 from pmsync.redact import redact
 from pmsync.sync.mapping.compiler import CompiledStream
 from pmsync.sync.store import store as st
@@ -143,7 +142,7 @@ class SyncEngine:
         """Read one stream to the present; never raises for connector or API errors."""
         result = StreamResult(connector.name, spec.name)
         started = time.monotonic()
-        with structlog.contextvars.bound_contextvars(connector=connector.name, stream=spec.name):
+        with bound_contextvars(connector=connector.name, stream=spec.name):
             try:
                 self._sync(connector, spec, mapping, full_refresh, result)
             except Interrupted as exc:
@@ -440,7 +439,7 @@ class SyncEngine:
         """
         started = utcnow()
         listed = _Census()
-        with structlog.contextvars.bound_contextvars(connector=connector.name, stream=spec.name):
+        with bound_contextvars(connector=connector.name, stream=spec.name):
             retries = StreamResult(connector.name, spec.name)
             self._with_retries(
                 lambda: self._census(connector, spec, mapping, listed), _Attempt(), retries

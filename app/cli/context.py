@@ -37,11 +37,17 @@ class Context:
     def runtime(self, *, create_store: bool = False, full_check: bool = True) -> Runtime:
         """The configuration, mappings and connectors, loaded and checked against each other.
 
-        Only commands that write pass `create_store`: the others say "no store at ...".
+        Only commands that write pass `create_store`: the others say "no store at ...". Those
+        keep running, so they create or upgrade the store in a child process (no Alembic).
         Commands that use no connector and no link (`status`) pass `full_check=False`."""
         from pmsync.app.runtime import Runtime
 
-        runtime = Runtime.load(self.config_path, create_store=create_store, full_check=full_check)
+        runtime = Runtime.load(
+            self.config_path,
+            create_store=create_store,
+            full_check=full_check,
+            upgrade_in_child=create_store,  # the commands that write keep running
+        )
         log = runtime.config.settings.log
         fmt = cast(LogFormat, self.log_format or log.format)
         configure_logging(self.log_level or log.level, fmt)

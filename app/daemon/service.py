@@ -104,7 +104,7 @@ class Daemon:
         """Run until SIGTERM/SIGINT; returns the exit code. ConfigError: cannot start."""
         one_malloc_arena()  # before any thread starts (workers free what others allocated)
         self.signals.install()
-        runtime = Runtime.load(self.config_path)
+        runtime = Runtime.load(self.config_path, upgrade_in_child=True)
         self._configure_logging(runtime)
         settings = runtime.config.settings.daemon
         set_replica_tag(self.replica)
@@ -311,7 +311,7 @@ class Daemon:
         """The new runtime, or None after logging every problem it has."""
         assert self._current is not None
         try:
-            new = Runtime.load(self.config_path)
+            new = Runtime.load(self.config_path, upgrade_in_child=True)
             new.jobs()
         except ConfigError as exc:
             problems = [redact(str(p)) for p in exc.problems]

@@ -19,8 +19,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-import structlog
-
 from pmsync.app.daemon.leases import Leases
 from pmsync.app.daemon.metrics import CURRENT_CONNECTOR, Metrics, ProgressSnapshot
 from pmsync.app.daemon.schedule import Schedule, StreamKey
@@ -30,7 +28,7 @@ from pmsync.app.runtime import Runtime, StreamJob, new_run_id, release_memory
 from pmsync.connectors.base import Connector
 from pmsync.connectors.budget import waiting_with
 from pmsync.errors import Interrupted, PmsyncError
-from pmsync.logs import get_logger
+from pmsync.logs import bound_contextvars, get_logger
 from pmsync.sync.engine import StreamResult, SyncEngine
 from pmsync.sync.store import store as st
 from pmsync.sync.store import tasks
@@ -115,7 +113,7 @@ class ConnectorWorker(threading.Thread):
     def run(self) -> None:
         CURRENT_CONNECTOR.set(self.connector_name)
         with (
-            structlog.contextvars.bound_contextvars(connector=self.connector_name),
+            bound_contextvars(connector=self.connector_name),
             waiting_with(self.interruptible_sleep),
         ):
             if self.predecessor is not None:
@@ -203,7 +201,7 @@ class ConnectorWorker(threading.Thread):
         try:
             with (
                 self.ctx.leases.fenced(self.connector_name),
-                structlog.contextvars.bound_contextvars(run_id=run_id),
+                bound_contextvars(run_id=run_id),
             ):
                 for _connector, stream in due:
                     if self.should_stop():

@@ -25,7 +25,6 @@ from pmsync.private import open_to_others, private_directories, private_file
 from pmsync.sync.store.schema import dead_letters, records, stream_state
 
 MIGRATIONS = Path(__file__).parent / "migrations"
-_MIGRATION_LOCK_ID = 0x706D73796E63  # "pmsync": serialises migrations between replicas
 
 log = get_logger("pmsync.store")
 
@@ -134,8 +133,9 @@ def _sqlite_begin(connection: Connection) -> None:
     connection.exec_driver_sql("BEGIN IMMEDIATE" if writes else "BEGIN")
 
 
-def create_store_engine(url: str) -> Engine:
-    """A SQLAlchemy engine with the settings each backend needs."""
+def create_store_engine(url: str, *, prepare_file: bool = True) -> Engine:
+    """A SQLAlchemy engine with the settings each backend needs; `prepare_file` creates a
+    SQLite file private (or warns that an existing one is not)."""
     try:
         engine = sa.create_engine(url, future=True, pool_pre_ping=True)
     except (sa.exc.ArgumentError, ModuleNotFoundError) as exc:
@@ -144,7 +144,7 @@ def create_store_engine(url: str) -> Engine:
         ) from None
     if engine.dialect.name == "sqlite":
         database = engine.url.database
-        if database and database != ":memory:":
+        if prepare_file and database and database != ":memory:":
             _private_sqlite_file(Path(database))
         sa.event.listen(engine, "connect", _sqlite_pragmas)
         sa.event.listen(engine, "begin", _sqlite_begin)
@@ -186,8 +186,9 @@ def head_revision() -> str | None:
 class Store:
     """Open (and migrate) the store at `url`."""
 
-    def __init__(self, url: str, *, migrate: bool = True) -> None:
+    def __init__(self, url: str, *, migrate: bool = True, upgrade_in_child: bool = False) -> None:
         self.url = url
+        self.upgrade_in_child = upgrade_in_child
         self.engine = create_store_engine(url)
         if migrate:
             self.migrate()
@@ -197,38 +198,21 @@ class Store:
         return self.engine.dialect.name
 
     def migrate(self) -> None:
-        """Bring the schema to the newest revision; replicas take turns on PostgreSQL.
+        """Bring the schema to the newest revision (see `upgrade.py`).
 
-        A SQLite file behind the newest revision is copied first (see `backup.py`). A store
-        already at the newest revision is left alone without importing Alembic (most of a
-        short command's start-up otherwise).
+        A store already at the newest revision is left alone without importing Alembic (most
+        of a short command's start-up otherwise). With `upgrade_in_child`, Alembic runs in a
+        child process, so that a command that keeps running never carries it.
         """
         head = head_revision()
         if head is not None and self.schema_revision() == head:
             return
-        from alembic import command
-        from alembic.config import Config as AlembicConfig
+        from pmsync.sync.store import upgrade
 
-        from pmsync.sync.store.backup import backup_before_upgrade
-
-        config = AlembicConfig()
-        config.set_main_option("script_location", str(MIGRATIONS))
-        try:
-            backup_before_upgrade(self.engine, config)
-            with (
-                self.engine.connect().execution_options(pmsync_write=True) as connection,
-                connection.begin(),
-            ):
-                if self.dialect == "postgresql":
-                    connection.execute(
-                        sa.text("SELECT pg_advisory_xact_lock(:id)"), {"id": _MIGRATION_LOCK_ID}
-                    )
-                config.attributes["connection"] = connection
-                command.upgrade(config, "head")
-        except sa.exc.OperationalError as exc:
-            raise ConfigError(
-                Problem(None, "store.url", f"cannot open the store: {exc.orig}")
-            ) from None
+        if self.upgrade_in_child:
+            upgrade.upgrade_in_child(self.url)
+        else:
+            upgrade.upgrade(self.engine)
 
     def schema_revision(self) -> str | None:
         try:
