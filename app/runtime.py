@@ -553,8 +553,9 @@ class Runtime:
         from pmsync.sync.links.derive import current_generation
 
         generation = current_generation(self.store)
-        if self._full is not None and self._full[0] == generation:
-            return self._full[1]
+        kept = self._full  # read once: another worker's derivation may let it go meanwhile
+        if kept is not None and kept[0] == generation:
+            return kept[1]
         derived = self.derive(persist=False, should_stop=should_stop)
         self._full = (generation, derived)
         return derived
