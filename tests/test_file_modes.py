@@ -15,11 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from alembic import command
-from alembic.config import Config as AlembicConfig
 
 from pmsync.app.demo import run_demo
-from pmsync.sync.store.store import MIGRATIONS, Store
+from pmsync.sync.store.store import Store
 from tests.daemon_helpers import (
     DaemonProcess,
     daemon_env,
@@ -28,6 +26,7 @@ from tests.daemon_helpers import (
     wait_until,
     write_daemon_config,
 )
+from tests.store_support import downgrade_one_step
 
 
 @pytest.fixture(autouse=True)
@@ -84,11 +83,7 @@ def test_sync_and_a_hand_started_daemon_create_private_files(
 def test_an_upgrade_backup_is_private_even_when_the_store_is_not(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'pmsync.db'}"
     store = Store(url)
-    config = AlembicConfig()
-    config.set_main_option("script_location", str(MIGRATIONS))
-    with store.engine.begin() as connection:
-        config.attributes["connection"] = connection
-        command.downgrade(config, "-1")
+    downgrade_one_step(store)
     store.close()
     (tmp_path / "pmsync.db").chmod(0o644)  # an older pmsync made it so
 

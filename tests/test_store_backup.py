@@ -7,26 +7,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from alembic import command
-from alembic.config import Config as AlembicConfig
 from alembic.script import ScriptDirectory
 
 from pmsync.errors import ConfigError
 from pmsync.sync.store import store as st
-from pmsync.sync.store.store import MIGRATIONS, Store, utcnow
-
-
-def _alembic() -> AlembicConfig:
-    config = AlembicConfig()
-    config.set_main_option("script_location", str(MIGRATIONS))
-    return config
-
-
-def _downgrade_one_step(store: Store) -> None:
-    config = _alembic()
-    with store.engine.begin() as connection:
-        config.attributes["connection"] = connection
-        command.downgrade(config, "-1")
+from pmsync.sync.store.store import Store, utcnow
+from tests.store_support import alembic_config, downgrade_one_step
 
 
 def test_an_upgrade_backs_the_file_up_first(tmp_path: Path) -> None:
@@ -34,12 +20,12 @@ def test_an_upgrade_backs_the_file_up_first(tmp_path: Path) -> None:
     store = Store(url)
     with store.transaction() as connection:
         st.save_cursor(connection, "zendesk", "tickets", '{"after_cursor": "abc"}', utcnow())
-    _downgrade_one_step(store)
+    downgrade_one_step(store)
     old_revision = store.schema_revision()
     store.close()
 
     upgraded = Store(url)
-    head = ScriptDirectory.from_config(_alembic()).get_current_head()
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
     assert upgraded.schema_revision() == head
     backups = list(tmp_path.glob(f"pmsync.db.before-{head}-*"))
     assert len(backups) == 1
@@ -62,10 +48,10 @@ def test_a_new_store_needs_no_backup(tmp_path: Path) -> None:
 def test_a_failed_backup_stops_the_upgrade(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'pmsync.db'}"
     store = Store(url)
-    _downgrade_one_step(store)
+    downgrade_one_step(store)
     revision = store.schema_revision()
     store.close()
-    head = ScriptDirectory.from_config(_alembic()).get_current_head()
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
     now = datetime.now(UTC)
     for offset in range(
         -2, 30

@@ -12,12 +12,11 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config as AlembicConfig
 
 from pmsync.errors import ConfigError
 from pmsync.sync.store import upgrade
-from pmsync.sync.store.store import MIGRATIONS, Store, create_store_engine, head_revision
+from pmsync.sync.store.store import Store, create_store_engine, head_revision
+from tests.store_support import downgrade_one_step
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -103,11 +102,7 @@ def test_a_missing_postgresql_database_is_the_same_config_error(pg_base_url: str
 def test_a_failed_backup_in_the_child_stops_the_upgrade(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'pmsync.db'}"
     store = Store(url)
-    config = AlembicConfig()
-    config.set_main_option("script_location", str(MIGRATIONS))
-    with store.engine.begin() as connection:
-        config.attributes["connection"] = connection
-        command.downgrade(config, "-1")
+    downgrade_one_step(store)
     revision = store.schema_revision()
     store.close()
     now = datetime.now(UTC)
