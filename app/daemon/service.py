@@ -226,9 +226,13 @@ class Daemon:
         interval = self.settings.lease_interval.total_seconds()
         tick = min(1.0, interval / 2)
         next_heartbeat = 0.0
-        while not self.signals.stop.is_set():
+        while True:
+            self.signals.poll()  # a signal's handler only notes it: at most a tick's delay
+            if self.signals.stop.is_set():
+                break
             self.signals.wake.wait(tick)
             self.signals.wake.clear()
+            self.signals.poll()
             if self.signals.stop.is_set():
                 break
             if self.signals.take_reload():

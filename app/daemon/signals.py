@@ -1,7 +1,10 @@
 """Signals as requests the main loop acts on: SIGTERM/SIGINT stop, SIGHUP reloads.
 
-Handlers only set flags (the one thing that is safe in a signal handler); the main loop does
-the work. A second SIGTERM or SIGINT while stopping exits at once.
+Handlers only note what arrived in plain attributes; the main loop turns those into requests
+(`poll`) and does the work. A handler must take no lock: it runs in the main thread between two
+of its bytecodes, possibly while that thread holds the very lock (a `threading.Event`'s, held
+inside its `wait` and `clear`), and would wait on itself for ever. A second SIGTERM or SIGINT
+while stopping exits at once.
 """
 
 from __future__ import annotations
@@ -26,6 +29,8 @@ class SignalRequests:
         self.wake = threading.Event()
         self._reload = threading.Event()
         self.stop_signal: str | None = None
+        self._stop_received: str | None = None  # set by a handler, read by `poll`
+        self._reload_received = False
 
     def install(self) -> None:
         """Route SIGTERM, SIGINT and SIGHUP here (main thread only)."""
@@ -49,12 +54,21 @@ class SignalRequests:
         self.stop.set()
         self.wake.set()
 
+    def poll(self) -> None:
+        """Turn the signals received since the last call into requests (the main loop calls
+        this every tick; handlers never do, see the module's docstring)."""
+        if self._stop_received is not None and not self.stop.is_set():
+            self.request_stop(self._stop_received)
+        if self._reload_received:
+            self._reload_received = False
+            self.request_reload()
+
     def _on_stop(self, signum: int, _frame: FrameType | None) -> None:
         name = signal.Signals(signum).name
-        if self.stop.is_set():
+        if self._stop_received is not None or self.stop.is_set():
             os.write(2, f"pmsync: second {name}, exiting now\n".encode())
             os._exit(EXIT_FORCED)
-        self.request_stop(name)
+        self._stop_received = name
 
     def _on_reload(self, _signum: int, _frame: FrameType | None) -> None:
-        self.request_reload()
+        self._reload_received = True
