@@ -4,6 +4,7 @@ simulators, config files."""
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import uuid
 from collections.abc import Iterator
@@ -187,6 +188,26 @@ def pytest_collection_modifyitems(config: Any, items: list[pytest.Item]) -> None
     for item in items:
         if "postgres" in item.keywords:
             item.add_marker(pytest.mark.skip(reason=_PG_REASON))
+
+
+_GUARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+@pytest.fixture(autouse=True)
+def signal_handlers_kept() -> Iterator[None]:
+    """A test that leaves a signal handler of its own behind fails by name (and the handler
+    is put back): a later test in the same worker would otherwise meet it, as Ctrl-C tests do."""
+    before = {number: signal.getsignal(number) for number in _GUARDED_SIGNALS}
+    yield
+    changed = [
+        signal.Signals(number).name
+        for number, handler in before.items()
+        if signal.getsignal(number) is not handler
+    ]
+    for number, handler in before.items():
+        if handler is not None:  # None: set outside Python, cannot be put back from here
+            signal.signal(number, handler)
+    assert not changed, f"the test left its own handler for {', '.join(changed)}"
 
 
 @pytest.fixture
