@@ -12,8 +12,10 @@ import random
 from datetime import date
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 
+from pmsync.sync.links import derive as derive_module
 from pmsync.sync.links.changes import dirty_targets, trim_journal
 from pmsync.sync.links.derive import _store_rollups, derive
 from pmsync.sync.links.linker import Overrides
@@ -420,3 +422,41 @@ def test_a_key_in_two_feedback_streams_is_the_last_one_read_in_full_and_incremen
         g for k, t, g, _r in stored(store)[0] if t == "zendesk:X1" and k == "ticket_issue"
     }
     assert issue_links == {"jira:9001"}
+
+
+def test_a_full_derivation_diffs_the_stored_links_a_few_tickets_at_a_time(
+    store_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every full derivation, its links diffed three tickets at a time (tickets deleted, moved,
+    given other rules and accounts among them), leaves stored exactly what it computed and
+    counts exactly the links it added and removed; links it kept keep their linked_at."""
+    monkeypatch.setattr(derive_module, "_LINK_CHUNK", 3)
+    store = Store(store_url)
+    rng = random.Random(7)
+    company = Company(store, rng)
+    overrides = Overrides()
+    for step in range(25):
+        before, _ = stored(store)
+        with store.engine.connect() as connection:
+            linked_at = {
+                (r.kind, r.ticket_ref, r.target_ref): r.linked_at
+                for r in connection.execute(sa.select(links))
+            }
+        if step == 12:
+            overrides = Overrides(issues={"3": ["APP-5", "-APP-1"]}, account={"4": "none"})
+        derived = derive(store, SETTINGS, overrides, SPECS, CURRENCY, scores=SCORES)
+        after, _ = stored(store)
+        assert after == truth(store, overrides)[0], step
+        keys = {link[:3] for link in after}
+        assert derived.links_added == len(keys - {link[:3] for link in before}), step
+        assert derived.links_removed == len({link[:3] for link in before} - keys), step
+        with store.engine.connect() as connection:
+            for r in connection.execute(sa.select(links)):
+                key = (r.kind, r.ticket_ref, r.target_ref)
+                if key in linked_at:
+                    assert r.linked_at == linked_at[key], (step, key)
+        company.change()
+        if step % 5 == 0:  # a ticket gone: its stored links are no wanted ticket's
+            gone = rng.choice(sorted(company.tickets))
+            delete(store, "zendesk", "tickets", gone)
+            del company.tickets[gone]

@@ -8,7 +8,7 @@ and the rollups of the issues it affects, and only those reach the store and wri
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, ParamSpec, TypeVar
@@ -43,7 +43,7 @@ from pmsync.sync.links.incremental import (
     streams_of,
     widen,
 )
-from pmsync.sync.links.linker import Link, Linker, LinkResult, Overrides
+from pmsync.sync.links.linker import Kind, Link, Linker, LinkResult, Overrides
 from pmsync.sync.links.models import LinkSettings, RollupSpec
 from pmsync.sync.links.relink import Relinked, relink
 from pmsync.sync.links.rollups import Currencies, Rollup, compute_rollups
@@ -253,7 +253,7 @@ def _derive(job: _Job, *, persist: bool) -> Derived:
     derived = Derived(world, result, rollups, currencies, voices)
     if persist:
         with store.transaction() as connection:
-            derived.links_added, derived.links_removed = _store_links(connection, result.links())
+            derived.links_added, derived.links_removed = _store_all_links(connection, result)
             for name, per_issue in rollups.items():
                 derived.changed_rollups[name] = _store_rollups(connection, name, per_issue)
             consume(connection, job.changes)
@@ -442,24 +442,92 @@ def _stored_hashes(connection: sa.Connection, name: str, only: set[str] | None) 
     return found
 
 
-def _link_rows(links: list[Link]) -> dict[tuple[str, str, str], str]:
+def _link_rows(links: Iterable[Link]) -> dict[tuple[str, str, str], str]:
     return {(link.kind, link.ticket, link.target): link.rule for link in links}
+
+
+# Tickets whose stored links one statement reads when every link is diffed (a bound parameter
+# each, under SQLite's limit): the stored and wanted links of so many tickets are held at a time.
+_LINK_CHUNK = 900
 
 
 def _store_links(
     connection: sa.Connection,
     links: list[Link],
     *,
-    current: dict[tuple[str, str, str], str] | None = None,
+    current: dict[tuple[str, str, str], str],
 ) -> tuple[int, int]:
-    """Make the stored links `links`: of every ticket, or (with `current`, the stored links of
-    some tickets) of those tickets only. Returns (added, removed)."""
-    wanted = _link_rows(links)
-    if current is None:
-        current = {
-            (row.kind, row.ticket_ref, row.target_ref): row.rule
-            for row in connection.execute(sa.select(links_table))
-        }
+    """Make the stored links of some tickets `links` (`current`: their stored links, as
+    `_link_rows` gives them). Returns (added, removed)."""
+    return _write_link_diff(connection, _link_rows(links), current)
+
+
+def _store_all_links(connection: sa.Connection, result: LinkResult) -> tuple[int, int]:
+    """Make the stored links `result`'s, for every ticket. Returns (added, removed).
+
+    The stored links of tickets `result` links no more (or that are gone) are found first, from
+    the stored tickets alone; then each kind of link is diffed some tickets at a time, their
+    stored links (read by the primary key, which leads with kind and ticket) against their
+    wanted ones. So the derivation never holds every stored and every wanted link at once (at
+    a million tickets, more than the rest of it)."""
+    added = removed = 0
+    linked: tuple[tuple[Kind, Mapping[str, object]], ...] = (
+        ("ticket_account", result.account_of),
+        ("ticket_issue", result.issues_of),
+    )
+    for kind, of_ticket in linked:
+        orphans = _unlinked_tickets(connection, kind, of_ticket)
+        tickets = [*of_ticket, *orphans]
+        for start in range(0, len(tickets), _LINK_CHUNK):
+            chunk = tickets[start : start + _LINK_CHUNK]
+            wanted = _link_rows(_links_of(result, kind, chunk))
+            current = _stored_links_of(connection, kind, chunk)
+            counted = _write_link_diff(connection, wanted, current)
+            added, removed = added + counted[0], removed + counted[1]
+    return added, removed
+
+
+def _unlinked_tickets(
+    connection: sa.Connection, kind: Kind, linked: Mapping[str, object]
+) -> list[str]:
+    """Tickets with stored links of `kind` that are not among `linked` (read as a stream,
+    before anything is written)."""
+    query = (
+        sa.select(links_table.c.ticket_ref)
+        .where(links_table.c.kind == kind)
+        .distinct()
+        .execution_options(yield_per=5000)
+    )
+    return [ticket for ticket in connection.execute(query).scalars() if ticket not in linked]
+
+
+def _links_of(result: LinkResult, kind: Kind, tickets: Iterable[str]) -> Iterator[Link]:
+    for ticket in tickets:
+        if kind == "ticket_account":
+            link = result.account_of.get(ticket)
+            if link is not None:
+                yield link
+        else:
+            yield from result.issues_of.get(ticket, {}).values()
+
+
+def _stored_links_of(
+    connection: sa.Connection, kind: Kind, tickets: Sequence[str]
+) -> dict[tuple[str, str, str], str]:
+    query = sa.select(
+        links_table.c.kind, links_table.c.ticket_ref, links_table.c.target_ref, links_table.c.rule
+    ).where(links_table.c.kind == kind, links_table.c.ticket_ref.in_(tickets))
+    return {
+        (row.kind, row.ticket_ref, row.target_ref): row.rule for row in connection.execute(query)
+    }
+
+
+def _write_link_diff(
+    connection: sa.Connection,
+    wanted: dict[tuple[str, str, str], str],
+    current: dict[tuple[str, str, str], str],
+) -> tuple[int, int]:
+    """Insert, delete and re-rule what turns the stored links `current` into `wanted`."""
     now = utcnow()
     added = [k for k in wanted if k not in current]
     removed = [k for k in current if k not in wanted]
