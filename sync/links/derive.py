@@ -8,6 +8,7 @@ and the rollups of the issues it affects, and only those reach the store and wri
 from __future__ import annotations
 
 import functools
+from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -301,7 +302,18 @@ def _link_all(
         linker.link_tickets(world, latest.values(), result)
         for ticket in latest.values():
             world.tickets[ticket.ref] = ticket.slim(TICKET_FIELDS)
+    _forget_linking_inputs(world)
     return world, result
+
+
+def _forget_linking_inputs(world: World) -> None:
+    """Let go of what only linking reads, before the rollups are computed: people (the contacts
+    that surveys look up stay in `contacts_by_email`) and integration links. No figure, report,
+    write-back or view reads them from a derivation; at a million tickets they are hundreds of
+    thousands of records."""
+    world.people = {}
+    world.issue_links = {}
+    world.links_by_ticket = defaultdict(list)
 
 
 def _forget_links(result: LinkResult, tickets: set[str]) -> None:
