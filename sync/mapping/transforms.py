@@ -474,6 +474,14 @@ def _passthrough(kind: type, convert: Fn) -> Fn:
     return lambda value: value if type(value) is kind else convert(value)
 
 
+# The types each coercion passes through unchanged (the compiled mapping tests them inline).
+COERCE_KEEPS: dict[str, tuple[type, ...]] = {
+    "string": (str,),
+    "integer": (int,),
+    "number": (int, float),
+    "boolean": (bool,),
+}
+
 COERCE: dict[str, Fn] = {
     "string": _passthrough(str, to_string),
     "integer": _passthrough(int, to_integer),
