@@ -516,7 +516,8 @@ class _Failed:
 def _map_records(
     mapping: CompiledStream, raws: Iterable[Any]
 ) -> tuple[list[RecordRow], list[_Failed]]:
-    """Map a page; the JSON text is produced once and serves both storage and hashing.
+    """Map a page; the JSON text is produced once, as bytes, and serves both storage and
+    hashing (SQLite stores the bytes as text without their being decoded, see store.py).
 
     A record carrying text that was not valid UTF-8 at the source (kept by the connector as
     lone surrogates) cannot be stored as JSON text: it is parked with its bytes, escaped, and
@@ -538,8 +539,18 @@ def _map_records(
             continue
         unified_bytes = dumps_bytes(unified)
         digest = content_hash_bytes(raw_bytes, unified_bytes)
-        rows.append(RecordRow(key, entity, raw_bytes.decode(), unified_bytes.decode(), digest))
+        rows.append(RecordRow(key, entity, _kept(raw_bytes), _kept(unified_bytes), digest))
     return rows, failures
+
+
+def _kept(data: bytes) -> bytes:
+    """`data` copied into a block of its own size, to be held for the rest of the page.
+
+    The bytes orjson returns were measured to pin more heap than their length (its output is
+    built in a buffer grown as it writes): a page's payloads held as returned raised a 100k
+    ticket sync's peak RSS from 120 to 128-134 MiB; copied (a memcpy, ~0.1 us), 109-117 MiB.
+    """
+    return bytes(memoryview(data))
 
 
 def _undecodable(mapping: CompiledStream, raw: Any) -> _Failed:

@@ -73,6 +73,40 @@ def test_writes_only_what_changed_and_revives_tombstones(store_url: str) -> None
     store.close()
 
 
+def test_json_given_as_bytes_is_stored_as_the_text_it_encodes(store_url: str) -> None:
+    """A sync hands the store its JSON as orjson's UTF-8 bytes: what is stored is text (on
+    SQLite too, never a BLOB), the same as for a `str`, inserted, updated or tombstoned."""
+    store = Store(store_url)
+    payloads = [{"subject": "Łódź Привет ñandú", "n": 1}, {"subject": "café — 2", "n": 2}]
+
+    def as_bytes(key: str, payload: dict[str, object]) -> RecordRow:
+        text = row(key, payload)
+        return RecordRow(key, text.entity, st.dumps_bytes(payload),
+                         st.dumps_bytes({"id": key, **payload}), text.content_hash)  # fmt: skip
+
+    with store.transaction() as c:
+        st.write_records(c, "zd", "tickets", [as_bytes("1", payloads[0])], utcnow())
+        st.write_records(c, "zd", "tickets", [row("2", payloads[0])], utcnow())
+        st.tombstone_records(c, "zd", "tickets", [as_bytes("3", payloads[0])], utcnow())
+    with store.transaction() as c:  # changed: an update
+        result = st.write_records(c, "zd", "tickets", [as_bytes("2", payloads[1])], utcnow())
+    assert result.updated == 1
+    expected = {"1": payloads[0], "2": payloads[1], "3": payloads[0]}
+    with store.engine.connect() as c:
+        rows = c.execute(sa.select(records.c.key, records.c.raw, records.c.unified)).all()
+        for key, raw, unified in rows:
+            assert raw == dumps(expected[key])
+            assert unified == dumps({"id": key, **expected[key]})
+        if store.dialect == "sqlite":
+            kinds = c.execute(sa.text("SELECT DISTINCT typeof(raw), typeof(unified) FROM records"))
+            assert kinds.all() == [("text", "text")]
+            found = c.execute(
+                sa.text("SELECT key FROM records WHERE raw LIKE '%Łódź%' ORDER BY key")
+            ).scalars()
+            assert list(found) == ["1", "3"]
+    store.close()
+
+
 def test_a_failed_page_leaves_no_rows_and_no_cursor(store_url: str) -> None:
     store = Store(store_url)
 

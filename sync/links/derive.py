@@ -55,7 +55,7 @@ from pmsync.sync.links.world import TICKET_FIELDS, World, ticket_batches
 from pmsync.sync.store.locks import store_lock
 from pmsync.sync.store.schema import links as links_table
 from pmsync.sync.store.schema import rollups as rollups_table
-from pmsync.sync.store.store import Store, content_hash, dumps, utcnow
+from pmsync.sync.store.store import Store, blake2b_content_hash, dumps, utcnow
 
 log = get_logger("pmsync.links")
 
@@ -596,7 +596,7 @@ def _store_rollups(
     inserts: list[dict[str, Any]] = []
     for issue_ref, rollup in per_issue.items():
         value, provenance = dumps(rollup.value()), dumps(rollup.provenance)
-        digest = content_hash(value, provenance)
+        digest = blake2b_content_hash(value, provenance)
         if current.get(issue_ref) == digest:
             continue
         changed.append(issue_ref)

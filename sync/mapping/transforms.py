@@ -474,6 +474,14 @@ def _passthrough(kind: type, convert: Fn) -> Fn:
     return lambda value: value if type(value) is kind else convert(value)
 
 
+# The types each coercion passes through unchanged (the compiled mapping tests them inline).
+COERCE_KEEPS: dict[str, tuple[type, ...]] = {
+    "string": (str,),
+    "integer": (int,),
+    "number": (int, float),
+    "boolean": (bool,),
+}
+
 COERCE: dict[str, Fn] = {
     "string": _passthrough(str, to_string),
     "integer": _passthrough(int, to_integer),
@@ -490,7 +498,10 @@ def coerce_list(value: Any) -> list[str]:
     if value is None:
         return []
     items = value if isinstance(value, list) else [value]
-    if all(type(v) is str for v in items):  # the usual list of tags, already text
+    for item in items:  # a loop, not all(generator): this runs for every list field read
+        if type(item) is not str:
+            break
+    else:  # the usual list of tags, already text
         return [v for v in items if v]
     texts = (v if type(v) is str else to_string(v) for v in items if v is not None)
     return [text for text in texts if text]
