@@ -118,6 +118,10 @@ class ConnectorWorker(threading.Thread):
         ):
             if self.predecessor is not None:
                 self.predecessor.join()
+                # Let it go: it holds its configuration's runtime (and that runtime's kept
+                # derivations), and through its own predecessor every earlier one, so each
+                # reload kept one more runtime alive.
+                self.predecessor = None
             while not self._stopping.is_set():
                 try:
                     self._step()
@@ -220,6 +224,7 @@ class ConnectorWorker(threading.Thread):
                 if any_ok and not self.should_stop():
                     self._write_back(connector)
                     runtime.trim_change_journal()
+                    runtime.settle_heap()  # what its derivation and plan freed goes back
         finally:
             self.busy = False
             self.cycles += 1
