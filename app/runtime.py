@@ -560,7 +560,20 @@ class Runtime:
         next to nothing)."""
         if self._heap_dirty:
             self._heap_dirty = False
-            release_memory()
+            self.release_memory()
+
+    def release_memory(self) -> None:
+        """Close the store's idle pooled connections, then collect and trim (`release_memory`).
+
+        A SQLite connection keeps a page cache (up to 2 MiB by default) and its statements,
+        filled while the first sync and full derivations read everything: scattered over the C
+        heap, they held its freed pages resident. In an idle daemon on glibc's malloc, closing
+        them took RSS from 257 to 154 MiB (objects in use 88 -> 64 MiB). The pool opens
+        connections again as threads ask (a connection in use elsewhere is left alone: it
+        closes when it is given back)."""
+        if self._store is not None:
+            self._store.engine.dispose()
+        release_memory()
 
     def trim_change_journal(self) -> None:
         """Keep the journal of changed records bounded when nothing derives for a long time
@@ -627,7 +640,7 @@ class Runtime:
                 self._incremental = derived
             elif derived.mode == "full":
                 self._full = (derived.generation, derived)  # what a plan of every target reads
-                release_memory()  # the rows and payloads it read are garbage now
+                self.release_memory()  # the rows and payloads it read are garbage now
             return derived
         version = (self.store.data_version(), _mtime(self.mappings.overrides_path))
         cached = self._derived
@@ -649,7 +662,7 @@ class Runtime:
         )
         if persist:
             self._derived = (version, derived)
-        release_memory()
+        self.release_memory()
         return derived
 
     def _writers(self) -> list[str]:
