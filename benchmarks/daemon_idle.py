@@ -22,7 +22,7 @@ so a removed link stops counting at the next one); `--links-census` sets it for 
 Jira searches `updated` by the minute, so the issues pmsync just wrote come back once when
 their minute settles (`settle_lag` after it) and again in every pass whose `overlap` still
 reaches that minute. After the last write the benchmark therefore also waits settle_lag +
-overlap + one minute (the minute the write fell in) + one poll (3 min 15 s with the defaults
+overlap + one minute (the minute the write fell in) + one poll (4 min 15 s with the defaults
 and a 15 s poll). Without it, the window holds those reads (about 22 Jira pages at 1,500
 issues): true of a daemon's first minutes, not of it idle.
 """
