@@ -5,8 +5,6 @@ The CLI and the daemon both start here; the engine itself stays free of configur
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
 import dataclasses
 import gc
 import threading
@@ -32,7 +30,7 @@ from pmsync.errors import (
     QuotaExhausted,
     UsageError,
 )
-from pmsync.gcpolicy import bulk_allocation
+from pmsync.gcpolicy import bulk_allocation, trim_heap
 from pmsync.logs import get_logger
 from pmsync.sync.mapping.loader import MappingSet, check_against_connectors, load_mappings
 from pmsync.sync.store.discovery import StoreDiscoveryCache
@@ -89,6 +87,7 @@ class Runtime:
     _derived: tuple[tuple[object, float | None], Derived] | None = None
     _incremental: Derived | None = None  # the last incremental derivation (plans reuse it)
     _full: tuple[int, Derived] | None = None  # a full derivation, by generation
+    _heap_dirty: bool = False  # a derivation freed memory since the last `settle_heap`
 
     @classmethod
     def load(
@@ -528,15 +527,53 @@ class Runtime:
         return self.plan(derived=derived, only_connector=connector), seqs
 
     def done_planning(self, seqs: Sequence[int]) -> None:
-        """The targets behind `seqs` were planned and their writes applied: forget them."""
-        from pmsync.sync.links.changes import clear_dirty, has_full_dirty
+        """The targets behind `seqs` were planned and their writes applied: forget them, and
+        the kept derivations once no connector has anything left to plan.
+
+        The full derivation serves connectors that plan every target; the incremental one,
+        connectors that plan the same generation's targets after this one. With nothing left
+        to plan neither is read again (the next derivation marks targets afresh, under a new
+        generation, which no kept derivation matches), so an idle daemon holds none: one
+        incremental derivation of a changed account's tickets was 9,000 tickets of a
+        20,000-ticket World, kept for as long as nothing else changed."""
+        from pmsync.sync.links.changes import clear_dirty, has_dirty, has_full_dirty
 
         with self.store.transaction() as connection:
             clear_dirty(connection, seqs)
             everything_planned = not has_full_dirty(connection)
+            nothing_left = everything_planned and not has_dirty(connection)
         if everything_planned and self._full is not None:
             self._full = None  # the full World is no longer needed: let it go
-            release_memory()
+            self._heap_dirty = True
+        if nothing_left and self._incremental is not None:
+            self._incremental = None
+            self._heap_dirty = True
+
+    @property
+    def keeps_derivation(self) -> bool:
+        """Whether a derivation is kept for the plans still to come (tests)."""
+        return self._full is not None or self._incremental is not None
+
+    def settle_heap(self) -> None:
+        """After a write-back cycle: when a derivation ran or a kept one was let go, collect
+        and hand the freed heap back (`release_memory`); else nothing (a quiet cycle freed
+        next to nothing)."""
+        if self._heap_dirty:
+            self._heap_dirty = False
+            self.release_memory()
+
+    def release_memory(self) -> None:
+        """Close the store's idle pooled connections, then collect and trim (`release_memory`).
+
+        A SQLite connection keeps a page cache (up to 2 MiB by default) and its statements,
+        filled while the first sync and full derivations read everything: scattered over the C
+        heap, they held its freed pages resident. In an idle daemon on glibc's malloc, closing
+        them took RSS from 257 to 154 MiB (objects in use 88 -> 64 MiB). The pool opens
+        connections again as threads ask (a connection in use elsewhere is left alone: it
+        closes when it is given back)."""
+        if self._store is not None:
+            self._store.engine.dispose()
+        release_memory()
 
     def trim_change_journal(self) -> None:
         """Keep the journal of changed records bounded when nothing derives for a long time
@@ -597,11 +634,13 @@ class Runtime:
                 writers=self._writers(),
                 before_full=self._forget_derivations,
             )
+            if derived.mode != "quiet":
+                self._heap_dirty = True
             if derived.mode == "incremental":
                 self._incremental = derived
             elif derived.mode == "full":
                 self._full = (derived.generation, derived)  # what a plan of every target reads
-                release_memory()  # the rows and payloads it read are garbage now
+                self.release_memory()  # the rows and payloads it read are garbage now
             return derived
         version = (self.store.data_version(), _mtime(self.mappings.overrides_path))
         cached = self._derived
@@ -623,7 +662,7 @@ class Runtime:
         )
         if persist:
             self._derived = (version, derived)
-        release_memory()
+        self.release_memory()
         return derived
 
     def _writers(self) -> list[str]:
@@ -646,6 +685,7 @@ class Runtime:
         return projects
 
     def close(self) -> None:
+        self._forget_derivations()  # a reloaded daemon's old runtime may outlive its workers
         for connector in self._connectors.values():
             connector.close()
         if self._store is not None:
@@ -665,8 +705,7 @@ def release_memory() -> None:
     """Collect, then hand the freed heap back to the system (glibc keeps it otherwise, so a
     daemon's RSS would stay at the peak of its first full derivation)."""
     gc.collect()
-    with contextlib.suppress(OSError, AttributeError):  # not glibc: nothing to trim
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    trim_heap()
 
 
 def _covers(derived: Derived, scope: Scope) -> bool:

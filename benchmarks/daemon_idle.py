@@ -17,6 +17,14 @@ per poll, RSS <= 200 MiB and flat over reloads. Run:
 
 Zendesk lists its Jira links in full every `links_census_interval` (default "0s": every cycle,
 so a removed link stops counting at the next one); `--links-census` sets it for the run.
+
+`--warm-up` starts the window only once the daemon has read back its own first write-back:
+Jira searches `updated` by the minute, so the issues pmsync just wrote come back once when
+their minute settles (`settle_lag` after it) and again in every pass whose `overlap` still
+reaches that minute. After the last write the benchmark therefore also waits settle_lag +
+overlap + one minute (the minute the write fell in) + one poll (4 min 15 s with the defaults
+and a 15 s poll). Without it, the window holds those reads (about 22 Jira pages at 1,500
+issues): true of a daemon's first minutes, not of it idle.
 """
 
 from __future__ import annotations
@@ -35,6 +43,7 @@ from pathlib import Path
 import orjson
 
 from pmsync.app.runtime import Runtime
+from pmsync.connectors.jira.settings import JiraSettings
 from pmsync.simulators.base import Simulator
 from pmsync.simulators.company import CompanySize
 from pmsync.simulators.demo import Demo, launch
@@ -76,6 +85,48 @@ def streams_per_connector(demo: Demo) -> dict[str, int]:
         runtime.close()
 
 
+def readback_seconds(demo: Demo) -> float:
+    """How long after its last write Jira's searches still read what was written: settle_lag +
+    overlap of the slowest Jira connector, plus the minute the write fell in."""
+    os.environ.update(demo.env)
+    runtime = Runtime.load(str(demo.config_path))
+    try:
+        lags = [
+            (s.settle_lag + s.overlap).total_seconds()
+            for s in runtime.config.connectors.values()
+            if isinstance(s, JiraSettings)
+        ]
+    finally:
+        runtime.close()
+    return max(lags, default=0.0) + 60
+
+
+def last_write_at(sims: dict[str, Simulator]) -> float:
+    """When the last write reached any simulator (time.time()), 0 when none did."""
+    return max(
+        (
+            r.at
+            for sim in sims.values()
+            for r in sim.requests
+            if r.method in WRITES and not any(m in r.path for m in READS_BY_POST)
+        ),
+        default=0.0,
+    )
+
+
+def warm_up(
+    process: subprocess.Popen[bytes], sims: dict[str, Simulator], poll: float, readback: float
+) -> float:
+    """Wait until the last write is `readback` + one poll old (the daemon has read back its
+    own writes); returns the seconds waited. A write meanwhile starts the wait again."""
+    started = time.monotonic()
+    while time.time() - last_write_at(sims) < readback + poll:
+        if process.poll() is not None:
+            raise SystemExit("pmsync run exited early")
+        time.sleep(2)
+    return time.monotonic() - started
+
+
 def settle(process: subprocess.Popen[bytes], sims: dict[str, Simulator], poll: float) -> float:
     """Wait until the daemon has written back and then wrote nothing for two polls; returns
     the seconds it took."""
@@ -111,6 +162,11 @@ def main() -> int:
         help="Print every request this connector saw in the window (repeatable).",
     )
     parser.add_argument("--log", type=Path, default=None, help="Keep the daemon's log here.")
+    parser.add_argument(
+        "--warm-up",
+        action="store_true",
+        help="Start the window once the daemon has read back its own first write-back.",
+    )
     args = parser.parse_args()
     poll = args.poll
     scale = args.tickets / 3000
@@ -156,6 +212,10 @@ def main() -> int:
             )
             took = settle(process, sims, poll)
             print(f"first cycles and write-back settled after {took:.0f} s")
+            if args.warm_up:
+                readback = readback_seconds(demo)
+                waited = warm_up(process, sims, poll, readback)
+                print(f"warm-up: writes read back ({readback:.0f} s + a poll), {waited:.0f} s more")
             for sim in sims.values():
                 sim.reset_log()
             window = args.minutes * 60

@@ -4,11 +4,18 @@ else (the web view's snapshot keeper) left in place."""
 from __future__ import annotations
 
 import gc
+import os
+import sys
 from collections.abc import Iterator
 
 import pytest
 
-from pmsync.gcpolicy import BULK_THRESHOLDS, bulk_allocation
+from pmsync.gcpolicy import (
+    BULK_THRESHOLDS,
+    bulk_allocation,
+    run_on_system_malloc,
+    system_malloc_argv,
+)
 
 
 @pytest.fixture
@@ -39,3 +46,27 @@ def test_a_freeze_made_before_bulk_work_stays() -> None:
     with bulk_allocation(one_arena=False):
         pass
     assert gc.get_freeze_count() >= frozen
+
+
+def test_a_daemon_runs_again_on_the_system_allocator_unless_one_was_chosen() -> None:
+    argv = ["/venv/bin/python", "/venv/bin/pmsync", "-c", "x.toml", "run"]
+    again = system_malloc_argv({}, argv, "/usr/bin/python3.11", glibc=True)
+    assert again == ["/usr/bin/python3.11", "/venv/bin/pmsync", "-c", "x.toml", "run"]
+    # Already so (the executed command), chosen by someone, or no glibc to trim: nothing.
+    assert system_malloc_argv({"PYTHONMALLOC": "malloc"}, argv, "/py", glibc=True) is None
+    assert system_malloc_argv({"PYTHONMALLOC": "pymalloc"}, argv, "/py", glibc=True) is None
+    assert system_malloc_argv({}, argv, "/py", glibc=False) is None
+
+
+def test_running_on_the_system_allocator_sets_it_and_executes_the_same_command(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("PYTHONMALLOC", "")  # so that teardown takes it away again
+    monkeypatch.delenv("PYTHONMALLOC")
+    monkeypatch.setattr(sys, "orig_argv", ["python", "-m", "pmsync.app.cli", "run"])
+    executed: list[tuple[str, list[str]]] = []
+    run_on_system_malloc(lambda path, argv: executed.append((path, argv)))
+    assert executed == [(sys.executable, [sys.executable, "-m", "pmsync.app.cli", "run"])]
+    assert os.environ["PYTHONMALLOC"] == "malloc"
+    run_on_system_malloc(lambda path, argv: executed.append((path, argv)))
+    assert len(executed) == 1  # the executed command does not do it again

@@ -79,3 +79,37 @@ def test_plans_of_what_changed_equal_full_plans(demo: Demo) -> None:
             assert (plan.writes, dirty) == ([], []), name
     finally:
         runtime.close()
+
+
+def kept(runtime: Runtime) -> bool:
+    return runtime.keeps_derivation
+
+
+def test_kept_derivations_go_once_every_connector_has_planned(demo: Demo) -> None:
+    """An idle daemon holds no derivation: the full one (and the incremental one) serve the
+    connectors still to plan their generation's targets, and go when none is left."""
+    runtime = Runtime.load(str(demo.config_path))
+    names = [n for n in runtime.writable_connectors() if runtime.writes_to(n)]
+    try:
+        runtime.run_once()
+        plan, dirty = runtime.plan_changes(names[0])
+        assert plan.writes
+        assert kept(runtime)  # the first, full derivation
+        runtime.done_planning(dirty)
+        assert kept(runtime)  # the other connectors plan every target from it
+        cycle(runtime)
+        assert not kept(runtime)
+        sim = demo.simulators.salesforce
+        for account_id in sorted(a.id for a in demo.company.live_accounts())[:3]:
+            row = sim.table("Account").rows[account_id]
+            sim.update("Account", account_id, {"ARR__c": float(row["ARR__c"] or 0) + 5000})
+        runtime.run_once()
+        _plan, jira_dirty = runtime.plan_changes("jira")
+        assert runtime.derive(incremental=True).mode == "quiet"
+        assert kept(runtime)  # the incremental one, for the others' plans
+        runtime.done_planning(jira_dirty)
+        assert kept(runtime)
+        cycle(runtime)
+        assert not kept(runtime)
+    finally:
+        runtime.close()

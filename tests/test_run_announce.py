@@ -49,6 +49,10 @@ def test_run_on_a_terminal_says_where_it_listens(tmp_path: Path) -> None:
         match = re.search(r"health and metrics on http://127\.0\.0\.1:(\d+) ", text)
         assert match, text
         assert int(match.group(1)) > 0
+        # It executed itself again on glibc's allocator (same process), whose free pages go
+        # back to the system (foundation/gcpolicy.py).
+        environ = Path(f"/proc/{process.pid}/environ").read_bytes().split(b"\0")
+        assert b"PYTHONMALLOC=malloc" in environ
     finally:
         process.send_signal(signal.SIGTERM)
         assert process.wait(30) == 0

@@ -6,6 +6,8 @@ import threading
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
+from sqlalchemy.pool import QueuePool
 
 from pmsync.app.runtime import Runtime
 from pmsync.sync.store.store import Store
@@ -13,9 +15,7 @@ from pmsync.sync.store.store import Store
 REPO = Path(__file__).resolve().parent.parent
 
 
-def test_threads_asking_for_the_store_at_once_share_one_opened_store(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def write_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     config = tmp_path / "pmsync.toml"
     config.write_text(
         f'[store]\nurl = "sqlite:///{tmp_path / "pmsync.db"}"\n'
@@ -26,7 +26,13 @@ def test_threads_asking_for_the_store_at_once_share_one_opened_store(
         'api_token = { env = "RUNTIME_STORE_TOKEN" }\n'
     )
     monkeypatch.setenv("RUNTIME_STORE_TOKEN", "x")
-    runtime = Runtime.load(str(config))
+    return config
+
+
+def test_threads_asking_for_the_store_at_once_share_one_opened_store(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    runtime = Runtime.load(str(write_config(tmp_path, monkeypatch)))
     start = threading.Barrier(6)
     opened: list[Store] = []
     errors: list[BaseException] = []
@@ -47,3 +53,34 @@ def test_threads_asking_for_the_store_at_once_share_one_opened_store(
     assert errors == []
     assert len(opened) == 6
     assert len({id(store) for store in opened}) == 1  # one store, migrated once
+
+
+def pooled(engine: sa.Engine) -> int:
+    """Connections waiting in the engine's pool."""
+    pool = engine.pool
+    assert isinstance(pool, QueuePool)
+    return pool.checkedin()
+
+
+def test_releasing_memory_closes_idle_connections_and_the_store_works_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The daemon closes the store's pooled connections when it hands its heap back (their
+    SQLite page caches held freed pages resident); a connection in use elsewhere stays open,
+    and new ones get the store's settings again."""
+    runtime = Runtime.load(str(write_config(tmp_path, monkeypatch)))
+    try:
+        engine = runtime.store.engine
+        with engine.connect() as first:
+            first.exec_driver_sql("SELECT 1")
+        assert pooled(engine) >= 1
+        with engine.connect() as busy:  # a worker's transaction, mid-way
+            runtime.release_memory()
+            assert pooled(engine) == 0  # the new pool holds none yet
+            assert busy.exec_driver_sql("SELECT 1").scalar_one() == 1
+        with engine.connect() as fresh:
+            assert fresh.exec_driver_sql("PRAGMA foreign_keys").scalar_one() == 1
+            assert fresh.exec_driver_sql("PRAGMA journal_mode").scalar_one() == "wal"
+        assert runtime.store.stream_states() == []
+    finally:
+        runtime.close()

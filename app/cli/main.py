@@ -144,6 +144,18 @@ def load_all_commands() -> click.Group:
     return cli
 
 
+_as_program = False  # set by `main`: this process is the `pmsync` program itself
+
+
+def started_as_program() -> bool:
+    """Whether `main` started this process's command (the `pmsync` script or `python -m
+    pmsync.app.cli`), not a test or a program calling the click group: only then may a command
+    execute itself again (`pmsync run` on the system allocator)."""
+    return _as_program
+
+
 def main() -> None:
     """Console-script entry point."""
+    global _as_program  # noqa: PLW0603 - one flag per process
+    _as_program = True
     cli(prog_name="pmsync")

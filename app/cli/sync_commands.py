@@ -12,7 +12,7 @@ import click
 from rich.markup import escape
 
 from pmsync.errors import ConfigError, PmsyncError, StoreBusy
-from pmsync.gcpolicy import bulk_allocation
+from pmsync.gcpolicy import bulk_allocation, run_on_system_malloc
 
 from .context import (
     EXIT_CONFIG,
@@ -174,6 +174,10 @@ def run_command(ctx: Context) -> None:
     have problems). Serves /healthz, /readyz and /metrics (see [daemon] in the configuration);
     speaks systemd's notify protocol. Replicas on one PostgreSQL store share the connectors.
     """
+    from .main import started_as_program
+
+    if started_as_program():
+        run_on_system_malloc()  # returns at once when it already runs so (or PYTHONMALLOC is set)
     from pmsync.app.daemon.service import Daemon
 
     daemon = Daemon(

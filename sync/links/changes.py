@@ -191,6 +191,11 @@ def has_full_dirty(connection: sa.Connection) -> bool:
     return connection.execute(query.limit(1)).first() is not None
 
 
+def has_dirty(connection: sa.Connection) -> bool:
+    """Whether some connector has still to plan some target."""
+    return connection.execute(sa.select(writeback_dirty.c.seq).limit(1)).first() is not None
+
+
 def start_journal(store: Store) -> None:
     """Have the triggers journal changes from now on (committed before a derivation reads)."""
     with store.engine.connect() as connection:
