@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import os
+import signal
 import sys
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -61,7 +62,14 @@ def run_on_system_malloc(
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(Exception):
             stream.flush()
-    execv(argv[0], argv)
+    # An ignored signal stays ignored across exec: a SIGHUP (reload) arriving before the new
+    # program installs its handlers would otherwise end it. The configuration is read after
+    # the exec anyway, so such a reload has nothing left to do.
+    previous = signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    try:
+        execv(argv[0], argv)
+    finally:  # only reached when the exec did not happen
+        signal.signal(signal.SIGHUP, previous)
 
 
 def _has_malloc_trim() -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gc
 import os
+import signal
 import sys
 from collections.abc import Iterator
 
@@ -70,3 +71,18 @@ def test_running_on_the_system_allocator_sets_it_and_executes_the_same_command(
     assert os.environ["PYTHONMALLOC"] == "malloc"
     run_on_system_malloc(lambda path, argv: executed.append((path, argv)))
     assert len(executed) == 1  # the executed command does not do it again
+
+
+def test_a_reload_signal_during_the_exec_is_ignored_not_fatal(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("PYTHONMALLOC", "")
+    monkeypatch.delenv("PYTHONMALLOC")
+    monkeypatch.setattr(sys, "orig_argv", ["python", "-m", "pmsync.app.cli", "run"])
+    at_exec: list[object] = []
+    before = signal.getsignal(signal.SIGHUP)
+    run_on_system_malloc(lambda _path, _argv: at_exec.append(signal.getsignal(signal.SIGHUP)))
+    # Ignored when the new program starts (an ignored signal stays so across exec) ...
+    assert at_exec == [signal.SIG_IGN]
+    # ... and put back when no exec happened.
+    assert signal.getsignal(signal.SIGHUP) is before
