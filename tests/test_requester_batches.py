@@ -123,8 +123,11 @@ def company(store: Store, rng: random.Random) -> None:
             {"id": "s1", "score": 3, "responded_at": "2026-01-02", "email": "c1@mail.org"},
             {"id": "s2", "score": 9, "responded_at": "2026-01-02", "email": "new@d3.com"},
             {"id": "s3", "score": 5, "responded_at": "2026-01-02", "email": "c3@mail.org"},
+            {"id": "s4", "score": 8, "responded_at": "2026-01-02", "account_id": "p7"},
         ],
     )
+    # The survey tool's own account, naming the CRM's.
+    put(store, "pendo", "accounts", "organization", [{"id": "p7", "account_id": "00107"}])
 
 
 def links_of(links: Any) -> set[tuple[str, str, str, str]]:
@@ -164,6 +167,10 @@ def test_a_full_derivation_links_each_batch_with_its_requesters_read_by_key(
     assert contacts["new@d3.com"] == ["zendesk:u1"]
     held = [c.fields for cs in derived.world.contacts_by_email.values() for c in cs]
     assert held
-    assert all(set(fields) == {"email", "account_id"} for fields in held)
+    assert all(set(fields) == {"account_id"} for fields in held)
     assert latest_scores(derived.world) == latest_scores(everything)
-    assert latest_scores(derived.world)["nps"]
+    nps = latest_scores(derived.world)["nps"]
+    assert nps["salesforce:00107"].response == "pendo:s4"  # through the slim organization
+    assert nps["salesforce:00104"].response == "pendo:s2"  # through a requester who is a contact
+    slim = [set(o.fields) for o in derived.world.organizations.values()]
+    assert all(names <= {"external_id", "account_id"} for names in slim)

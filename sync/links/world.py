@@ -21,11 +21,15 @@ _SALESFORCE_ID = re.compile(r"[a-zA-Z0-9]{15}(?:[a-zA-Z0-9]{3})?")
 # What is read of a ticket once it is linked (rollups, write-back, reports, the web view), and
 # of a person or an integration link ever (linking): a derivation keeps only these fields, so
 # its memory is not that of every full record (a ticket's description, a person's profile).
+# Every caller of `World.load` keeps them so (organizations too, `ORGANIZATION_FIELDS`).
 TICKET_FIELDS = ("status", "created_at", "subject", "product_area")
 PERSON_FIELDS = ("email", "account_id", "organization_id")
-# What is read of a contact (a person with an account and an e-mail) once the tickets are
-# linked: surveys find a respondent's account by e-mail (`contacts_by_email`).
-CONTACT_FIELDS = ("email", "account_id")
+# What is read of a contact (a person with an account and an e-mail) found by its e-mail in
+# `contacts_by_email`, by linking and surveys: its account.
+CONTACT_FIELDS = ("account_id",)
+# What is read of an organization ever (linking; usage and survey answers naming the analytics
+# tool's own account): its account.
+ORGANIZATION_FIELDS = ("external_id", "account_id")
 ISSUE_LINK_FIELDS = ("ticket_id", "issue_id", "issue_key")
 # Fields with few distinct values: one string object each, not one per record.
 # An account id is named by the account's many contacts.
@@ -148,7 +152,7 @@ class World:
         """Every live record of the entities linking reads, except those in `skip` (an
         incremental derivation adds the tickets it needs itself).
 
-        `contacts_only`: of the people, keep only the contacts (`contacts_by_email`, with
+        `contacts_only`: of the people, keep only the contacts, in `contacts_by_email` (with
         `CONTACT_FIELDS`), and leave `people` empty: a full derivation reads the requesters of
         each batch of tickets when it links them, so it never holds every person (at a million
         tickets, hundreds of thousands of end users who are no contact)."""
@@ -167,6 +171,7 @@ class World:
         }
         wanted = [name for name in buckets if name not in skip]
         strings: dict[str, str] = {}  # connector and stream names: one object each
+        contacts: dict[str, tuple[str, Entity]] = {}  # ref -> (e-mail, contact): contacts_only
         for read_connector, read_stream, key, unified in store.iter_unified(wanted):
             entity_name, fields = unified
             connector = strings.setdefault(read_connector, read_connector)
@@ -178,18 +183,21 @@ class World:
                 if contacts_only:
                     # The last stream's record of a ref wins, as in `people`: a later one that
                     # is no contact takes an earlier contact's place.
-                    if contact_email(record):
-                        world.people[record.ref] = record.slim(CONTACT_FIELDS)
+                    email = contact_email(record)
+                    if email:
+                        contacts[record.ref] = (email, record.slim(CONTACT_FIELDS))
                     else:
-                        world.people.pop(record.ref, None)
+                        contacts.pop(record.ref, None)
                     continue
                 record = record.slim(PERSON_FIELDS)
+            elif entity_name == "organization":
+                record = record.slim(ORGANIZATION_FIELDS)
             elif entity_name == "issue_link":
                 record = record.slim(ISSUE_LINK_FIELDS)
             buckets[entity_name][record.ref] = record
         world.index()
-        if contacts_only:
-            world.people = {}  # they are in contacts_by_email
+        for email, contact in contacts.values():
+            world.contacts_by_email[email].append(contact)
         return world
 
     def index(self) -> None:
