@@ -21,7 +21,7 @@ _SALESFORCE_ID = re.compile(r"[a-zA-Z0-9]{15}(?:[a-zA-Z0-9]{3})?")
 # What is read of a ticket once it is linked (rollups, write-back, reports, the web view), and
 # of a person or an integration link ever (linking): a derivation keeps only these fields, so
 # its memory is not that of every full record (a ticket's description, a person's profile).
-# Every caller of `World.load` keeps them so (organizations too, `ORGANIZATION_FIELDS`).
+# Every caller of `World.load` keeps them so (organizations and opportunities too).
 TICKET_FIELDS = ("status", "created_at", "subject", "product_area")
 PERSON_FIELDS = ("email", "account_id", "organization_id")
 # What is read of a contact (a person with an account and an e-mail) found by its e-mail in
@@ -30,10 +30,26 @@ CONTACT_FIELDS = ("account_id",)
 # What is read of an organization ever (linking; usage and survey answers naming the analytics
 # tool's own account): its account.
 ORGANIZATION_FIELDS = ("external_id", "account_id")
+# What is read of an opportunity ever (the sales voice `pipeline.py`, the web view's account
+# page): not its owner, probability, type or timestamps.
+OPPORTUNITY_FIELDS = (
+    "id",
+    "name",
+    "account_id",
+    "amount",
+    "currency",
+    "stage",
+    "is_closed",
+    "is_won",
+    "loss_reason",
+    "close_date",
+    "issue_keys",
+)
 ISSUE_LINK_FIELDS = ("ticket_id", "issue_id", "issue_key")
 # Fields with few distinct values: one string object each, not one per record.
-# An account id is named by the account's many contacts.
-_SHARED_VALUES = frozenset({"status", "product_area", "account_id"})
+# (An account id is named by its many contacts and opportunities; a currency and a stage by
+# many opportunities.)
+_SHARED_VALUES = frozenset({"status", "product_area", "account_id", "stage", "currency"})
 
 
 def ref(connector: str, key: str) -> str:
@@ -192,6 +208,8 @@ class World:
                 record = record.slim(PERSON_FIELDS)
             elif entity_name == "organization":
                 record = record.slim(ORGANIZATION_FIELDS)
+            elif entity_name == "opportunity":
+                record = record.slim(OPPORTUNITY_FIELDS)
             elif entity_name == "issue_link":
                 record = record.slim(ISSUE_LINK_FIELDS)
             buckets[entity_name][record.ref] = record

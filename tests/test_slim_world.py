@@ -1,5 +1,7 @@
-"""A full derivation reads each ticket batch's requesters by key and holds only the contacts:
-it links exactly as linking the whole World (every person loaded) does.
+"""A derivation's World holds few fields of most records, and finds with them what full
+records would: a full derivation reads each ticket batch's requesters by key and holds only the
+contacts, and links exactly as linking with every person loaded does; organizations and
+opportunities keep the fields that are read of them.
 
 The requesters are end users of the ticket's connector, found by `requester_id`: their
 organization and e-mail link the ticket when the ticket names neither. A ref held by two
@@ -19,9 +21,10 @@ from pmsync.sync.links import derive as derive_module
 from pmsync.sync.links.derive import derive
 from pmsync.sync.links.linker import Linker, Overrides
 from pmsync.sync.links.models import LinkSettings, RollupSpec
+from pmsync.sync.links.pipeline import compute_pipeline
 from pmsync.sync.links.settings import CurrencySettings
 from pmsync.sync.links.surveys import latest_scores
-from pmsync.sync.links.world import World, ticket_batches
+from pmsync.sync.links.world import OPPORTUNITY_FIELDS, Entity, World, ref, ticket_batches
 from pmsync.sync.store import store as st
 from pmsync.sync.store.store import RecordRow, Store, content_hash, dumps, utcnow
 
@@ -174,3 +177,40 @@ def test_a_full_derivation_links_each_batch_with_its_requesters_read_by_key(
     assert nps["salesforce:00104"].response == "pendo:s2"  # through a requester who is a contact
     slim = [set(o.fields) for o in derived.world.organizations.values()]
     assert all(names <= {"external_id", "account_id"} for names in slim)
+
+
+def test_slim_opportunities_give_the_pipeline_full_records_give(store_url: str) -> None:
+    store = Store(store_url)
+    company(store, random.Random(3))
+    opportunities = [
+        {"id": f"006{n}", "name": f"Deal {n}", "account_id": f"001{n % 10:02d}",
+         "amount": 1000 * n, "currency": "EUR" if n % 3 else "USD",
+         "stage": "Closed Lost" if n % 4 == 1 else "Negotiation", "is_closed": n % 4 == 1,
+         "is_won": False, "loss_reason": "price" if n % 8 == 1 else None,
+         "close_date": "2026-03-01", "issue_keys": ["app-1"] if n % 2 else [],
+         "owner": "someone", "probability": 40, "type": "New", "updated_at": "2026-01-01"}
+        for n in range(12)
+    ]  # fmt: skip
+    put(store, "salesforce", "Opportunity", "opportunity", opportunities)
+    put(
+        store,
+        "salesforce",
+        "Opportunity_Issue__c",
+        "opportunity_issue",
+        [{"id": "j1", "opportunity_id": "0062", "issue_id": "9000"}],
+    )
+    derived = derive(store, SETTINGS, Overrides(), SPECS, CURRENCY, persist=False)
+
+    held = derived.world.opportunities
+    assert len(held) == 12
+    assert all(set(o.fields) <= set(OPPORTUNITY_FIELDS) for o in held.values())
+    full = World.load(store)
+    for connector, stream, key, (_entity, fields) in store.iter_unified(["opportunity"]):
+        full.opportunities[ref(connector, key)] = Entity(
+            ref(connector, key), connector, stream, key, fields
+        )
+    expected = compute_pipeline(full, derived.currencies)
+    assert derived.voices.pipeline == expected
+    cited = expected["jira:9000"]  # 3, 7, 11 and 2 (a junction) open; 1, 5 and 9 lost
+    assert (cited.opportunities, cited.lost) == (4, 3)
+    assert dict(cited.lost_reasons)["price"] == 2
