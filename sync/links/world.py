@@ -21,11 +21,35 @@ _SALESFORCE_ID = re.compile(r"[a-zA-Z0-9]{15}(?:[a-zA-Z0-9]{3})?")
 # What is read of a ticket once it is linked (rollups, write-back, reports, the web view), and
 # of a person or an integration link ever (linking): a derivation keeps only these fields, so
 # its memory is not that of every full record (a ticket's description, a person's profile).
+# Every caller of `World.load` keeps them so (organizations and opportunities too).
 TICKET_FIELDS = ("status", "created_at", "subject", "product_area")
 PERSON_FIELDS = ("email", "account_id", "organization_id")
+# What is read of a contact (a person with an account and an e-mail) found by its e-mail in
+# `contacts_by_email`, by linking and surveys: its account.
+CONTACT_FIELDS = ("account_id",)
+# What is read of an organization ever (linking; usage and survey answers naming the analytics
+# tool's own account): its account.
+ORGANIZATION_FIELDS = ("external_id", "account_id")
+# What is read of an opportunity ever (the sales voice `pipeline.py`, the web view's account
+# page): not its owner, probability, type or timestamps.
+OPPORTUNITY_FIELDS = (
+    "id",
+    "name",
+    "account_id",
+    "amount",
+    "currency",
+    "stage",
+    "is_closed",
+    "is_won",
+    "loss_reason",
+    "close_date",
+    "issue_keys",
+)
 ISSUE_LINK_FIELDS = ("ticket_id", "issue_id", "issue_key")
 # Fields with few distinct values: one string object each, not one per record.
-_SHARED_VALUES = frozenset({"status", "product_area"})
+# (An account id is named by its many contacts and opportunities; a currency and a stage by
+# many opportunities.)
+_SHARED_VALUES = frozenset({"status", "product_area", "account_id", "stage", "currency"})
 
 
 def ref(connector: str, key: str) -> str:
@@ -113,7 +137,8 @@ class World:
 
     A full derivation keeps its tickets slim (`TICKET_FIELDS`) and, once they are linked, lets
     go of the people and integration links (`derive._forget_linking_inputs`): only linking
-    reads them."""
+    reads them). It loads people as contacts only when asked (`contacts_only`): linking then
+    reads each ticket batch's requesters by key (`derive._requesters`)."""
 
     tickets: dict[str, Entity] = field(default_factory=dict)
     people: dict[str, Entity] = field(default_factory=dict)
@@ -133,11 +158,20 @@ class World:
     accounts_by_domain: dict[str, list[Entity]] = field(default_factory=lambda: defaultdict(list))
     contacts_by_email: dict[str, list[Entity]] = field(default_factory=lambda: defaultdict(list))
     links_by_ticket: dict[str, list[Entity]] = field(default_factory=lambda: defaultdict(list))
+    # (connector, stream) pairs holding people, in the order `load` reads them.
+    person_streams: list[tuple[str, str]] = field(default_factory=list)
 
     @classmethod
-    def load(cls, store: Store, *, skip: Collection[str] = ()) -> World:
+    def load(
+        cls, store: Store, *, skip: Collection[str] = (), contacts_only: bool = False
+    ) -> World:
         """Every live record of the entities linking reads, except those in `skip` (an
-        incremental derivation adds the tickets it needs itself)."""
+        incremental derivation adds the tickets it needs itself).
+
+        `contacts_only`: of the people, keep only the contacts, in `contacts_by_email` (with
+        `CONTACT_FIELDS`), and leave `people` empty: a full derivation reads the requesters of
+        each batch of tickets when it links them, so it never holds every person (at a million
+        tickets, hundreds of thousands of end users who are no contact)."""
         world = cls()
         buckets = {
             "feedback": world.tickets,
@@ -153,17 +187,35 @@ class World:
         }
         wanted = [name for name in buckets if name not in skip]
         strings: dict[str, str] = {}  # connector and stream names: one object each
+        contacts: dict[str, tuple[str, Entity]] = {}  # ref -> (e-mail, contact): contacts_only
         for read_connector, read_stream, key, unified in store.iter_unified(wanted):
             entity_name, fields = unified
             connector = strings.setdefault(read_connector, read_connector)
             stream = strings.setdefault(read_stream, read_stream)
             record = Entity(ref(connector, key), connector, stream, key, fields)
             if entity_name == "person":
+                if not world.person_streams or world.person_streams[-1] != (connector, stream):
+                    world.person_streams.append((connector, stream))
+                if contacts_only:
+                    # The last stream's record of a ref wins, as in `people`: a later one that
+                    # is no contact takes an earlier contact's place.
+                    email = contact_email(record)
+                    if email:
+                        contacts[record.ref] = (email, record.slim(CONTACT_FIELDS))
+                    else:
+                        contacts.pop(record.ref, None)
+                    continue
                 record = record.slim(PERSON_FIELDS)
+            elif entity_name == "organization":
+                record = record.slim(ORGANIZATION_FIELDS)
+            elif entity_name == "opportunity":
+                record = record.slim(OPPORTUNITY_FIELDS)
             elif entity_name == "issue_link":
                 record = record.slim(ISSUE_LINK_FIELDS)
             buckets[entity_name][record.ref] = record
         world.index()
+        for email, contact in contacts.values():
+            world.contacts_by_email[email].append(contact)
         return world
 
     def index(self) -> None:
@@ -175,8 +227,8 @@ class World:
             for domain in account.get("domains", []):
                 self.accounts_by_domain[str(domain).lower()].append(account)
         for person in self.people.values():
-            email = str(person.get("email", "")).lower()
-            if email and person.get("account_id"):
+            email = contact_email(person)
+            if email:
                 self.contacts_by_email[email].append(person)
         for issue in self.issues.values():
             self.by_issue_id[str(issue.get("id", issue.key))] = issue
@@ -218,6 +270,13 @@ class World:
             person = self.requester(ticket)
             email = person.get("email") if person else None
         return str(email).lower() if email else None
+
+
+def contact_email(person: Entity) -> str:
+    """A contact's e-mail (lower case), by which linking and surveys find its account; "": the
+    person has no account or no e-mail (no contact)."""
+    email = str(person.get("email", "")).lower()
+    return email if email and person.get("account_id") else ""
 
 
 def ticket_batches(store: Store, size: int = 2000) -> Iterator[list[Entity]]:
