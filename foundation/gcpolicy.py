@@ -68,6 +68,9 @@ def run_on_system_malloc(
     previous = signal.signal(signal.SIGHUP, signal.SIG_IGN)
     try:
         execv(argv[0], argv)
+    except OSError as exc:  # no exec (the interpreter gone, a sandbox refusing it): carry on
+        del os.environ[ALLOCATOR_ENV]
+        os.write(2, f"pmsync: staying on Python's allocator, cannot execute: {exc}\n".encode())
     finally:  # only reached when the exec did not happen
         signal.signal(signal.SIGHUP, previous)
 

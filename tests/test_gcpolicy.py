@@ -86,3 +86,20 @@ def test_a_reload_signal_during_the_exec_is_ignored_not_fatal(
     assert at_exec == [signal.SIG_IGN]
     # ... and put back when no exec happened.
     assert signal.getsignal(signal.SIGHUP) is before
+
+
+def test_a_daemon_that_cannot_execute_itself_runs_on_as_it_is(
+    monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("PYTHONMALLOC", "")
+    monkeypatch.delenv("PYTHONMALLOC")
+    monkeypatch.setattr(sys, "orig_argv", ["python", "-m", "pmsync.app.cli", "run"])
+    before = signal.getsignal(signal.SIGHUP)
+
+    def refused(_path: str, _argv: list[str]) -> None:
+        raise PermissionError(1, "Operation not permitted")
+
+    run_on_system_malloc(refused)  # no exception: the daemon starts on Python's allocator
+    assert "PYTHONMALLOC" not in os.environ  # its children are not told otherwise either
+    assert signal.getsignal(signal.SIGHUP) is before
+    assert "staying on Python's allocator" in capfd.readouterr().err

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -10,7 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.pool import QueuePool
 
 from pmsync.app.runtime import Runtime
-from pmsync.sync.store.store import Store
+from pmsync.sync.store.store import Store, save_cursor
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -82,5 +83,23 @@ def test_releasing_memory_closes_idle_connections_and_the_store_works_on(
             assert fresh.exec_driver_sql("PRAGMA foreign_keys").scalar_one() == 1
             assert fresh.exec_driver_sql("PRAGMA journal_mode").scalar_one() == "wal"
         assert runtime.store.stream_states() == []
+    finally:
+        runtime.close()
+
+
+def test_releasing_memory_keeps_an_in_memory_store(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An in-memory SQLite store lives in its one connection: closing it would lose it."""
+    config = write_config(tmp_path, monkeypatch)
+    config.write_text(
+        config.read_text().replace(f"sqlite:///{tmp_path / 'pmsync.db'}", "sqlite:///:memory:")
+    )
+    runtime = Runtime.load(str(config))
+    try:
+        with runtime.store.transaction() as connection:
+            save_cursor(connection, "zendesk", "tickets", "c1", datetime.now(UTC))
+        runtime.release_memory()
+        assert [state.cursor for state in runtime.store.stream_states()] == ["c1"]
     finally:
         runtime.close()
