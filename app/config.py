@@ -16,8 +16,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
 from pmsync.app.daemon.settings import DaemonSettings
 from pmsync.app.web.settings import WebSettings
@@ -27,6 +25,7 @@ from pmsync.durations import Duration
 from pmsync.errors import ConfigError, Problem
 from pmsync.secretref import SecretReferenceError, is_reference, resolve_reference
 from pmsync.sync.links.settings import CurrencySettings
+from pmsync.sync.store.presence import plain_sqlite_database
 from pmsync.sync.writeback.settings import CloseLoopSettings, WritebackSettings
 from pmsync.tomlfile import read_toml
 from pmsync.validation import pydantic_problems
@@ -63,6 +62,15 @@ STORE_EXAMPLES = "sqlite:////var/lib/pmsync/pmsync.db or postgresql+psycopg://us
 def store_url_problem(url: str) -> str | None:
     """Why `url` cannot name a store (dialect, driver), found without connecting; the URL
     itself is never repeated (it may hold a password)."""
+    if plain_sqlite_database(url) is not None:
+        return None  # a SQLite file: no need to import SQLAlchemy to know that it is usable
+    return _sqlalchemy_url_problem(url)
+
+
+def _sqlalchemy_url_problem(url: str) -> str | None:
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
     try:
         parsed = make_url(url)
     except ArgumentError:

@@ -10,14 +10,11 @@ import gc
 import threading
 import time
 import uuid
-from collections.abc import Callable, Sequence
-from contextlib import AbstractContextManager
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import astuple, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
-
-from sqlalchemy.engine import make_url as sa_url
-from sqlalchemy.pool import QueuePool
 
 from pmsync.app.config import Config, load_config_leniently
 from pmsync.connectors.base import Connector, StreamSpec
@@ -34,22 +31,24 @@ from pmsync.errors import (
 from pmsync.gcpolicy import bulk_allocation, trim_heap
 from pmsync.logs import get_logger
 from pmsync.sync.mapping.loader import MappingSet, check_against_connectors, load_mappings
-from pmsync.sync.store.discovery import StoreDiscoveryCache
 from pmsync.sync.store.presence import (
     StoreAbsent,
     StoreUnreachable,
     check_store_present,
-    shown_url,
+    current_store_connection,
+    store_place,
 )
-from pmsync.sync.store.store import Store
+from pmsync.sync.store.rows import DriverReader, StateReader
 from pmsync.validation import did_you_mean
 
-if TYPE_CHECKING:  # the engine, links and write-back load where used: `status` needs none
+if TYPE_CHECKING:  # the engine, links, write-back and SQLAlchemy load where used: `status`
+    # needs none of them
     from pmsync.sync.engine import PageHook, StopCheck, StreamResult, SyncEngine
     from pmsync.sync.links.aliases import KeyLookup
     from pmsync.sync.links.changes import Scope
     from pmsync.sync.links.derive import Derived
     from pmsync.sync.mapping.compiler import CompiledStream
+    from pmsync.sync.store.store import Store
     from pmsync.sync.writeback.apply import ApplyResult
     from pmsync.sync.writeback.plan import Plan
 
@@ -188,7 +187,27 @@ class Runtime:
                     self._store = self._open_store()
         return self._store
 
+    @contextmanager
+    def state_reader(self) -> Iterator[StateReader]:
+        """What `status` reads: a current SQLite store through sqlite3 alone (SQLAlchemy was
+        most of its start-up); any other through `store`, which upgrades an old one first."""
+        url = self.config.store_url()
+        connection = None
+        if self._store is None:
+            if not self.create_store:
+                self._require_store(url)
+            connection = current_store_connection(url)
+        if connection is None:
+            yield self.store
+            return
+        try:
+            yield DriverReader(connection)
+        finally:
+            connection.close()
+
     def _open_store(self) -> Store:
+        from pmsync.sync.store.store import Store
+
         url = self.config.store_url()
         if not self.create_store:
             self._require_store(url)
@@ -217,8 +236,7 @@ class Runtime:
 
     def _store_place(self, url: str) -> str:
         """Where the store was looked for, and which setting said so."""
-        parsed = sa_url(url)
-        target = parsed.database if parsed.get_backend_name() == "sqlite" else shown_url(url)
+        target = store_place(url)
         if self.config.settings.store.url is None:
             return f"{target} (the default, as store.url is not set in {self.config.path})"
         return f"{target} (store.url in {self.config.path})"
@@ -252,6 +270,8 @@ class Runtime:
             assert cls is not None  # load_config checked the type
             instance = cls(name, settings)
             # What it discovers is shared with every other pmsync process through the store.
+            from pmsync.sync.store.discovery import StoreDiscoveryCache
+
             instance.discovery = StoreDiscoveryCache(self._discovery_store)
             self._connectors[name] = instance
         return self._connectors[name]
@@ -572,6 +592,8 @@ class Runtime:
         them took RSS from 257 to 154 MiB (objects in use 88 -> 64 MiB). The pool opens
         connections again as threads ask (a connection in use elsewhere is left alone: it
         closes when it is given back)."""
+        from sqlalchemy.pool import QueuePool
+
         if self._store is not None and isinstance(self._store.engine.pool, QueuePool):
             # Only a queue pool leaves connections in use alone; an in-memory SQLite store's
             # pool (one connection per thread) would close its only copy of the database.

@@ -2,6 +2,8 @@
 
 Built from the store alone (stream state, record counts, and the write-back and sweep state of
 `sync.store.tasks`), so the CLI and a running daemon report the same thing in the same words.
+Either reads it with the same SQL (`sync.store.rows`): a daemon through its `Store`, `pmsync
+status` through the database driver alone (`Runtime.state_reader`).
 """
 
 from __future__ import annotations
@@ -11,8 +13,14 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
-from pmsync.sync.store.store import Store, StreamCounts, StreamState
-from pmsync.sync.store.tasks import SWEEP, WRITEBACK, TaskState, task_states
+from pmsync.sync.store.rows import (
+    SWEEP,
+    WRITEBACK,
+    StateReader,
+    StreamCounts,
+    StreamState,
+    TaskState,
+)
 
 
 @dataclass(frozen=True)
@@ -65,7 +73,7 @@ class TaskStatus:
         return asdict(self)
 
 
-def task_statuses(store: Store, connectors: Iterable[str]) -> list[TaskStatus]:
+def task_statuses(store: StateReader, connectors: Iterable[str]) -> list[TaskStatus]:
     """The write-backs and sweeps of `connectors` that were ever attempted."""
     wanted = set(connectors)
     return [
@@ -79,16 +87,16 @@ def task_statuses(store: Store, connectors: Iterable[str]) -> list[TaskStatus]:
             last_attempt_at=state.last_attempt_at,
             next_attempt_at=state.next_attempt_at,
         )
-        for state in task_states(store)
+        for state in store.task_states()
         if state.connector in wanted
     ]
 
 
-def stream_statuses(store: Store, streams: Iterable[tuple[str, str]]) -> list[StreamStatus]:
+def stream_statuses(store: StateReader, streams: Iterable[tuple[str, str]]) -> list[StreamStatus]:
     """The status of each (connector, stream), in the order given; unsynced ones are 'new'."""
     counts = store.stream_counts()
     states = {(s.connector, s.stream): s for s in store.stream_states()}
-    tasks = {(t.connector, t.task, t.stream): t for t in task_states(store)}
+    tasks = {(t.connector, t.task, t.stream): t for t in store.task_states()}
     return [
         _status(
             slot,

@@ -5,7 +5,8 @@ from __future__ import annotations
 from alembic import command
 from alembic.config import Config as AlembicConfig
 
-from pmsync.sync.store.store import MIGRATIONS, Store
+from pmsync.sync.store.presence import MIGRATIONS
+from pmsync.sync.store.store import Store
 
 
 def alembic_config() -> AlembicConfig:

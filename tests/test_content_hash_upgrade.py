@@ -18,6 +18,7 @@ from pmsync.app.runtime import Runtime
 from pmsync.simulators.zendesk import ZendeskSimulator, generate
 from pmsync.sync.links.changes import start_journal
 from pmsync.sync.store import store as st
+from pmsync.sync.store.presence import head_revision
 from pmsync.sync.store.schema import derive_changes, derive_state, records
 from pmsync.sync.store.store import Store, blake2b_content_hash, content_hash
 from tests.conftest import write_config
@@ -86,7 +87,7 @@ def test_an_upgraded_store_syncs_the_same_records_as_unchanged(
     runtime.close()
     upgraded = Runtime.load(str(config))
     try:
-        assert upgraded.store.schema_revision() == st.head_revision()
+        assert upgraded.store.schema_revision() == head_revision()
         assert stored(upgraded.store) == current
         assert journal(upgraded.store) == (0, True)  # the rewrite journalled nothing
 

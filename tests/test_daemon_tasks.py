@@ -26,7 +26,6 @@ from pmsync.app.daemon.worker import ConnectorWorker, WorkerContext
 from pmsync.app.daemon.writeback import auto_write_back
 from pmsync.app.runtime import Runtime
 from pmsync.simulators.zendesk import ZendeskSimulator
-from pmsync.sync.store.tasks import task_states
 from tests.conftest import write_config
 from tests.daemon_helpers import DaemonProcess, run_cli, wait_until
 from tests.trust_support import NO_MOVES, mismatches, set_config, small_demo
@@ -35,7 +34,7 @@ DELETED_USERS = "/api/v2/deleted_users"
 
 
 def _sweeps(runtime: Runtime) -> dict[str, Any]:
-    return {t.stream: t for t in task_states(runtime.store) if t.task == "sweep"}
+    return {t.stream: t for t in runtime.store.task_states() if t.task == "sweep"}
 
 
 def test_a_failing_sweep_backs_off_and_status_shows_it(

@@ -12,8 +12,10 @@ from alembic.script import ScriptDirectory
 
 from pmsync.sync.store import store as st
 from pmsync.sync.store.discovery import StoreDiscoveryCache
+from pmsync.sync.store.presence import MIGRATIONS, head_revision
+from pmsync.sync.store.rows import StreamCounts
 from pmsync.sync.store.schema import records, stream_state
-from pmsync.sync.store.store import MIGRATIONS, RecordRow, Store, content_hash, dumps, utcnow
+from pmsync.sync.store.store import RecordRow, Store, content_hash, dumps, utcnow
 
 
 def _alembic_config() -> Config:
@@ -32,7 +34,7 @@ def row(key: str, payload: dict[str, object], entity: str = "feedback") -> Recor
 
 def test_head_revision_is_alembics_head() -> None:
     """The store decides "nothing to migrate" without Alembic; it must agree with Alembic."""
-    assert st.head_revision() == HEAD
+    assert head_revision() == HEAD
 
 
 def test_migrations_create_the_schema_once(store_url: str) -> None:
@@ -135,7 +137,7 @@ def test_deleted_records_never_seen_are_stored_as_tombstones(store_url: str) -> 
     stored = {r.key: r for r in store.iter_records(include_deleted=True)}
     assert stored["9"].deleted_at is not None
     assert stored["9"].raw == {"b": 2}
-    assert store.stream_counts()[("zd", "tickets")] == st.StreamCounts(live=0, deleted=2)
+    assert store.stream_counts()[("zd", "tickets")] == StreamCounts(live=0, deleted=2)
     store.close()
 
 

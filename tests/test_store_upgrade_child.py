@@ -15,7 +15,8 @@ import sqlalchemy as sa
 
 from pmsync.errors import ConfigError
 from pmsync.sync.store import upgrade
-from pmsync.sync.store.store import Store, create_store_engine, head_revision
+from pmsync.sync.store.presence import head_revision
+from pmsync.sync.store.store import Store, create_store_engine
 from tests.store_support import downgrade_one_step
 
 REPO = Path(__file__).resolve().parent.parent

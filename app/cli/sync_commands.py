@@ -234,8 +234,9 @@ def status_command(ctx: Context, as_json: bool) -> None:
     runtime = ctx.runtime(full_check=False)
     try:
         slots = runtime.slots()
-        rows = stream_statuses(runtime.store, slots)
-        tasks = task_statuses(runtime.store, sorted({c for c, _s in slots}))
+        with runtime.state_reader() as store:
+            rows = stream_statuses(store, slots)
+            tasks = task_statuses(store, sorted({c for c, _s in slots}))
     finally:
         runtime.close()
     if as_json:

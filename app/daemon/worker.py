@@ -30,8 +30,8 @@ from pmsync.connectors.budget import waiting_with
 from pmsync.errors import Interrupted, PmsyncError
 from pmsync.logs import bound_contextvars, get_logger
 from pmsync.sync.engine import StreamResult, SyncEngine
+from pmsync.sync.store import rows, tasks
 from pmsync.sync.store import store as st
-from pmsync.sync.store import tasks
 from pmsync.sync.store.store import utcnow
 
 log = get_logger("pmsync.daemon")
@@ -82,7 +82,7 @@ class ConnectorWorker(threading.Thread):
         self._stopping = threading.Event()
         self._snapshot = ProgressSnapshot()
         self._recorded_owner: dict[str, str | None] = {}
-        self._tasks: dict[tuple[str, str], tasks.TaskState] = {}
+        self._tasks: dict[tuple[str, str], rows.TaskState] = {}
         self._rng = random.Random()
         for job in jobs:
             context.metrics.touch_stream(connector, job.spec.name)
@@ -302,7 +302,7 @@ class ConnectorWorker(threading.Thread):
         stream = job.spec.name
         if not engine.sweep_due(connector, job.spec, settings.sweep_interval):
             return
-        state = self._task(tasks.SWEEP, stream)
+        state = self._task(rows.SWEEP, stream)
         now = utcnow()
         if state.next_attempt_at is not None and state.next_attempt_at > now:
             return
@@ -321,11 +321,11 @@ class ConnectorWorker(threading.Thread):
             )
             self.ctx.metrics.swept(self.connector_name, stream, 0, failed=True)
             self._task_failed(
-                tasks.SWEEP, stream, str(exc), now, next_attempt_at=now + timedelta(seconds=delay)
+                rows.SWEEP, stream, str(exc), now, next_attempt_at=now + timedelta(seconds=delay)
             )
             return
         self.ctx.metrics.swept(self.connector_name, stream, count, failed=False)
-        self._task_succeeded(tasks.SWEEP, stream, now, force=True)
+        self._task_succeeded(rows.SWEEP, stream, now, force=True)
 
     def _backoff(self, failures: int) -> float:
         settings = self.ctx.settings
@@ -346,7 +346,7 @@ class ConnectorWorker(threading.Thread):
             raise
         except PmsyncError as exc:
             log.warning("write_back_failed", error=str(exc))
-            self._task_failed(tasks.WRITEBACK, "", str(exc), now)
+            self._task_failed(rows.WRITEBACK, "", str(exc), now)
             return
         name = self.connector_name
         self.ctx.metrics.writebacks_planned.labels(name).inc(report.planned)
@@ -357,13 +357,13 @@ class ConnectorWorker(threading.Thread):
         if report.failed:
             error = report.error or f"{report.failed} writes failed"
             log.warning("write_back_failed", error=error, failed=report.failed)
-            self._task_failed(tasks.WRITEBACK, "", error, now)
+            self._task_failed(rows.WRITEBACK, "", error, now)
         else:
-            self._task_succeeded(tasks.WRITEBACK, "", now, force=report.applied > 0)
+            self._task_succeeded(rows.WRITEBACK, "", now, force=report.applied > 0)
 
     # ---- write-back and sweep state (pmsync status, /readyz) ----------------------------
 
-    def _task(self, task: str, stream: str) -> tasks.TaskState:
+    def _task(self, task: str, stream: str) -> rows.TaskState:
         key = (task, stream)
         if key not in self._tasks:
             with self.ctx.runtime.store.engine.connect() as connection:

@@ -18,7 +18,7 @@ from pmsync.app.web.snapshot import TREND_WEEKS, IssueRow, Snapshot, week_start
 from pmsync.app.web.tables import Column, Kind, Row, Table
 from pmsync.redact import redact
 from pmsync.sync.links.report import voice_columns
-from pmsync.sync.store.store import StreamCounts, StreamState
+from pmsync.sync.store.rows import StreamCounts, StreamState
 
 WEEK_CHOICES = (12, 26, 52)
 DEFAULT_WEEKS = 26

@@ -22,8 +22,8 @@ from pmsync.sync.links.models import WritebackSpec
 from pmsync.sync.links.report import Section, review_queue
 from pmsync.sync.links.rollups import Rollup
 from pmsync.sync.links.world import Entity
+from pmsync.sync.store.rows import StreamCounts
 from pmsync.sync.store.schema import writeback_intents, writeback_ledger
-from pmsync.sync.store.store import StreamCounts
 
 if TYPE_CHECKING:
     from pmsync.app.runtime import Runtime

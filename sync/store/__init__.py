@@ -1,5 +1,6 @@
-"""The store: raw payloads, unified fields, hashes, tombstones, cursors and dead letters."""
+"""The store: raw payloads, unified fields, hashes, tombstones, cursors and dead letters.
 
-from pmsync.sync.store.store import RecordRow, Store, StoredRecord, StreamCounts, StreamState
-
-__all__ = ["RecordRow", "Store", "StoredRecord", "StreamCounts", "StreamState"]
+Its modules are imported by name (`pmsync.sync.store.store`): this package imports none of
+them, so a short command that reads the store through its driver (`rows.py`) never loads
+SQLAlchemy.
+"""

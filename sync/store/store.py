@@ -7,7 +7,6 @@ one transaction, so a crash at any point leaves a cursor that never runs ahead o
 from __future__ import annotations
 
 import hashlib
-import re
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -21,13 +20,16 @@ import xxhash
 from sqlalchemy.engine import Connection, Engine
 
 from pmsync.errors import ConfigError, Problem
-from pmsync.logs import get_logger
-from pmsync.private import open_to_others, private_directories, private_file
+from pmsync.sync.store.presence import head_revision, private_sqlite_file
+from pmsync.sync.store.rows import (
+    StreamCounts,
+    StreamState,
+    TaskState,
+    read_stream_counts,
+    read_stream_states,
+    read_task_states,
+)
 from pmsync.sync.store.schema import dead_letters, records, stream_state
-
-MIGRATIONS = Path(__file__).parent / "migrations"
-
-log = get_logger("pmsync.store")
 
 
 def utcnow() -> datetime:
@@ -110,32 +112,6 @@ class StoredRecord:
 
 
 @dataclass(frozen=True)
-class StreamState:
-    connector: str
-    stream: str
-    cursor: str | None
-    cursor_updated_at: datetime | None
-    status: str
-    last_attempt_at: datetime | None
-    last_success_at: datetime | None
-    last_error: str | None
-    last_error_at: datetime | None
-    last_sweep_at: datetime | None
-    refresh_started_at: datetime | None
-    last_run_id: str | None
-    failures: int = 0
-    next_attempt_at: datetime | None = None
-    owner: str | None = None
-
-
-@dataclass(frozen=True)
-class StreamCounts:
-    live: int = 0
-    deleted: int = 0
-    dead_letters: int = 0
-
-
-@dataclass(frozen=True)
 class WriteResult:
     inserted: int = 0
     updated: int = 0
@@ -171,42 +147,10 @@ def create_store_engine(url: str, *, prepare_file: bool = True) -> Engine:
     if engine.dialect.name == "sqlite":
         database = engine.url.database
         if prepare_file and database and database != ":memory:":
-            _private_sqlite_file(Path(database))
+            private_sqlite_file(Path(database))
         sa.event.listen(engine, "connect", _sqlite_pragmas)
         sa.event.listen(engine, "begin", _sqlite_begin)
     return engine
-
-
-def _private_sqlite_file(path: Path) -> None:
-    """Create the store file 0600 (in 0700 directories) before SQLite does it 0644: SQLite
-    gives its -wal, -shm and -journal files the database file's mode, so they are 0600 too.
-    An existing store others may read is left as it is, and logged."""
-    private_directories(path.parent)
-    if not private_file(path) and open_to_others(path):
-        log.warning(
-            "store_open_to_others",
-            database=str(path),
-            mode=oct(path.stat().st_mode & 0o777),
-            hint=f"it holds customer data: chmod 600 {path}*",
-        )
-
-
-_REVISION = re.compile(r"^(down_)?revision\s*(?::[^=]*)?=\s*(?:\"([^\"]*)\"|'([^']*)'|None)", re.M)
-
-
-def head_revision() -> str | None:
-    """The newest migration's revision, read from the migration files' `revision` and
-    `down_revision` lines (the one revision no other names as its parent), so that checking a
-    store needs no Alembic. A layout this cannot read gives None: Alembic then decides."""
-    revisions: set[str] = set()
-    parents: set[str] = set()
-    for path in (MIGRATIONS / "versions").glob("*.py"):
-        for match in _REVISION.finditer(path.read_text(encoding="utf-8")):
-            value = match.group(2) or match.group(3)
-            if value:
-                (parents if match.group(1) else revisions).add(value)
-    heads = revisions - parents
-    return heads.pop() if len(heads) == 1 else None
 
 
 class Store:
@@ -275,30 +219,17 @@ class Store:
 
     def stream_states(self) -> list[StreamState]:
         with self.engine.connect() as connection:
-            rows = connection.execute(
-                sa.select(stream_state).order_by(stream_state.c.connector, stream_state.c.stream)
-            ).mappings()
-            return [StreamState(**dict(row)) for row in rows]
+            return read_stream_states(connection.exec_driver_sql)
 
     def stream_counts(self) -> dict[tuple[str, str], StreamCounts]:
         """Live records, tombstones and open dead letters per (connector, stream)."""
-        live = sa.func.sum(sa.case((records.c.deleted_at.is_(None), 1), else_=0))
-        gone = sa.func.sum(sa.case((records.c.deleted_at.is_not(None), 1), else_=0))
-        counts: dict[tuple[str, str], list[int]] = {}
         with self.engine.connect() as connection:
-            for row in connection.execute(
-                sa.select(records.c.connector, records.c.stream, live, gone).group_by(
-                    records.c.connector, records.c.stream
-                )
-            ):
-                counts[(row[0], row[1])] = [int(row[2] or 0), int(row[3] or 0), 0]
-            for row in connection.execute(
-                sa.select(dead_letters.c.connector, dead_letters.c.stream, sa.func.count())
-                .where(dead_letters.c.resolved_at.is_(None))
-                .group_by(dead_letters.c.connector, dead_letters.c.stream)
-            ):
-                counts.setdefault((row[0], row[1]), [0, 0, 0])[2] = int(row[2])
-        return {k: StreamCounts(*v) for k, v in counts.items()}
+            return read_stream_counts(connection.exec_driver_sql)
+
+    def task_states(self) -> list[TaskState]:
+        """Every recorded write-back and sweep (`tasks.py` records them)."""
+        with self.engine.connect() as connection:
+            return read_task_states(connection.exec_driver_sql)
 
     def iter_records(
         self,

@@ -8,40 +8,14 @@ many attempts failed in a row, the last error and when a failing sweep is tried 
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from pmsync.sync.store.rows import TaskState
 from pmsync.sync.store.schema import task_state
-from pmsync.sync.store.store import Store
-
-WRITEBACK = "writeback"
-SWEEP = "sweep"
-
-
-@dataclass(frozen=True)
-class TaskState:
-    """One connector's write-back, or one stream's sweep, as last recorded."""
-
-    connector: str
-    task: str
-    stream: str
-    last_attempt_at: datetime | None = None
-    last_success_at: datetime | None = None
-    failures: int = 0
-    last_error: str | None = None
-    last_error_at: datetime | None = None
-    next_attempt_at: datetime | None = None
-
-    def as_dict(self) -> dict[str, Any]:
-        """For JSON: what an operator reads (the key columns are where it is listed)."""
-        found = asdict(self)
-        for name in ("connector", "task", "stream"):
-            found.pop(name)
-        return found
 
 
 def _where(connector: str, task: str, stream: str) -> Any:
@@ -110,14 +84,3 @@ def read_task(connection: Connection, connector: str, task: str, stream: str = "
         .first()
     )
     return TaskState(**dict(row)) if row else TaskState(connector, task, stream)
-
-
-def task_states(store: Store) -> list[TaskState]:
-    """Every recorded write-back and sweep, by connector, task and stream."""
-    with store.engine.connect() as connection:
-        rows = connection.execute(
-            sa.select(task_state).order_by(
-                task_state.c.connector, task_state.c.task, task_state.c.stream
-            )
-        ).mappings()
-        return [TaskState(**dict(row)) for row in rows]

@@ -24,7 +24,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from pmsync.errors import ConfigError, PmsyncError, Problem
-from pmsync.sync.store.store import MIGRATIONS, create_store_engine
+from pmsync.sync.store.presence import MIGRATIONS
+from pmsync.sync.store.store import create_store_engine
 
 MODULE = "pmsync.sync.store.upgrade"
 _MIGRATION_LOCK_ID = 0x706D73796E63  # "pmsync": serialises migrations between replicas
