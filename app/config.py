@@ -25,7 +25,7 @@ from pmsync.durations import Duration
 from pmsync.errors import ConfigError, Problem
 from pmsync.secretref import SecretReferenceError, is_reference, resolve_reference
 from pmsync.sync.links.settings import CurrencySettings
-from pmsync.sync.store.presence import plain_sqlite_database
+from pmsync.sync.store.presence import readable_without_sqlalchemy
 from pmsync.sync.writeback.settings import CloseLoopSettings, WritebackSettings
 from pmsync.tomlfile import read_toml
 from pmsync.validation import pydantic_problems
@@ -62,8 +62,8 @@ STORE_EXAMPLES = "sqlite:////var/lib/pmsync/pmsync.db or postgresql+psycopg://us
 def store_url_problem(url: str) -> str | None:
     """Why `url` cannot name a store (dialect, driver), found without connecting; the URL
     itself is never repeated (it may hold a password)."""
-    if plain_sqlite_database(url) is not None:
-        return None  # a SQLite file: no need to import SQLAlchemy to know that it is usable
+    if readable_without_sqlalchemy(url):
+        return None  # SQLite, or PostgreSQL with psycopg installed: no need to ask SQLAlchemy
     return _sqlalchemy_url_problem(url)
 
 

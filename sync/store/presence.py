@@ -6,8 +6,9 @@ and one pointed at a shared PostgreSQL database must not put pmsync's tables int
 A store is there when pmsync's migration table (`alembic_version`) is: the SQLite file is read
 in read-only mode, PostgreSQL is asked in the schema the URL's search_path makes current.
 
-A SQLite URL is read here as SQLAlchemy reads it, without SQLAlchemy (about 0.2 s of CPU to
-import, most of `pmsync status`'s start-up); any other URL is left to SQLAlchemy.
+SQLite and psycopg URLs are read here as SQLAlchemy reads them, and the store asked through
+sqlite3 or psycopg, without SQLAlchemy (about 0.2 s of CPU to import, most of `pmsync
+status`'s start-up); any other URL (several hosts, another driver) is left to SQLAlchemy.
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ from __future__ import annotations
 import re
 import sqlite3
 from pathlib import Path
-from urllib.parse import unquote
+from types import ModuleType
+from typing import Any
+from urllib.parse import parse_qsl, unquote
 
 from pmsync.logs import get_logger
 from pmsync.private import open_to_others, private_directories, private_file
@@ -24,6 +27,25 @@ VERSION_TABLE = "alembic_version"
 MIGRATIONS = Path(__file__).parent / "migrations"
 # A SQLite URL with nothing but a path (SQLAlchemy percent-decodes it): no query, no host.
 _PLAIN_SQLITE = re.compile(r"sqlite(?:\+pysqlite)?:///(?P<database>[^?]+)")
+# SQLAlchemy's own URL pattern (`sqlalchemy.engine.url._parse_url`): both read a URL alike.
+_URL = re.compile(
+    r"""
+    (?P<name>[\w\+]+)://
+    (?:(?P<username>[^:/]*)(?::(?P<password>[^@]*))?@)?
+    (?:(?:\[(?P<ipv6host>[^/\?]+)\]|(?P<ipv4host>[^/:\?]+))?(?::(?P<port>[^/\?]*))?)?
+    (?:/(?P<database>[^\?]*))?
+    (?:\?(?P<query>.*))?
+    """,
+    re.X,
+)
+# pmsync's migration table in the schema the search_path makes current (as SQLAlchemy's
+# `has_table` asks: tables, partitions, foreign tables, views, materialized views).
+_VERSION_TABLE_IN_SCHEMA = (
+    "SELECT current_schema(), EXISTS (SELECT 1 FROM pg_catalog.pg_class c "
+    "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+    f"WHERE c.relname = '{VERSION_TABLE}' AND c.relkind IN ('r', 'p', 'f', 'v', 'm') "
+    "AND n.nspname = current_schema())"
+)
 _REVISION = re.compile(r"^(down_)?revision\s*(?::[^=]*)?=\s*(?:\"([^\"]*)\"|'([^']*)'|None)", re.M)
 BUSY_TIMEOUT_S = 30  # as the store's connections wait for a writer (store._sqlite_pragmas)
 
@@ -45,11 +67,52 @@ def plain_sqlite_database(url: str) -> str | None:
     return None if match is None else unquote(match.group("database"))
 
 
+def psycopg_arguments(url: str) -> dict[str, Any] | None:
+    """What SQLAlchemy passes `psycopg.connect` for a `postgresql+psycopg` URL: user,
+    password, host, port, database and the query's parameters; None for any other URL, and for
+    one only SQLAlchemy reads (several hosts, a repeated parameter, a port that is no number)."""
+    match = _URL.match(url)
+    if match is None or match["name"] != "postgresql+psycopg":
+        return None
+    port, query = match["port"] or "", parse_qsl(match["query"] or "")
+    names = [name for name, _value in query]
+    if port and not port.isdecimal():
+        return None
+    if len(set(names)) < len(names) or {"host", "port"} & {*names}:
+        return None
+    found = {
+        "host": match["ipv4host"] or match["ipv6host"],
+        "port": int(port or 0),
+        "user": unquote(match["username"] or ""),
+        "password": unquote(match["password"] or ""),
+        "dbname": unquote(match["database"] or ""),
+    }
+    return {name: value for name, value in found.items() if value} | dict(query)
+
+
+def readable_without_sqlalchemy(url: str) -> bool:
+    """Whether this module reads `url` itself: a SQLite file's, or a PostgreSQL one whose
+    driver (psycopg) is installed."""
+    if plain_sqlite_database(url) is not None:
+        return True
+    if psycopg_arguments(url) is None:
+        return False
+    try:
+        import psycopg  # noqa: F401 - what SQLAlchemy would import for this URL
+    except ImportError:
+        return False
+    return True
+
+
 def check_store_present(url: str) -> None:
     """Return when a store is at `url`; StoreAbsent or StoreUnreachable say why not."""
     database = plain_sqlite_database(url)
     if database is not None:
         _check_sqlite(database)
+        return
+    arguments = psycopg_arguments(url)
+    if arguments is not None:
+        _check_psycopg(arguments)
         return
     import sqlalchemy as sa
 
@@ -92,27 +155,37 @@ def head_revision() -> str | None:
     return heads.pop() if len(heads) == 1 else None
 
 
-def current_store_connection(url: str) -> sqlite3.Connection | None:
-    """A sqlite3 connection to the SQLite store at `url` when it is at the newest revision;
-    None for any other (a server's, or one that `Store` must upgrade first). The store is
-    there: `check_store_present` said so."""
+def current_store_connection(url: str) -> Any | None:
+    """A connection of the driver itself (sqlite3, psycopg) to the store at `url` when it is
+    at the newest revision; None when a `Store` must open it (to upgrade it first, or for a URL
+    only SQLAlchemy reads). The store is there: `check_store_present` said so."""
     database = plain_sqlite_database(url)
-    if database is None or database == ":memory:":
+    if database is not None and database != ":memory:":
+        connection = _if_current(sqlite3.connect(database, timeout=BUSY_TIMEOUT_S), sqlite3)
+        if connection is not None:
+            private_sqlite_file(Path(database))  # as a `Store` does: warns if others may read it
+        return connection
+    arguments = psycopg_arguments(url)
+    if arguments is None:
         return None
-    connection = sqlite3.connect(database, timeout=BUSY_TIMEOUT_S)
-    if _revision(connection) != head_revision():
-        connection.close()
-        return None
-    private_sqlite_file(Path(database))  # as opening a `Store` does: warns if others may read it
-    return connection
+    import psycopg
+
+    try:
+        return _if_current(psycopg.connect(**arguments), psycopg)
+    except psycopg.Error:
+        return None  # a `Store` says why it cannot open the store, as before
 
 
-def _revision(connection: sqlite3.Connection) -> str | None:
+def _if_current(connection: Any, driver: ModuleType) -> Any | None:
+    """`connection` when its store is at the newest revision; else None (it is closed)."""
     try:
         row = connection.execute(f"SELECT version_num FROM {VERSION_TABLE}").fetchone()
-    except sqlite3.DatabaseError:
-        return None
-    return None if row is None else str(row[0])
+    except driver.Error:
+        row = None
+    if row is not None and row[0] == head_revision():
+        return connection
+    connection.close()
+    return None
 
 
 def private_sqlite_file(path: Path) -> None:
@@ -151,6 +224,23 @@ def _check_sqlite(database: str | None) -> None:
         raise StoreAbsent("the file holds no pmsync tables")
 
 
+def _check_psycopg(arguments: dict[str, Any]) -> None:
+    import psycopg
+
+    try:
+        with psycopg.connect(**arguments) as connection:
+            schema, found = connection.execute(_VERSION_TABLE_IN_SCHEMA).fetchone() or (None, False)
+    except psycopg.Error as exc:
+        raise StoreUnreachable(str(exc).strip().splitlines()[0]) from None
+    _absent_unless(bool(found), schema)
+
+
+def _absent_unless(found: bool, schema: str | None) -> None:
+    if not found:
+        where = f"schema {schema}" if schema else "the database (no schema is current)"
+        raise StoreAbsent(f"pmsync's tables are absent (no {VERSION_TABLE} table in {where})")
+
+
 def _check_server(url: str) -> None:
     import sqlalchemy as sa
 
@@ -163,6 +253,4 @@ def _check_server(url: str) -> None:
         raise StoreUnreachable(str(exc.orig).strip().splitlines()[0]) from None
     finally:
         engine.dispose()
-    if not found:
-        where = f"schema {schema}" if schema else "the database (no schema is current)"
-        raise StoreAbsent(f"pmsync's tables are absent (no {VERSION_TABLE} table in {where})")
+    _absent_unless(found, schema)
