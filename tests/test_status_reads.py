@@ -15,7 +15,6 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
 from sqlalchemy.engine import make_url
 
 from pmsync.app.cli import cli
@@ -198,7 +197,8 @@ def test_status_needs_no_sqlalchemy_on_either_backend(tmp_path: Path, store_url:
     ],
 )
 def test_psycopg_is_given_what_sqlalchemy_would_give_it(url: str) -> None:
-    _args, expected = PGDialect_psycopg().create_connect_args(make_url(url))
+    parsed = make_url(url)
+    _args, expected = parsed.get_dialect()().create_connect_args(parsed)
     assert psycopg_arguments(url) == expected
 
 
