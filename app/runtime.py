@@ -41,8 +41,7 @@ from pmsync.sync.store.presence import (
 from pmsync.sync.store.rows import DriverReader, StateReader
 from pmsync.validation import did_you_mean
 
-if TYPE_CHECKING:  # the engine, links, write-back and SQLAlchemy load where used: `status`
-    # needs none of them
+if TYPE_CHECKING:  # loaded where used: `status` needs no engine, links, write-back or SQLAlchemy
     from pmsync.sync.engine import PageHook, StopCheck, StreamResult, SyncEngine
     from pmsync.sync.links.aliases import KeyLookup
     from pmsync.sync.links.changes import Scope
@@ -189,8 +188,9 @@ class Runtime:
 
     @contextmanager
     def state_reader(self) -> Iterator[StateReader]:
-        """What `status` reads: a current SQLite store through sqlite3 alone (SQLAlchemy was
-        most of its start-up); any other through `store`, which upgrades an old one first."""
+        """What `status` reads: a current store through its driver alone, sqlite3 or psycopg
+        (importing SQLAlchemy was most of its start-up); any other through `store`, which
+        upgrades an older store first, as before."""
         url = self.config.store_url()
         connection = None
         if self._store is None:

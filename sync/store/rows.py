@@ -90,7 +90,8 @@ def utc(value: Any) -> datetime | None:
 
 
 def _typed(cls: type[Any], row: Sequence[Any]) -> Any:
-    """A row read in the order of `cls`'s fields, its datetimes made aware UTC."""
+    """A row read in the order of `cls`'s fields, its moments made aware UTC datetimes (the
+    fields' annotations are text here, `from __future__ import annotations`)."""
     values = {
         field.name: utc(value) if field.type == "datetime | None" else value
         for field, value in zip(fields(cls), row, strict=True)
