@@ -2,11 +2,11 @@
 
 `status` runs against a configuration with one Zendesk connector (nothing is requested from it)
 and a SQLite store created and migrated beforehand (or the store --store names, created there
-if missing: a PostgreSQL URL, say, with a search_path of its own), so the runs measure what a
-command costs when the store is already current. CPU is user + system of the children
-(resource.getrusage), the median over --runs runs, next to `python -c pass` for the
-interpreter's own share. Target: each <= 0.4 s; it prints the ratio to the target (<= 1.0
-meets it). Run:
+if missing: a PostgreSQL URL, say, whose search_path names an existing schema of its own), so
+the runs measure what a command costs when the store is already current. CPU is user + system
+of the children (resource.getrusage), the median over --runs runs, next to `python -c pass`
+for the interpreter's own share. Target: each <= 0.4 s; it prints the ratio to the target
+(<= 1.0 meets it). Run:
 
     python benchmarks/startup.py
     python benchmarks/startup.py --runs 9
