@@ -161,13 +161,25 @@ def current_store_connection(url: str) -> Any | None:
     only SQLAlchemy reads). The store is there: `check_store_present` said so."""
     database = plain_sqlite_database(url)
     if database is not None and database != ":memory:":
-        connection = _if_current(sqlite3.connect(database, timeout=BUSY_TIMEOUT_S), sqlite3)
-        if connection is not None:
-            private_sqlite_file(Path(database))  # as a `Store` does: warns if others may read it
-        return connection
+        return _current_sqlite(Path(database))
     arguments = psycopg_arguments(url)
-    if arguments is None:
-        return None
+    return None if arguments is None else _current_psycopg(arguments)
+
+
+def _current_sqlite(path: Path) -> sqlite3.Connection | None:
+    try:  # mode=rw: never creates a file (a `Store` creates a store, 0600)
+        opened = sqlite3.connect(
+            f"{path.resolve().as_uri()}?mode=rw", uri=True, timeout=BUSY_TIMEOUT_S
+        )
+    except sqlite3.Error:
+        return None  # a `Store` says why it cannot open the store, as before
+    connection: sqlite3.Connection | None = _if_current(opened, sqlite3)
+    if connection is not None:
+        private_sqlite_file(path)  # as a `Store` does: warns if others may read it
+    return connection
+
+
+def _current_psycopg(arguments: dict[str, Any]) -> Any | None:
     import psycopg
 
     try:
