@@ -460,3 +460,45 @@ def test_a_full_derivation_diffs_the_stored_links_a_few_tickets_at_a_time(
             gone = rng.choice(sorted(company.tickets))
             delete(store, "zendesk", "tickets", gone)
             del company.tickets[gone]
+
+
+def test_a_changed_ticket_is_relinked_through_its_requester_read_by_key(store_url: str) -> None:
+    """Tickets naming their requester by id (no e-mail on the ticket): relinking a changed
+    ticket reads its requester's e-mail and organization, as a full derivation does, and a
+    ticket handed to another requester takes that requester's account."""
+    store = Store(store_url)
+    company = Company(store, random.Random(8))
+    put(
+        store,
+        "zendesk",
+        "organizations",
+        "organization",
+        [{"id": "o3", "external_id": "00103"}],
+    )
+    put(
+        store,
+        "zendesk",
+        "users",
+        "person",
+        [
+            {"id": "u1", "email": "c1@mail.org"},  # a contact's e-mail: account 00101
+            {"id": "u2", "email": "someone@d4.com"},  # a domain: account 00104
+            {"id": "u3", "email": "x@gmail.com", "organization_id": "o3"},  # 00103
+            {"id": "u4", "email": "y@gmail.com"},  # free mail: no account
+        ],
+    )
+    key = sorted(company.tickets, key=int)[0]
+    company.edit_ticket(key, requester_email=None, requester_id="u1")
+    overrides = Overrides()
+    assert incremental(store, overrides) == "full"
+    expected_accounts = {"u2": "salesforce:00104", "u3": "salesforce:00103", "u4": None}
+    for requester, account in expected_accounts.items():
+        company.edit_ticket(key, requester_id=requester)
+        assert incremental(store, overrides) == "incremental", requester
+        assert stored(store) == truth(store, overrides), requester
+        found = {
+            target
+            for kind, ticket, target, _rule in stored(store)[0]
+            if kind == "ticket_account" and ticket == f"zendesk:{key}"
+        }
+        assert found == ({account} if account else set()), requester

@@ -38,7 +38,7 @@ from pmsync.sync.links.changes import (
 from pmsync.sync.links.fixed import FixedInputs, fixed_inputs
 from pmsync.sync.links.incremental import (
     TICKETS,
-    load_records,
+    requesters,
     scoped_changes,
     scoped_rollups,
     scoped_world,
@@ -53,11 +53,8 @@ from pmsync.sync.links.score_models import ScoreSpec
 from pmsync.sync.links.settings import CurrencySettings
 from pmsync.sync.links.voices import Voices, hear_voices
 from pmsync.sync.links.world import (
-    PERSON_FIELDS,
     TICKET_FIELDS,
-    Entity,
     World,
-    ref,
     ticket_batches,
 )
 from pmsync.sync.store.locks import store_lock
@@ -296,7 +293,7 @@ def _link_all(
     """Every record but the tickets, and every ticket's links: the tickets are read a batch
     at a time, twice (the keys they name, whose old keys are looked up first; then linking),
     and kept with the fields read after linking only (`TICKET_FIELDS`). Of the people, the
-    World holds the contacts; a batch's requesters are read with the batch (`_requesters`)."""
+    World holds the contacts; a batch's requesters are read with the batch (`requesters`)."""
     world = World.load(store, skip=(TICKETS,), contacts_only=True)
     named: set[str] = set()
     for batch in ticket_batches(store):
@@ -308,29 +305,12 @@ def _link_all(
         # in `World.load` (an earlier batch's links of it are dropped first).
         latest = {ticket.ref: ticket for ticket in batch}
         _forget_links(result, {key for key in latest if key in world.tickets})
-        world.people = _requesters(store, world, latest.values())
+        world.people = requesters(store, world, latest.values())
         linker.link_tickets(world, latest.values(), result)
         for ticket in latest.values():
             world.tickets[ticket.ref] = ticket.slim(TICKET_FIELDS)
     _forget_linking_inputs(world)
     return world, result
-
-
-def _requesters(store: Store, world: World, tickets: Iterable[Entity]) -> dict[str, Entity]:
-    """The people `tickets` name as requesters (by ref, `PERSON_FIELDS`), read by primary key
-    from the streams holding people, the last stream's record of a ref winning as in
-    `World.load`: what `World.requester` finds for these tickets."""
-    refs = {
-        ref(ticket.connector, str(requester))
-        for ticket in tickets
-        if (requester := ticket.get("requester_id"))
-    }
-    found: dict[str, Entity] = {}
-    if refs and world.person_streams:
-        streams = {"person": world.person_streams}
-        with store.engine.connect() as connection:
-            load_records(connection, found, "person", refs, streams, PERSON_FIELDS)
-    return found
 
 
 def _forget_linking_inputs(world: World) -> None:

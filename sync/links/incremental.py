@@ -28,7 +28,14 @@ from pmsync.sync.links.models import RollupSpec
 from pmsync.sync.links.rollups import Currencies, Rollup, compute_rollups
 from pmsync.sync.links.score_models import ScoreSpec
 from pmsync.sync.links.voices import Voices, hear_voices
-from pmsync.sync.links.world import TICKET_FIELDS, Entity, World, ref, split_ref
+from pmsync.sync.links.world import (
+    PERSON_FIELDS,
+    TICKET_FIELDS,
+    Entity,
+    World,
+    ref,
+    split_ref,
+)
 from pmsync.sync.store.schema import links as links_table
 from pmsync.sync.store.schema import records
 from pmsync.sync.store.store import Store
@@ -236,6 +243,25 @@ def load_records(
                 into[ref(connector, key)] = Entity(
                     ref(connector, key), connector, stream, key, loaded
                 )
+
+
+def requesters(store: Store, world: World, tickets: Iterable[Entity]) -> dict[str, Entity]:
+    """The people `tickets` name as requesters (by ref, `PERSON_FIELDS`), read by primary key
+    from the streams holding people, the last stream's record of a ref winning as in
+    `World.load`: what `World.requester` finds for these tickets. A World loaded with
+    `contacts_only` links tickets with these as its people (a full derivation a batch at a
+    time, `relink` the changed tickets), never holding every person."""
+    refs = {
+        ref(ticket.connector, str(requester))
+        for ticket in tickets
+        if (requester := ticket.get("requester_id"))
+    }
+    found: dict[str, Entity] = {}
+    if refs and world.person_streams:
+        streams = {"person": world.person_streams}
+        with store.engine.connect() as connection:
+            load_records(connection, found, "person", refs, streams, PERSON_FIELDS)
+    return found
 
 
 def _picked(connection: sa.Connection, fields: Sequence[str]) -> sa.ColumnElement[Any] | None:

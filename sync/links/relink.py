@@ -1,11 +1,12 @@
 """Link the changed tickets again, alone, against every account, person and issue.
 
-A ticket's links depend on the ticket, on the records it can name (accounts, people,
-organizations, issues, integration links) and on the rules; never on another ticket. When only
-tickets changed (besides account and issue values, which move no link: `incremental.py`),
-linking the changed tickets in a World holding everything but the other tickets gives them the
-links a full derivation would. Old issue keys are looked up for the keys these tickets name,
-as a full derivation does for every ticket's.
+A ticket's links depend on the ticket, on the records it can name (accounts, its requester,
+contacts, organizations, issues, integration links) and on the rules; never on another ticket.
+When only tickets changed (besides account and issue values, which move no link:
+`incremental.py`), linking the changed tickets in a World holding everything but the other
+tickets (and of the people, the contacts and their requesters) gives them the links a full
+derivation would. Old issue keys are looked up for the keys these tickets name, as a full
+derivation does for every ticket's.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from pmsync.sync.links.aliases import KeyLookup, add_aliases
-from pmsync.sync.links.incremental import TICKETS, load_records, stored_links
+from pmsync.sync.links.incremental import TICKETS, load_records, requesters, stored_links
 from pmsync.sync.links.linker import Linker, LinkResult
 from pmsync.sync.links.world import Entity, World
 from pmsync.sync.store.store import Store
@@ -67,10 +68,13 @@ def relink(
     tickets: set[str],
     streams: Mapping[str, Sequence[Sequence[str]]],
 ) -> Relinked:
-    """Link `tickets` (refs; deleted ones get no link) as a full derivation would."""
-    world = World.load(store, skip=NOT_LINKED_FROM)
+    """Link `tickets` (refs; deleted ones get no link) as a full derivation would: with the
+    contacts and the changed tickets' own requesters as the only people (`requesters`), so a
+    few changed tickets do not read every end user of the helpdesk."""
+    world = World.load(store, skip=NOT_LINKED_FROM, contacts_only=True)
     with store.engine.connect() as connection:
         load_records(connection, world.tickets, TICKETS, tickets, streams)
         old = stored_links(connection, tickets)
+    world.people = requesters(store, world, world.tickets.values())
     add_aliases(store, world, linker.named_keys(world), lookups)
     return Relinked(set(tickets), old, linker.link(world), dict(world.tickets))

@@ -138,7 +138,7 @@ class World:
     A full derivation keeps its tickets slim (`TICKET_FIELDS`) and, once they are linked, lets
     go of the people and integration links (`derive._forget_linking_inputs`): only linking
     reads them). It loads people as contacts only when asked (`contacts_only`): linking then
-    reads each ticket batch's requesters by key (`derive._requesters`)."""
+    reads each ticket batch's requesters by key (`incremental.requesters`)."""
 
     tickets: dict[str, Entity] = field(default_factory=dict)
     people: dict[str, Entity] = field(default_factory=dict)
