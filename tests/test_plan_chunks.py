@@ -175,8 +175,8 @@ def test_after_writes_and_human_edits_chunked_plans_keep_and_write_as_whole_ones
             assert chunks >= 3, name
             assert shown(plan) == shown(expected), name
         jira = whole(runtime, "jira")
-        assert jira.kept
-        assert jira.writes
+        assert jira.kept  # the person's edit, kept by both
+        assert jira.writes  # the new ARR
         assert whole(runtime, "salesforce").writes  # the solved ticket's account
     finally:
         runtime.close()
