@@ -196,9 +196,10 @@ def in_fresh_process(demo: Demo, code: str, *args: str) -> list[str]:
     return done.stdout.split()
 
 
-# Plans every target of every connector written to, after a full derivation, as the daemon's
-# write-back does (`bulk_allocation`): "whole" from a derivation of the whole World (what
-# `Runtime._full_view` computes), "chunked" a chunk of targets at a time (`plan_in_chunks`).
+# Plans every target of every connector written to, after a full derivation, one connector
+# after another as the daemon's write-back does (`bulk_allocation`; a plan is let go once
+# applied): "whole" from one derivation of the whole World that serves every connector (what
+# `Runtime._full_view` keeps), "chunked" a chunk of targets at a time (`plan_in_chunks`).
 PLAN_CODE = """
 import sys, time
 from pmsync.app.runtime import Runtime
@@ -210,14 +211,18 @@ hwm = lambda: [x.split()[1] for x in open("/proc/self/status") if "VmHWM" in x][
 runtime = Runtime.load(sys.argv[1])
 names = [n for n in runtime.writable_connectors() if runtime.writes_to(n)]
 before, started = hwm(), time.perf_counter()
+writes = missing = 0
 with bulk_allocation(one_arena=False):
-    if sys.argv[2] == "whole":
-        derived = runtime.derive(persist=False)
-        plans = [runtime.plan(derived=derived, only_connector=n) for n in names]
-    else:
-        plans = [runtime.plan_in_chunks(n) for n in names]
-writes = sum(len(p.writes) for p in plans if p is not None)
-print(time.perf_counter() - started, hwm(), before, writes, sum(p is None for p in plans))
+    derived = runtime.derive(persist=False) if sys.argv[2] == "whole" else None
+    for name in names:
+        if derived is not None:
+            plan = runtime.plan(derived=derived, only_connector=name)
+        else:
+            plan = runtime.plan_in_chunks(name)
+        writes += len(plan.writes) if plan is not None else 0
+        missing += plan is None
+        plan = None
+print(time.perf_counter() - started, hwm(), before, writes, missing)
 """
 
 
