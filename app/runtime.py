@@ -22,6 +22,7 @@ from pmsync.connectors.registry import Registry, load_registry
 from pmsync.errors import (
     ConfigError,
     FatalError,
+    Interrupted,
     NoStore,
     PmsyncError,
     Problem,
@@ -46,6 +47,7 @@ if TYPE_CHECKING:  # loaded where used: `status` needs no engine, links, write-b
     from pmsync.sync.links.aliases import KeyLookup
     from pmsync.sync.links.changes import Scope
     from pmsync.sync.links.derive import Derived
+    from pmsync.sync.links.models import WritebackSpec
     from pmsync.sync.mapping.compiler import CompiledStream
     from pmsync.sync.store.store import Store
     from pmsync.sync.writeback.apply import ApplyResult
@@ -454,14 +456,70 @@ class Runtime:
             self.config.settings.writeback,
             self.config.settings.close_loop,
         )
-        if only_connector is not None:
-            plan.writes = [w for w in plan.writes if w.connector == only_connector]
-            plan.kept = [w for w in plan.kept if w.connector == only_connector]
-            # Only this connector's own write-backs can hold its writes back.
-            mine = {w.writeback for w in plan.writes}
-            plan.guard = [trip for trip in plan.guard if trip.writeback in mine]
-            plan.loops = [loop for loop in plan.loops if loop[1].startswith(f"{only_connector}:")]
-        return plan
+        return plan if only_connector is None else _only(plan, only_connector)
+
+    def plan_in_chunks(
+        self,
+        connector: str,
+        *,
+        chunk_weight: int | None = None,
+        should_stop: Callable[[], bool] | None = None,
+    ) -> Plan | None:
+        """`plan(only_connector=connector)` of every target, from the stored links and kept
+        inputs of the last full derivation, a chunk of targets at a time (`derive_chunks`;
+        `chunk_weight`: targets and the tickets they read per chunk): never the whole World.
+        None: no full derivation kept those inputs, or a weighted score needs every issue.
+
+        Only the write-backs that can write to `connector` are planned, over every target
+        they weigh in the guard (their connectors' targets of their kind), and the loop
+        closure's tickets when it writes there."""
+        from pmsync.sync.links.chunks import CHUNK_WEIGHT
+        from pmsync.sync.links.derive import derive_chunks
+        from pmsync.sync.writeback.plan import build_plan_chunked
+
+        writebacks, targets = self._targets_for(connector)
+        chunks = derive_chunks(
+            self.store,
+            self.mappings.rollups,
+            self.config.settings.currency,
+            targets,
+            scores=self.mappings.score_specs(),
+            weight=chunk_weight or CHUNK_WEIGHT,
+        )
+        if chunks is None:
+            return None
+        plan = build_plan_chunked(
+            self.store,
+            _counted(chunks, should_stop),
+            writebacks,
+            self.writable_connectors(),
+            self.config.settings.writeback,
+            self.config.settings.close_loop,
+        )
+        return _only(plan, connector)
+
+    def _targets_for(
+        self, connector: str
+    ) -> tuple[dict[str, tuple[str, WritebackSpec]], dict[str, set[str]]]:
+        """The write-backs that can write to `connector`, and the targets they (and the loop
+        closure, when it writes there) plan: kind -> the enabled connectors holding them."""
+        enabled = {name: s.type for name, s in self.config.connectors.items() if s.enabled}
+
+        def matching(wanted: str) -> set[str]:
+            return {name for name, type_name in enabled.items() if wanted in (name, type_name)}
+
+        writebacks = {
+            name: (file, spec)
+            for name, (file, spec) in self.mappings.writebacks.items()
+            if connector in matching(spec.connector)
+        }
+        targets: dict[str, set[str]] = {}
+        for _file, spec in writebacks.values():
+            targets.setdefault(spec.target, set()).update(matching(spec.connector))
+        close_loop = self.config.settings.close_loop
+        if close_loop.enabled and connector in matching(close_loop.connector):
+            targets.setdefault("ticket", set()).update(matching(close_loop.connector))
+        return writebacks, targets
 
     def writeback_lock(
         self,
@@ -505,47 +563,67 @@ class Runtime:
         )
 
     def plan_changes(
-        self, connector: str, *, should_stop: Callable[[], bool] | None = None
+        self,
+        connector: str,
+        *,
+        should_stop: Callable[[], bool] | None = None,
+        chunk_weight: int | None = None,
     ) -> tuple[Plan, list[int]]:
         """The writes due for `connector` since its last clean write-back, and the dirty rows
         they cover (`done_planning` clears those once applied without failure).
 
         Derives incrementally first (nothing changed: nothing read); then plans only the targets
         the derivations marked for this connector, from a World of just those targets, or every
-        target after a full derivation.
+        target after a full derivation, a chunk of targets at a time (`plan_in_chunks`;
+        `chunk_weight` sizes the chunks).
         """
         with bulk_allocation(one_arena=False):  # see `collector_aside` in sync/links/derive.py
-            return self._plan_changes(connector, should_stop)
+            return self._plan_changes(connector, should_stop, chunk_weight)
 
     def _plan_changes(
-        self, connector: str, should_stop: Callable[[], bool] | None
+        self, connector: str, should_stop: Callable[[], bool] | None, chunk_weight: int | None
     ) -> tuple[Plan, list[int]]:
-        from pmsync.sync.links.changes import dirty_targets
-        from pmsync.sync.links.derive import derive_scope
         from pmsync.sync.writeback.plan import Plan
 
         latest = self.derive(incremental=True, should_stop=should_stop)
-        with self.store.engine.connect() as connection:
-            seqs, scope = dirty_targets(connection, connector)
+        seqs, scope = self._dirty_targets(connector)
         if not seqs:
             return Plan(uuid.uuid4().hex[:16]), []
+        if scope is None:
+            chunked = self.plan_in_chunks(
+                connector, chunk_weight=chunk_weight, should_stop=should_stop
+            )
+            if chunked is not None:
+                return chunked, seqs
+        derived = self._scoped_view(latest, scope) or self._full_view(should_stop)
+        return self.plan(derived=derived, only_connector=connector), seqs
+
+    def _dirty_targets(self, connector: str) -> tuple[list[int], Scope | None]:
+        from pmsync.sync.links.changes import dirty_targets
+
+        with self.store.engine.connect() as connection:
+            return dirty_targets(connection, connector)
+
+    def _scoped_view(self, latest: Derived, scope: Scope | None) -> Derived | None:
+        """The figures of `scope`'s targets: this cycle's incremental derivation when it
+        computed them all, else derived from the stored links. None: every target is to be
+        planned (`scope` None), or no full derivation kept the inputs."""
+        from pmsync.sync.links.derive import derive_scope
+
+        if scope is None:
+            return None
         reuse = self._incremental
         if reuse is not None and reuse.generation != latest.generation:
             reuse = self._incremental = None  # another derivation came since
-        derived: Derived | None = None
-        if scope is not None and reuse is not None and _covers(reuse, scope):
-            derived = dataclasses.replace(reuse, scope=scope)  # this cycle's derivation
-        if scope is not None and derived is None:
-            derived = derive_scope(
-                self.store,
-                self.mappings.rollups,
-                self.config.settings.currency,
-                scope,
-                scores=self.mappings.score_specs(),
-            )
-        if derived is None:
-            derived = self._full_view(should_stop)
-        return self.plan(derived=derived, only_connector=connector), seqs
+        if reuse is not None and _covers(reuse, scope):
+            return dataclasses.replace(reuse, scope=scope)  # this cycle's derivation
+        return derive_scope(
+            self.store,
+            self.mappings.rollups,
+            self.config.settings.currency,
+            scope,
+            scores=self.mappings.score_specs(),
+        )
 
     def done_planning(self, seqs: Sequence[int]) -> None:
         """The targets behind `seqs` were planned and their writes applied: forget them, and
@@ -731,6 +809,31 @@ def release_memory() -> None:
     daemon's RSS would stay at the peak of its first full derivation)."""
     gc.collect()
     trim_heap()
+
+
+def _only(plan: Plan, connector: str) -> Plan:
+    """The plan's writes, kept writes, guard trips and loops that concern `connector`."""
+    plan.writes = [w for w in plan.writes if w.connector == connector]
+    plan.kept = [w for w in plan.kept if w.connector == connector]
+    # Only this connector's own write-backs can hold its writes back.
+    mine = {w.writeback for w in plan.writes}
+    plan.guard = [trip for trip in plan.guard if trip.writeback in mine]
+    plan.loops = [loop for loop in plan.loops if loop[1].startswith(f"{connector}:")]
+    return plan
+
+
+def _counted(
+    chunks: Iterator[Derived], should_stop: Callable[[], bool] | None
+) -> Iterator[Derived]:
+    """The chunks, stopping between two when asked (Interrupted: nothing is half planned),
+    and a log line of how many there were."""
+    count = 0
+    for derived in chunks:
+        count += 1
+        yield derived
+        if should_stop is not None and should_stop():
+            raise Interrupted("stop requested while planning")
+    log.info("planned_in_chunks", chunks=count)
 
 
 def _covers(derived: Derived, scope: Scope) -> bool:

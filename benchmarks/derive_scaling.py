@@ -13,16 +13,20 @@ connector written to, which derives incrementally first):
 and, for comparison in the same run, a full derive + plan as every cycle cost before (issue 14).
 Targets (issue 14, item 2): quiet cycle's derive + plan <= 0.3 s and 1% cycle's derive + plan
 <= 0.5 s at 10x.
-`--peak` also measures the peak RSS of a full derive at a given size in a fresh process. Run:
+`--peak` also measures the peak RSS of a full derive at a given size in a fresh process, and
+`--peak-plan` that of planning every target after a full derive (the daemon's write-back after
+a full derivation), from the whole World and a chunk of targets at a time. Run:
 
-    python benchmarks/derive_scaling.py                     # 1x and 10x
+    python benchmarks/derive_scaling.py                          # 1x and 10x
     python benchmarks/derive_scaling.py --scales 1 10 100
-    python benchmarks/derive_scaling.py --scales --peak 30  # peak RSS of a 30x derive only
+    python benchmarks/derive_scaling.py --scales --peak 30       # peak RSS of a 30x derive only
+    python benchmarks/derive_scaling.py --scales --peak-plan 30  # whole vs chunked planning
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import resource
 import subprocess
 import sys
@@ -160,8 +164,6 @@ def peak(scale: int) -> None:
         runtime = Runtime.load(str(demo.config_path))
         runtime.run_once()
         runtime.close()
-        # VmHWM, not getrusage's ru_maxrss: Linux keeps ru_maxrss across fork and exec, so a
-        # child started by this process (which synced the company) would report this one's peak.
         code = (
             "import sys,time;from pmsync.app.runtime import Runtime;"
             "from pmsync.logs import configure_logging;configure_logging('error');"
@@ -169,14 +171,7 @@ def peak(scale: int) -> None:
             "r=Runtime.load(sys.argv[1]);before=hwm();t=time.perf_counter();r.derive();"
             "print(time.perf_counter()-t, hwm(), before)"
         )
-        done = subprocess.run(
-            [sys.executable, "-c", code, str(demo.config_path)],
-            env={**__import__("os").environ, **demo.env},
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        seconds, rss_kib, before_kib = done.stdout.split()
+        seconds, rss_kib, before_kib = in_fresh_process(demo, code)
         print(
             f"full derive of {size.tickets:,} tickets / {size.issues:,} issues: "
             f"{float(seconds):.1f} s, peak RSS {int(rss_kib) / 1024:.0f} MiB "
@@ -184,10 +179,83 @@ def peak(scale: int) -> None:
         )
 
 
+def in_fresh_process(demo: Demo, code: str, *args: str) -> list[str]:
+    """Run `code` in a new Python process (the demo's configuration its first argument) and
+    return the words it printed.
+
+    Peaks are read from VmHWM, not getrusage's ru_maxrss: Linux keeps ru_maxrss across fork
+    and exec, so a child started by this process (which synced the company) would report this
+    one's peak."""
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(demo.config_path), *args],
+        env={**os.environ, **demo.env},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return done.stdout.split()
+
+
+# Plans every target of every connector written to, after a full derivation, one connector
+# after another as the daemon's write-back does (`bulk_allocation`; a plan is let go once
+# applied): "whole" from one derivation of the whole World that serves every connector (what
+# `Runtime._full_view` keeps), "chunked" a chunk of targets at a time (`plan_in_chunks`).
+PLAN_CODE = """
+import sys, time
+from pmsync.app.runtime import Runtime
+from pmsync.gcpolicy import bulk_allocation
+from pmsync.logs import configure_logging
+
+configure_logging("error")
+hwm = lambda: [x.split()[1] for x in open("/proc/self/status") if "VmHWM" in x][0]
+runtime = Runtime.load(sys.argv[1])
+names = [n for n in runtime.writable_connectors() if runtime.writes_to(n)]
+before, started = hwm(), time.perf_counter()
+writes = missing = 0
+with bulk_allocation(one_arena=False):
+    derived = runtime.derive(persist=False) if sys.argv[2] == "whole" else None
+    for name in names:
+        if derived is not None:
+            plan = runtime.plan(derived=derived, only_connector=name)
+        else:
+            plan = runtime.plan_in_chunks(name)
+        writes += len(plan.writes) if plan is not None else 0
+        missing += plan is None
+        plan = None
+print(time.perf_counter() - started, hwm(), before, writes, missing)
+"""
+
+
+def peak_plan(scale: int) -> None:
+    """Sync a company of `scale`, derive it all once (stored: the links, rollups and inputs
+    the chunks read), then report the peak RSS and time of planning every target of every
+    connector written to, from the whole World and chunk by chunk, each in a new process."""
+    size = size_of(scale)
+    with tempfile.TemporaryDirectory() as tmp, launch(Path(tmp), size=size, pendo=False) as demo:
+        runtime = Runtime.load(str(demo.config_path))
+        runtime.run_once()
+        runtime.derive()
+        runtime.close()
+        for way in ("whole", "chunked"):
+            seconds, rss_kib, before_kib, writes, missing = in_fresh_process(demo, PLAN_CODE, way)
+            assert missing == "0", "no full derivation kept the inputs the chunks read"
+            print(
+                f"plan every target ({way}) of {size.tickets:,} tickets / {size.issues:,} "
+                f"issues: {float(seconds):.1f} s, peak RSS {int(rss_kib) / 1024:.0f} MiB "
+                f"(before planning: {int(before_kib) / 1024:.0f} MiB), {int(writes):,} writes"
+            )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scales", type=int, nargs="*", default=[1, 10])
     parser.add_argument("--peak", type=int, help="Also: peak RSS of a full derive at this scale.")
+    parser.add_argument(
+        "--peak-plan",
+        type=int,
+        help="Also: peak RSS of planning every target after a full derive at this scale, "
+        "from the whole World and chunk by chunk.",
+    )
     parser.add_argument(
         "--apply-first",
         action="store_true",
@@ -238,6 +306,8 @@ def main() -> None:
         )
     if args.peak:
         peak(args.peak)
+    if args.peak_plan:
+        peak_plan(args.peak_plan)
     print(
         f"(this process: peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024} MiB)"
     )

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, ParamSpec, TypeVar
@@ -35,6 +35,7 @@ from pmsync.sync.links.changes import (
     save_state,
     start_journal,
 )
+from pmsync.sync.links.chunks import CHUNK_WEIGHT, target_chunks
 from pmsync.sync.links.fixed import FixedInputs, fixed_inputs
 from pmsync.sync.links.incremental import (
     TICKETS,
@@ -426,17 +427,69 @@ def derive_scope(
     """The figures of the targets in `scope` from the stored links (nothing stored): what a
     connector's write-back plans when only these targets changed. None: no full derivation
     has kept the inputs this needs yet."""
-    with store.engine.connect() as connection:
-        kept = _kept(read_state(connection), rollup_specs)
+    kept = _stored_kept(store, rollup_specs)
     if kept is None:  # no full derivation kept them (yet)
         return None
-    world, result = scoped_world(store, scope, kept.streams)
-    world.rates = _crm_rates(store)
-    currencies = currencies_for(currency, world)
-    rollups, voices = scoped_rollups(
-        world, result, scope.issues, rollup_specs, currencies, dict(scores or {}), kept.fixed
-    )
-    return Derived(world, result, rollups, currencies, voices, scope=scope, mode="incremental")
+    inputs = _ScopedInputs(store, kept, _crm_rates(store), rollup_specs, currency, scores or {})
+    return inputs.derive(scope)
+
+
+def derive_chunks(
+    store: Store,
+    rollup_specs: Mapping[str, RollupSpec],
+    currency: CurrencySettings,
+    targets: Mapping[str, Collection[str]],
+    *,
+    scores: Mapping[str, ScoreSpec] | None = None,
+    weight: int = CHUNK_WEIGHT,
+) -> Iterator[Derived] | None:
+    """The figures of every live target of `targets` (kind -> the connectors holding them), a
+    chunk of targets at a time (`chunks.py`), each as `derive_scope` computes them: planning
+    every target after a full derivation then never holds the whole World. None: no full
+    derivation has kept the inputs yet, or a weighted score is declared (it normalises across
+    every issue, which no chunk holds)."""
+    declared = dict(scores or {})
+    if any(spec.method == "weighted" for spec in declared.values()):
+        return None
+    kept = _stored_kept(store, rollup_specs)
+    if kept is None:
+        return None
+    inputs = _ScopedInputs(store, kept, _crm_rates(store), rollup_specs, currency, declared)
+    return map(inputs.derive, target_chunks(store, targets, kept.streams, weight))
+
+
+def _stored_kept(store: Store, rollup_specs: Mapping[str, RollupSpec]) -> _Kept | None:
+    with store.engine.connect() as connection:
+        return _kept(read_state(connection), rollup_specs)
+
+
+@dataclass(frozen=True)
+class _ScopedInputs:
+    """What every scoped derivation of one store state reads alike, read once for all chunks:
+    the kept inputs and the CRM's rates."""
+
+    store: Store
+    kept: _Kept
+    rates: Mapping[str, float]
+    rollup_specs: Mapping[str, RollupSpec]
+    currency: CurrencySettings
+    scores: Mapping[str, ScoreSpec]
+
+    def derive(self, scope: Scope) -> Derived:
+        """The figures of the targets in `scope`, from the stored links (nothing stored)."""
+        world, result = scoped_world(self.store, scope, self.kept.streams)
+        world.rates = dict(self.rates)
+        currencies = currencies_for(self.currency, world)
+        rollups, voices = scoped_rollups(
+            world,
+            result,
+            scope.issues,
+            self.rollup_specs,
+            currencies,
+            dict(self.scores),
+            self.kept.fixed,
+        )
+        return Derived(world, result, rollups, currencies, voices, scope=scope, mode="incremental")
 
 
 def _crm_rates(store: Store) -> dict[str, float]:

@@ -12,7 +12,7 @@ import difflib
 import math
 import re
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
@@ -248,30 +248,125 @@ def build_plan(
     Write-backs whose connector is not among `connectors` (a disabled one) plan nothing; names
     that match no configured connector were refused when the mappings were loaded.
     """
-    scope = derived.scope.refs() if derived.scope is not None else None
-    planning = _Planning(store, derived, connectors, settings, _Memory.load(store, scope))
-    plan = Plan(plan_id or uuid.uuid4().hex[:16])
-    for name, (file, spec) in writebacks.items():
-        _plan_writeback(plan, planning, name, file, spec)
-    ConfigError.collect(planning.problems)
-    if close_loop.enabled:
-        _plan_loops(
-            plan, store, derived, connectors, close_loop, planning.resolver, planning.memory
+    planner = Planner(store, writebacks, connectors, settings, close_loop, plan_id=plan_id)
+    planner.add(derived)
+    return planner.finish()
+
+
+def build_plan_chunked(
+    store: Store,
+    chunks: Iterable[Derived],
+    writebacks: Mapping[str, tuple[str, WritebackSpec]],
+    connectors: Mapping[str, Connector],
+    settings: WritebackSettings,
+    close_loop: CloseLoopSettings,
+    *,
+    plan_id: str | None = None,
+) -> Plan:
+    """`build_plan` of every target, from scoped derivations that together hold each target
+    once (`derive_chunks`): the same plan, without a World of every ticket."""
+    planner = Planner(
+        store, writebacks, connectors, settings, close_loop, plan_id=plan_id, chunked=True
+    )
+    for derived in chunks:
+        planner.add(derived)
+    return planner.finish()
+
+
+class Planner:
+    """Plans the declared write-backs over one derivation, or over chunks of targets that
+    together are every target (`chunked`), and decides the mass-change guard once, over all.
+
+    What every chunk shares is read once: the fields each write-back's targets resolve to (the
+    tools' field catalogues), the writes sent but never recorded, the targets an API said are
+    gone, and the loops closed. Each write-back's tally of eligible and changed targets is
+    carried across chunks: a guard decided per chunk would let a mass change through a few
+    targets at a time, or hold a small one whose changes all fall in one chunk.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        writebacks: Mapping[str, tuple[str, WritebackSpec]],
+        connectors: Mapping[str, Connector],
+        settings: WritebackSettings,
+        close_loop: CloseLoopSettings,
+        *,
+        plan_id: str | None = None,
+        chunked: bool = False,
+    ) -> None:
+        self.store, self.writebacks, self.connectors = store, writebacks, connectors
+        self.settings, self.close_loop, self.chunked = settings, close_loop, chunked
+        self.shared = _Shared(_load_in_flight(store), _load_gone(store))
+        self.parts = {name: Plan("") for name in writebacks}  # writes and kept, by write-back
+        self.tallies = {name: _Tally() for name in writebacks}
+        self.loops = Plan(plan_id or uuid.uuid4().hex[:16])
+        self._done_loops: set[tuple[str, str]] | None = None
+
+    def add(self, derived: Derived) -> None:
+        """Plan the targets of `derived` (of its scope, when it has one)."""
+        if self.chunked and derived.scope is None:
+            raise ValueError("a chunk of targets needs a scope")
+        planning = self._planning(derived)
+        for name, (file, spec) in self.writebacks.items():
+            _plan_writeback(self.parts[name], planning, name, file, spec, self.tallies[name])
+        if self.close_loop.enabled and not self.shared.problems:
+            only = derived.scope.tickets if self.chunked and derived.scope else None
+            _plan_loops(self.loops, planning, self.close_loop, self.done_loops(), only)
+
+    def finish(self) -> Plan:
+        """The plan: each write-back's writes, then the loops'; the guard over every chunk."""
+        ConfigError.collect(self.shared.problems)
+        plan = Plan(self.loops.plan_id)
+        for name, part in self.parts.items():
+            plan.writes.extend(part.writes)
+            plan.kept.extend(part.kept)
+            _check_guard(plan, name, self.tallies[name], self.settings)
+        plan.writes.extend(self.loops.writes)
+        plan.loops.extend(self.loops.loops)
+        return plan
+
+    def done_loops(self) -> set[tuple[str, str]]:
+        """(issue, ticket) of every loop closed, read once."""
+        if self._done_loops is None:
+            self._done_loops = _load_done_loops(self.store)
+        return self._done_loops
+
+    def _planning(self, derived: Derived) -> _Planning:
+        scope = derived.scope.refs() if derived.scope is not None else None
+        memory = _Memory.build(_load_ledger(self.store, scope), self.shared)
+        # A scoped derivation planned alone weighs its changes against every live target;
+        # chunks together hold every target, each counted where it is planned.
+        weigh_all = derived.scope is not None and not self.chunked
+        return _Planning(
+            self.store, derived, self.connectors, self.settings, memory, self.shared, weigh_all
         )
-    return plan
+
+
+@dataclass
+class _Shared:
+    """What the chunks of one plan share: in-flight values, gone targets, resolved fields and
+    the problems found resolving them."""
+
+    in_flight: dict[tuple[str, str, str, str], list[Any]]
+    gone: dict[tuple[str, str, str], datetime]
+    resolver: FieldResolver = field(default_factory=FieldResolver)
+    # By (write-back, connector, stream): declared name -> field id; None: a name is unknown.
+    resolved: dict[tuple[str, str, str], dict[str, str] | None] = field(default_factory=dict)
+    problems: list[Problem] = field(default_factory=list)
 
 
 @dataclass
 class _Planning:
-    """What every write-back's planning reads, and the problems it finds."""
+    """What every write-back's planning of one derivation reads."""
 
     store: Store
     derived: Derived
     connectors: Mapping[str, Connector]
     settings: WritebackSettings
     memory: _Memory
-    resolver: FieldResolver = field(default_factory=FieldResolver)
-    problems: list[Problem] = field(default_factory=list)
+    shared: _Shared
+    weigh_all: bool  # count the connector's live targets outside the scope as eligible
 
 
 @dataclass
@@ -283,39 +378,63 @@ class _Tally:
 
 
 def _plan_writeback(
-    plan: Plan, planning: _Planning, name: str, file: str, spec: WritebackSpec
+    plan: Plan, planning: _Planning, name: str, file: str, spec: WritebackSpec, tally: _Tally
 ) -> None:
-    """Plan one declared write-back: its fields, its property, then the guard."""
+    """Plan one declared write-back's fields and property for the derivation's targets,
+    counting them in `tally` (the guard is checked once every target is planned)."""
     figures = figures_for(planning.derived, spec.target, spec.rollup)
-    tally = _Tally()
     for (connector_name, stream), group in _targets_by_stream(planning, spec).items():
-        connector = planning.connectors[connector_name]
-        where = f"writeback.{name}"
-        resolved, found = planning.resolver.resolve(
-            connector, stream, list(spec.fields), file, where
-        )
-        planning.problems.extend(found)
-        if found:
+        resolved = _resolve_fields(planning, name, file, spec, connector_name, stream)
+        if resolved is None:
             continue
         raws = _raw_payloads(planning.store, connector_name, stream, [t.key for t in group])
         for target in group:
             raw, seen_at = raws.get(target.key, ({}, None))
-            if planning.memory.is_gone((connector_name, stream, target.key), seen_at):
-                continue  # the API said 404; wait until a read sees it again
-            values, empty = figures.get(target.ref, ({}, True))
-            if empty:
-                if spec.when_no_demand == "keep" and not planning.memory.wrote_to(
-                    (connector_name, stream, target.key)
-                ):
-                    continue  # nobody asks for it, pmsync never wrote there: left alone
-                values = {}  # nobody asks for it: every declared figure is emptied
+            fields = _target_fields(planning, spec, target, figures, resolved, raw, seen_at)
+            if fields is None:
+                continue
             tally.eligible += 1
-            fields = _Fields(resolved, values, raw, seen_at, clears=empty)
             _plan_fields(plan, planning, name, spec, target, fields, tally)
-            _plan_property(plan, planning, name, spec, target, tally, empty=empty)
-        if planning.derived.scope is not None:  # the guard weighs a change against every target
+            _plan_property(plan, planning, name, spec, target, tally, empty=fields.clears)
+        if planning.weigh_all:  # the guard weighs a change against every target
             tally.eligible += _live_count(planning.store, connector_name, stream) - len(group)
-    _check_guard(plan, name, tally, planning.settings)
+
+
+def _resolve_fields(
+    planning: _Planning, name: str, file: str, spec: WritebackSpec, connector: str, stream: str
+) -> dict[str, str] | None:
+    """The write-back's declared fields as field ids on this stream, resolved once per plan
+    (its problems reported once); None: some name is unknown."""
+    slot = (name, connector, stream)
+    shared = planning.shared
+    if slot not in shared.resolved:
+        resolved, found = shared.resolver.resolve(
+            planning.connectors[connector], stream, list(spec.fields), file, f"writeback.{name}"
+        )
+        shared.problems.extend(found)
+        shared.resolved[slot] = None if found else resolved
+    return shared.resolved[slot]
+
+
+def _target_fields(
+    planning: _Planning,
+    spec: WritebackSpec,
+    target: Entity,
+    figures: Mapping[str, tuple[dict[str, Any], bool]],
+    resolved: Mapping[str, str],
+    raw: Mapping[str, Any],
+    seen_at: datetime | None,
+) -> _Fields | None:
+    """What to compare on one target; None: it is not planned (gone, or left alone)."""
+    slot = (target.connector, target.stream, target.key)
+    if planning.memory.is_gone(slot, seen_at):
+        return None  # the API said 404; wait until a read sees it again
+    values, empty = figures.get(target.ref, ({}, True))
+    if empty:
+        if spec.when_no_demand == "keep" and not planning.memory.wrote_to(slot):
+            return None  # nobody asks for it, pmsync never wrote there: left alone
+        values = {}  # nobody asks for it: every declared figure is emptied
+    return _Fields(resolved, values, raw, seen_at, clears=empty)
 
 
 def _live_count(store: Store, connector: str, stream: str) -> int:
@@ -528,11 +647,10 @@ class _Memory:
     gone: dict[tuple[str, str, str], datetime] = field(default_factory=dict)
 
     @classmethod
-    def load(cls, store: Store, scope: set[str] | None = None) -> _Memory:
-        """What pmsync wrote: to every target, or to those in `scope` (refs) only."""
-        ledger = _load_ledger(store, scope)
-        targets = {slot[:3] for slot in ledger} | {slot[:3] for slot in _load_in_flight(store)}
-        return cls(ledger, _load_in_flight(store), targets, _load_gone(store))
+    def build(cls, ledger: dict[tuple[str, str, str, str], _Ledger], shared: _Shared) -> _Memory:
+        """The ledger of some targets (or all), with what every chunk shares."""
+        targets = {slot[:3] for slot in ledger} | {slot[:3] for slot in shared.in_flight}
+        return cls(ledger, shared.in_flight, targets, shared.gone)
 
     def wrote_to(self, target: tuple[str, str, str]) -> bool:
         return target in self.targets
@@ -624,35 +742,42 @@ def _loop_ready(issue: Entity, when: Sequence[str]) -> str | None:
     return None
 
 
-def _plan_loops(
-    plan: Plan,
-    store: Store,
-    derived: Derived,
-    connectors: Mapping[str, Connector],
-    settings: CloseLoopSettings,
-    resolver: FieldResolver,
-    memory: _Memory,
-) -> None:
+def _load_done_loops(store: Store) -> set[tuple[str, str]]:
     with store.engine.connect() as connection:
-        done = {
-            (r.issue_ref, r.ticket_ref)
-            for r in connection.execute(
-                sa.select(loop_closures.c.issue_ref, loop_closures.c.ticket_ref).where(
-                    loop_closures.c.state == "done"
-                )
-            )
-        }
+        query = sa.select(loop_closures.c.issue_ref, loop_closures.c.ticket_ref).where(
+            loop_closures.c.state == "done"
+        )
+        return {(r.issue_ref, r.ticket_ref) for r in connection.execute(query)}
+
+
+def _asking(derived: Derived, only: set[str] | None) -> dict[str, list[str]]:
+    """issue ref -> the tickets (of `only`, when given) that ask for it."""
     asking: dict[str, list[str]] = {}
     for ticket_ref, per_issue in derived.links.issues_of.items():
+        if only is not None and ticket_ref not in only:
+            continue
         for issue_ref in per_issue:
             asking.setdefault(issue_ref, []).append(ticket_ref)
-    for issue_ref, ticket_refs in sorted(asking.items()):
+    return asking
+
+
+def _plan_loops(
+    plan: Plan,
+    planning: _Planning,
+    settings: CloseLoopSettings,
+    done: set[tuple[str, str]],
+    only: set[str] | None = None,
+) -> None:
+    """A note (and the ticket field) for each open ticket waiting on an issue that shipped;
+    `only`: of these tickets alone (a chunk plans its own tickets' loops)."""
+    derived = planning.derived
+    for issue_ref, ticket_refs in sorted(_asking(derived, only).items()):
         issue = derived.world.issues.get(issue_ref)
         if issue is None or _loop_ready(issue, settings.when) is None:
             continue
         for ticket_ref in sorted(ticket_refs):
             ticket = derived.world.tickets.get(ticket_ref)
-            connector = connectors.get(ticket.connector) if ticket else None
+            connector = planning.connectors.get(ticket.connector) if ticket else None
             if (
                 ticket is None
                 or connector is None
@@ -661,26 +786,30 @@ def _plan_loops(
                 continue
             closed = (issue_ref, ticket_ref) in done
             if not closed and str(ticket.get("status")) in settings.open_statuses:
-                marker = loop_marker(issue_ref, ticket_ref)
-                plan.loops.append((issue_ref, ticket_ref, marker))
-                plan.writes.append(
-                    PlannedWrite(
-                        "close_loop",
-                        ticket.connector,
-                        ticket.stream,
-                        ticket.key,
-                        f"#{ticket.key}",
-                        "note",
-                        marker,  # a note is identified by its loop marker
-                        "internal note",
-                        MISSING,
-                        render_note(settings.note, issue) + f"\n\n{marker}",
-                    )
-                )
+                _plan_note(plan, issue, ticket, settings)
             elif not closed:
                 continue
             if settings.ticket_field:  # also retried when an earlier field write failed
-                _plan_loop_field(plan, ticket, connector, settings, resolver, memory)
+                _plan_loop_field(plan, ticket, connector, settings, planning)
+
+
+def _plan_note(plan: Plan, issue: Entity, ticket: Entity, settings: CloseLoopSettings) -> None:
+    marker = loop_marker(issue.ref, ticket.ref)
+    plan.loops.append((issue.ref, ticket.ref, marker))
+    plan.writes.append(
+        PlannedWrite(
+            "close_loop",
+            ticket.connector,
+            ticket.stream,
+            ticket.key,
+            f"#{ticket.key}",
+            "note",
+            marker,  # a note is identified by its loop marker
+            "internal note",
+            MISSING,
+            render_note(settings.note, issue) + f"\n\n{marker}",
+        )
+    )
 
 
 def _plan_loop_field(
@@ -688,16 +817,15 @@ def _plan_loop_field(
     ticket: Entity,
     connector: Connector,
     settings: CloseLoopSettings,
-    resolver: FieldResolver,
-    memory: _Memory,
+    planning: _Planning,
 ) -> None:
     assert settings.ticket_field is not None
-    resolved, problems = resolver.resolve(
+    resolved, problems = planning.shared.resolver.resolve(
         connector, ticket.stream, [settings.ticket_field], "<config>", "close_loop"
     )
     ConfigError.collect(problems)
     field_id = resolved[settings.ticket_field]
-    entry = memory.ledger.get((ticket.connector, ticket.stream, ticket.key, field_id))
+    entry = planning.memory.ledger.get((ticket.connector, ticket.stream, ticket.key, field_id))
     if entry is not None and normalize(orjson.loads(entry.value)) == normalize(
         settings.ticket_field_value
     ):
