@@ -37,7 +37,7 @@ from tests.test_incremental_derive import (
     truth,
 )
 
-TINY = Streaming(tickets=7, issues=3, refs=5)
+TINY = Streaming(tickets=7, issues=3, linked=8, refs=5)
 OVERRIDES = Overrides(issues={"3": ["APP-5"]}, account={"4": "00103", "5": "no-such-account"})
 
 Tables = tuple[set[tuple[Any, ...]], set[tuple[Any, ...]]]

@@ -321,7 +321,7 @@ def _derive_streamed(job: _Job, sizes: Streaming) -> Derived:
         linked.removed += remove_gone_links(connection, linked.streams, sizes.refs)
         streams = {**streams_of(world), TICKETS: linked.ticket_streams()}
         derived.changed_rollups = _store_chunked_rollups(
-            connection, job, world, _RollupInputs(currencies, kept, streams), sizes.issues
+            connection, job, world, _RollupInputs(currencies, kept, streams), sizes
         )
         consume(connection, job.changes)
         save_state(connection, _full_state(job, streams, kept))
@@ -392,14 +392,14 @@ class _RollupInputs:
 
 
 def _store_chunked_rollups(
-    connection: sa.Connection, job: _Job, world: World, inputs: _RollupInputs, size: int
+    connection: sa.Connection, job: _Job, world: World, inputs: _RollupInputs, sizes: Streaming
 ) -> dict[str, list[str]]:
     """Compute and store the rollups of a chunk of issues at a time, as `scoped_rollups` does
     for an incremental derivation, from the links stored in this transaction; then delete the
     rollups of issues that are gone. Returns, by rollup, the issues whose rollup changed."""
     specs = dict(job.rollup_specs) or {"customer_demand": RollupSpec()}
     changed: dict[str, list[str]] = {name: [] for name in specs}
-    for chunk in issue_chunks(world.issues, _chunk_size(job.scores, size, len(world.issues))):
+    for chunk in _issue_chunks(connection, job.scores, world.issues, sizes):
         scoped, result = chunk_world(connection, world, chunk, inputs.streams)
         rollups, _voices = scoped_rollups(
             scoped, result, chunk, job.rollup_specs, inputs.currencies, job.scores, inputs.fixed
@@ -411,12 +411,18 @@ def _store_chunked_rollups(
     return changed
 
 
-def _chunk_size(scores: Mapping[str, ScoreSpec], size: int, issues: int) -> int:
-    """Issues per chunk. A weighted score normalises each input across every issue scored:
-    with one declared, all issues are one chunk (and every linked ticket is read at once)."""
+def _issue_chunks(
+    connection: sa.Connection,
+    scores: Mapping[str, ScoreSpec],
+    issues: Mapping[str, Entity],
+    sizes: Streaming,
+) -> Iterator[set[str]]:
+    """The chunks of issues whose rollups are computed together. A weighted score normalises
+    each input across every issue scored: with one declared, all issues are one chunk (and
+    every linked ticket is read at once)."""
     if any(spec.method == "weighted" for spec in scores.values()):
-        return max(issues, 1)
-    return size
+        return iter([set(issues)] if issues else [])
+    return issue_chunks(connection, issues, sizes)
 
 
 def _link_all(

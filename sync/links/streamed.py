@@ -33,13 +33,15 @@ _KEYS = 900
 @dataclass(frozen=True)
 class Streaming:
     """How much a streamed derivation reads at a time: `tickets` linked per batch (with their
-    requesters), `issues` whose rollups are computed per chunk (with every ticket linked to
-    them), `refs` of stored links checked per page for tickets that are gone. Smaller holds
-    less and costs more statements; tests make them tiny so that every batch, chunk and page
+    requesters); the rollups of a chunk of at most `issues` issues, linked to about `linked`
+    tickets (an issue more asked for than that is a chunk of its own), are computed together;
+    `refs` of stored links are checked per page for tickets that are gone. Smaller holds less
+    and costs more statements; tests make them tiny so that every batch, chunk and page
     boundary is crossed."""
 
     tickets: int = 2000
     issues: int = 1000
+    linked: int = 5000
     refs: int = 2000
 
 
@@ -115,14 +117,16 @@ def live_tickets(
     for connector, stream in sorted(streams):
         keys = keys_by_connector.get(connector, [])
         for start in range(0, len(keys), _KEYS):
-            query = sa.select(records.c.key).where(
+            # The entity is compared here, not in SQL: SQLite would rather scan every ticket
+            # by `ix_records_entity` than look these keys up by the primary key.
+            query = sa.select(records.c.key, records.c.entity).where(
                 records.c.connector == connector,
                 records.c.stream == stream,
                 records.c.key.in_(keys[start : start + _KEYS]),
-                records.c.entity == TICKETS,
                 records.c.deleted_at.is_(None),
             )
-            live.update(ref(connector, key) for key in connection.execute(query).scalars())
+            rows = connection.execute(query)
+            live.update(ref(connector, key) for key, entity in rows if entity == TICKETS)
     return live
 
 
@@ -139,11 +143,34 @@ def _delete_links(connection: sa.Connection, kind: Kind, tickets: Sequence[str])
     return removed
 
 
-def issue_chunks(issues: Iterable[str], size: int) -> Iterator[set[str]]:
-    """The issues' refs, sorted, `size` at a time."""
-    ordered = sorted(issues)
-    for start in range(0, len(ordered), size):
-        yield set(ordered[start : start + size])
+def issue_chunks(
+    connection: sa.Connection, issues: Iterable[str], sizes: Streaming
+) -> Iterator[set[str]]:
+    """The issues' refs, sorted, in chunks of at most `sizes.issues` linked to about
+    `sizes.linked` tickets in all (by their stored links): chunks of a fixed number of issues
+    would hold more tickets the more each issue is asked for."""
+    counts = _linked_counts(connection)
+    chunk: set[str] = set()
+    linked = 0
+    for issue in sorted(issues):
+        count = counts.get(issue, 0)
+        if chunk and (linked + count > sizes.linked or len(chunk) >= sizes.issues):
+            yield chunk
+            chunk, linked = set(), 0
+        chunk.add(issue)
+        linked += count
+    if chunk:
+        yield chunk
+
+
+def _linked_counts(connection: sa.Connection) -> dict[str, int]:
+    """Stored ticket links per issue (counted by the database, on the target index)."""
+    query = (
+        sa.select(links_table.c.target_ref, sa.func.count())
+        .where(links_table.c.kind == "ticket_issue")
+        .group_by(links_table.c.target_ref)
+    )
+    return {issue: int(count) for issue, count in connection.execute(query)}
 
 
 def chunk_world(
@@ -152,11 +179,13 @@ def chunk_world(
     issues: set[str],
     streams: Mapping[str, Sequence[Sequence[str]]],
 ) -> tuple[World, LinkResult]:
-    """`world` (every account and issue, no ticket) with the tickets linked to `issues`, and
-    their stored links: what the rollups of `issues` read. The accounts and issues are shared,
-    not read again per chunk."""
+    """`world` (every account, no ticket) with only `issues` and the tickets linked to them,
+    and those tickets' stored links: what the rollups of `issues` read. The accounts and issues
+    are shared, not read again per chunk; the other issues are left out so that computing a
+    chunk's rollups does not walk every issue (`compute_rollups`)."""
     tickets, result = scoped_tickets(connection, Scope(issues=issues), streams)
-    return dataclasses.replace(world, tickets=tickets), result
+    chunk = {issue: world.issues[issue] for issue in sorted(issues) if issue in world.issues}
+    return dataclasses.replace(world, tickets=tickets, issues=chunk), result
 
 
 def remove_gone_rollups(connection: sa.Connection, name: str, issues: Collection[str]) -> list[str]:
