@@ -57,6 +57,7 @@ from pmsync.sync.links.streamed import (
     Streaming,
     chunk_world,
     issue_chunks,
+    let_go,
     remove_gone_links,
     remove_gone_rollups,
 )
@@ -406,6 +407,8 @@ def _store_chunked_rollups(
         )
         for name, per_issue in rollups.items():
             changed[name] += _store_rollups(connection, name, per_issue, only=chunk)
+        del scoped, result, rollups
+        let_go()
     for name in specs:
         changed[name] += remove_gone_rollups(connection, name, world.issues)
     return changed
