@@ -712,12 +712,15 @@ class Runtime:
         persist: bool = True,
         should_stop: Callable[[], bool] | None = None,
         incremental: bool = False,
+        hold: bool = True,
     ) -> Derived:
         """Link the stored records and compute the rollups (stored when `persist`).
 
         A derivation this process made is reused while nothing it read has changed. With
         `incremental`, only what changed since the last derivation is derived (see
         `sync/links/derive.py`); the result then holds only the targets that changed.
+        `hold=False`: a full derivation is streamed and its result holds no figure
+        (`Derived.held`); it is neither kept nor reused.
         """
         from pmsync.sync.links.derive import derive
         from pmsync.sync.links.linker import Overrides
@@ -736,18 +739,20 @@ class Runtime:
                 incremental=True,
                 writers=self._writers(),
                 before_full=self._forget_derivations,
+                hold=hold,
             )
             if derived.mode != "quiet":
                 self._heap_dirty = True
             if derived.mode == "incremental":
                 self._incremental = derived
             elif derived.mode == "full":
-                self._full = (derived.generation, derived)  # what a plan of every target reads
+                if derived.held:  # what a plan of every target reads
+                    self._full = (derived.generation, derived)
                 self.release_memory()  # the rows and payloads it read are garbage now
             return derived
         version = (self.store.data_version(), _mtime(self.mappings.overrides_path))
         cached = self._derived
-        if persist and cached is not None and cached[0] == version:
+        if persist and hold and cached is not None and cached[0] == version:
             return cached[1]
         derived = derive(
             self.store,
@@ -762,8 +767,9 @@ class Runtime:
             projects=self._issue_projects(),
             writers=self._writers(),
             before_full=self._forget_derivations,
+            hold=hold,
         )
-        if persist:
+        if persist and derived.held:
             self._derived = (version, derived)
         self.release_memory()
         return derived

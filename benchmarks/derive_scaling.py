@@ -13,13 +13,16 @@ connector written to, which derives incrementally first):
 and, for comparison in the same run, a full derive + plan as every cycle cost before (issue 14).
 Targets (issue 14, item 2): quiet cycle's derive + plan <= 0.3 s and 1% cycle's derive + plan
 <= 0.5 s at 10x.
-`--peak` also measures the peak RSS of a full derive at a given size in a fresh process, and
-`--peak-plan` that of planning every target after a full derive (the daemon's write-back after
-a full derivation), from the whole World and a chunk of targets at a time. Run:
+`--peak` also measures the peak RSS of a full derive at a given size in a fresh process
+(`--streamed`: then also that of a streamed one, `derive(hold=False)`, which holds no ticket
+beyond a batch, in another fresh process on the same synced company), and `--peak-plan` that of
+planning every target after a full derive (the daemon's write-back after a full derivation),
+from the whole World and a chunk of targets at a time. Run:
 
     python benchmarks/derive_scaling.py                          # 1x and 10x
     python benchmarks/derive_scaling.py --scales 1 10 100
     python benchmarks/derive_scaling.py --scales --peak 30       # peak RSS of a 30x derive only
+    python benchmarks/derive_scaling.py --scales --peak 30 --streamed  # held, then streamed
     python benchmarks/derive_scaling.py --scales --peak-plan 30  # whole vs chunked planning
 """
 
@@ -157,26 +160,36 @@ def measure(scale: int, *, apply_first: bool) -> dict[str, float | int | str]:
         return figures
 
 
-def peak(scale: int) -> None:
-    """Sync a company of `scale` and report the peak RSS of a full derive in a new process."""
+def peak(scale: int, *, streamed: bool = False) -> None:
+    """Sync a company of `scale` and report the peak RSS of a full derive in a new process;
+    with `streamed`, then that of a streamed one in another."""
     size = size_of(scale)
     with tempfile.TemporaryDirectory() as tmp, launch(Path(tmp), size=size, pendo=False) as demo:
         runtime = Runtime.load(str(demo.config_path))
         runtime.run_once()
         runtime.close()
-        code = (
-            "import sys,time;from pmsync.app.runtime import Runtime;"
-            "from pmsync.logs import configure_logging;configure_logging('error');"
-            "hwm=lambda:[x.split()[1] for x in open('/proc/self/status') if 'VmHWM' in x][0];"
-            "r=Runtime.load(sys.argv[1]);before=hwm();t=time.perf_counter();r.derive();"
-            "print(time.perf_counter()-t, hwm(), before)"
-        )
-        seconds, rss_kib, before_kib = in_fresh_process(demo, code)
-        print(
-            f"full derive of {size.tickets:,} tickets / {size.issues:,} issues: "
-            f"{float(seconds):.1f} s, peak RSS {int(rss_kib) / 1024:.0f} MiB "
-            f"(before deriving: {int(before_kib) / 1024:.0f} MiB)"
-        )
+        for hold in (True, False) if streamed else (True,):
+            seconds, rss_kib, before_kib = derive_in_child(demo, hold=hold)
+            print(
+                f"{'full' if hold else 'streamed full'} derive of {size.tickets:,} tickets / "
+                f"{size.issues:,} issues: {seconds:.1f} s, peak RSS {rss_kib / 1024:.0f} MiB "
+                f"(before deriving: {before_kib / 1024:.0f} MiB)"
+            )
+
+
+def derive_in_child(demo: Demo, *, hold: bool) -> tuple[float, int, int]:
+    """(seconds, peak RSS KiB, RSS KiB before deriving) of `Runtime.derive(hold=hold)` in a
+    fresh process."""
+    code = (
+        "import sys,time;from pmsync.app.runtime import Runtime;"
+        "from pmsync.logs import configure_logging;configure_logging('error');"
+        "hwm=lambda:[x.split()[1] for x in open('/proc/self/status') if 'VmHWM' in x][0];"
+        "r=Runtime.load(sys.argv[1]);before=hwm();t=time.perf_counter();"
+        "r.derive(hold=sys.argv[2]=='hold');"
+        "print(time.perf_counter()-t, hwm(), before)"
+    )
+    seconds, rss_kib, before_kib = in_fresh_process(demo, code, "hold" if hold else "stream")
+    return float(seconds), int(rss_kib), int(before_kib)
 
 
 def in_fresh_process(demo: Demo, code: str, *args: str) -> list[str]:
@@ -257,6 +270,11 @@ def main() -> None:
         "from the whole World and chunk by chunk.",
     )
     parser.add_argument(
+        "--streamed",
+        action="store_true",
+        help="With --peak: then also the peak RSS of a streamed full derive (hold=False).",
+    )
+    parser.add_argument(
         "--apply-first",
         action="store_true",
         help="Apply the first cycle's writes (slow at 10x); else later plans also hold "
@@ -305,7 +323,7 @@ def main() -> None:
             f"{seconds['full_derive_plan_s'] / max(tickets, 1e-9):.1f}x"
         )
     if args.peak:
-        peak(args.peak)
+        peak(args.peak, streamed=args.streamed)
     if args.peak_plan:
         peak_plan(args.peak_plan)
     print(

@@ -52,9 +52,20 @@ from pmsync.sync.links.relink import Relinked, relink
 from pmsync.sync.links.rollups import Currencies, Rollup, compute_rollups
 from pmsync.sync.links.score_models import ScoreSpec
 from pmsync.sync.links.settings import CurrencySettings
+from pmsync.sync.links.streamed import (
+    KINDS,
+    LinkedSoFar,
+    Streaming,
+    chunk_world,
+    issue_chunks,
+    let_go,
+    remove_gone_links,
+    remove_gone_rollups,
+)
 from pmsync.sync.links.voices import Voices, hear_voices
 from pmsync.sync.links.world import (
     TICKET_FIELDS,
+    Entity,
     World,
     ticket_batches,
 )
@@ -64,6 +75,7 @@ from pmsync.sync.store.schema import rollups as rollups_table
 from pmsync.sync.store.store import Store, blake2b_content_hash, dumps, utcnow
 
 log = get_logger("pmsync.links")
+STREAMING = Streaming()
 
 
 @dataclass
@@ -84,6 +96,11 @@ class Derived:
     mode: str = "full"  # full, incremental or quiet (nothing changed)
     # Counts the store's persisted derivations: a result is current while it is unchanged.
     generation: int = 0
+    # False: a streamed full derivation (`derive(hold=False)`), which stored everything but
+    # holds no ticket, no ticket's links, no rollup and no World (`links` holds the unresolved
+    # tickets and the overrides' problems only). Consumers that need figures read them from
+    # the store, or derive the scope they need (`derive_scope`).
+    held: bool = True
 
     @property
     def problems(self) -> list[Problem]:
@@ -144,6 +161,8 @@ def derive(
     incremental: bool = False,
     writers: Sequence[str] = (),
     before_full: Callable[[], None] | None = None,
+    hold: bool = True,
+    streaming: Streaming = STREAMING,
 ) -> Derived:
     """Link, roll up, hear the other voices, score, and (when `persist`) store the changes.
 
@@ -158,6 +177,10 @@ def derive(
     derivation reach (`changes.py`, `incremental.py`); nothing changed, nothing is read (mode
     "quiet"). A persisting derivation tells each connector in `writers` which targets its
     write-back has to plan again (`writeback_dirty`).
+
+    `hold=False` (with `persist`): a derivation of everything is streamed (`_derive_streamed`,
+    sizes from `streaming`): its memory does not grow with the tickets, and its result holds
+    no figure (`Derived.held`). Incremental and quiet derivations are the same either way.
     """
     linker = Linker(link_settings, overrides, projects=projects)
     declared = dict(scores or {})
@@ -199,6 +222,8 @@ def derive(
         job.reason = _why_full(state, job.state, changes, incremental=incremental)
         if before_full is not None:
             before_full()
+        if not hold:
+            return _derive_streamed(job, streaming)
         return _derive(job, persist=True)
 
 
@@ -265,27 +290,141 @@ def _derive(job: _Job, *, persist: bool) -> Derived:
                 derived.changed_rollups[name] = _store_rollups(connection, name, per_issue)
             consume(connection, job.changes)
             kept = fixed_inputs(world, specs, currencies, datetime.now(UTC).date())
-            save_state(
-                connection,
-                {
-                    **job.state,
-                    "generation": str(job.generation),
-                    "streams": dumps(streams_of(world)),
-                    **{f"fixed:{name}": inputs.dumps() for name, inputs in kept.items()},
-                },
-            )
+            save_state(connection, _full_state(job, streams_of(world), kept))
             derived.generation = job.generation
             replace_inputs(connection, _link_inputs(world))
             mark_dirty(connection, job.writers, None)
-        log.info(
-            "derived",
-            reason=job.reason,
-            links_added=derived.links_added,
-            links_removed=derived.links_removed,
-            rollups_changed={k: len(v) for k, v in derived.changed_rollups.items()},
-            unresolved=len(result.unresolved),
-        )
+        _log_full(job, derived, mode="held")
     return derived
+
+
+def _derive_streamed(job: _Job, sizes: Streaming) -> Derived:
+    """Derive everything, storing as it goes, holding no ticket beyond a batch or a chunk
+    (`streamed.py`): link and store a batch of tickets at a time, remove the links of tickets
+    that are gone, then compute and store the rollups a chunk of issues at a time from the
+    links just stored. One transaction: readers see the last derivation's links and rollups
+    until this one's are all there. What is kept for incremental derivations is saved as
+    `_derive` saves it."""
+    store = job.store
+    batches = ticket_batches(store, sizes.tickets)
+    world = _ticketless_world(store, job.linker, job.lookups, batches)
+    world.rates = _crm_rates(store)
+    currencies = currencies_for(job.currency, world)
+    specs = dict(job.rollup_specs) or {"customer_demand": RollupSpec()}
+    # Usage, pipeline and NPS read no ticket: computed from the ticket-less World, as an
+    # incremental derivation reads them back.
+    kept = fixed_inputs(world, specs, currencies, datetime.now(UTC).date())
+    problems = job.linker.start(world)
+    derived = Derived(World(), LinkResult(), {}, currencies, held=False)
+    with store.transaction() as connection:
+        linked = _link_streamed(connection, job.linker, store, world, sizes.tickets)
+        linked.removed += remove_gone_links(connection, linked.streams, sizes.refs)
+        streams = {**streams_of(world), TICKETS: linked.ticket_streams()}
+        derived.changed_rollups = _store_chunked_rollups(
+            connection, job, world, _RollupInputs(currencies, kept, streams), sizes
+        )
+        consume(connection, job.changes)
+        save_state(connection, _full_state(job, streams, kept))
+        replace_inputs(connection, _link_inputs(world))
+        mark_dirty(connection, job.writers, None)
+    derived.links = linked.result(problems)
+    derived.links_added, derived.links_removed = linked.added, linked.removed
+    derived.generation = job.generation
+    _log_full(job, derived, mode="streamed")
+    return derived
+
+
+def _full_state(
+    job: _Job, streams: Mapping[str, list[list[str]]], kept: Mapping[str, FixedInputs]
+) -> dict[str, str]:
+    """What a full derivation saves: its rules and day, generation, the streams holding each
+    entity and each rollup's fixed inputs (what `_kept` reads back)."""
+    return {
+        **job.state,
+        "generation": str(job.generation),
+        "streams": dumps(streams),
+        **{f"fixed:{name}": inputs.dumps() for name, inputs in kept.items()},
+    }
+
+
+def _log_full(job: _Job, derived: Derived, *, mode: str) -> None:
+    log.info(
+        "derived",
+        reason=job.reason,
+        mode=mode,
+        links_added=derived.links_added,
+        links_removed=derived.links_removed,
+        rollups_changed={k: len(v) for k, v in derived.changed_rollups.items()},
+        unresolved=len(derived.links.unresolved),
+    )
+
+
+def _link_streamed(
+    connection: sa.Connection, linker: Linker, store: Store, world: World, size: int
+) -> LinkedSoFar:
+    """Link the tickets a batch at a time, each batch with its requesters and into a result of
+    its own, and make each batch's stored links its links before the next is read.
+
+    A key in two feedback streams of one connector is one ref: the last read wins, as in
+    `World.load`; a later batch's diff reads the links an earlier one stored and replaces them."""
+    linked = LinkedSoFar()
+    for batch in ticket_batches(store, size):
+        latest = {ticket.ref: ticket for ticket in batch}
+        world.people = requesters(store, world, latest.values())
+        result = LinkResult()
+        linker.link_tickets(world, latest.values(), result)
+        tickets = list(latest)
+        counted = [_store_links_of(connection, result, kind, tickets) for kind in KINDS]
+        linked.add(tickets, result, (sum(c[0] for c in counted), sum(c[1] for c in counted)))
+        linked.streams.update((t.connector, t.stream) for t in latest.values())
+    _forget_linking_inputs(world)
+    return linked
+
+
+@dataclass(frozen=True)
+class _RollupInputs:
+    """What each chunk's rollups read besides its tickets: the rates, the inputs that read no
+    ticket (by rollup) and the streams holding the tickets."""
+
+    currencies: Currencies
+    fixed: Mapping[str, FixedInputs]
+    streams: Mapping[str, Sequence[Sequence[str]]]
+
+
+def _store_chunked_rollups(
+    connection: sa.Connection, job: _Job, world: World, inputs: _RollupInputs, sizes: Streaming
+) -> dict[str, list[str]]:
+    """Compute and store the rollups of a chunk of issues at a time, as `scoped_rollups` does
+    for an incremental derivation, from the links stored in this transaction; then delete the
+    rollups of issues that are gone. Returns, by rollup, the issues whose rollup changed."""
+    specs = dict(job.rollup_specs) or {"customer_demand": RollupSpec()}
+    changed: dict[str, list[str]] = {name: [] for name in specs}
+    for chunk in _issue_chunks(connection, job.scores, world.issues, sizes):
+        scoped, result = chunk_world(connection, world, chunk, inputs.streams)
+        rollups, _voices = scoped_rollups(
+            scoped, result, chunk, job.rollup_specs, inputs.currencies, job.scores, inputs.fixed
+        )
+        for name, per_issue in rollups.items():
+            changed[name] += _store_rollups(connection, name, per_issue, only=chunk)
+        del scoped, result, rollups
+        let_go()
+    for name in specs:
+        changed[name] += remove_gone_rollups(connection, name, world.issues)
+    return changed
+
+
+def _issue_chunks(
+    connection: sa.Connection,
+    scores: Mapping[str, ScoreSpec],
+    issues: Mapping[str, Entity],
+    sizes: Streaming,
+) -> Iterator[set[str]]:
+    """The chunks of issues whose rollups are computed together. A weighted score normalises
+    each input across every issue scored: with one declared, all issues are one chunk (and
+    every linked ticket is read at once)."""
+    if any(spec.method == "weighted" for spec in scores.values()):
+        return iter([set(issues)] if issues else [])
+    return issue_chunks(connection, issues, sizes)
 
 
 def _link_all(
@@ -295,11 +434,7 @@ def _link_all(
     at a time, twice (the keys they name, whose old keys are looked up first; then linking),
     and kept with the fields read after linking only (`TICKET_FIELDS`). Of the people, the
     World holds the contacts; a batch's requesters are read with the batch (`requesters`)."""
-    world = World.load(store, skip=(TICKETS,), contacts_only=True)
-    named: set[str] = set()
-    for batch in ticket_batches(store):
-        named |= linker.named_keys(world, batch)
-    add_aliases(store, world, named, lookups)
+    world = _ticketless_world(store, linker, lookups, ticket_batches(store))
     result = linker.start(world)
     for batch in ticket_batches(store):
         # A key in two feedback streams of one connector is one ref: the last read wins, as
@@ -312,6 +447,22 @@ def _link_all(
             world.tickets[ticket.ref] = ticket.slim(TICKET_FIELDS)
     _forget_linking_inputs(world)
     return world, result
+
+
+def _ticketless_world(
+    store: Store,
+    linker: Linker,
+    lookups: Mapping[str, KeyLookup],
+    batches: Iterable[list[Entity]],
+) -> World:
+    """Every record linking reads but the tickets and the people who are no contact, with
+    the old keys the tickets (`batches`, read a batch at a time) name looked up."""
+    world = World.load(store, skip=(TICKETS,), contacts_only=True)
+    named: set[str] = set()
+    for tickets in batches:
+        named |= linker.named_keys(world, tickets)
+    add_aliases(store, world, named, lookups)
+    return world
 
 
 def _forget_linking_inputs(world: World) -> None:
@@ -549,13 +700,23 @@ def _store_all_links(connection: sa.Connection, result: LinkResult) -> tuple[int
     )
     for kind, of_ticket in linked:
         orphans = _unlinked_tickets(connection, kind, of_ticket)
-        tickets = [*of_ticket, *orphans]
-        for start in range(0, len(tickets), _LINK_CHUNK):
-            chunk = tickets[start : start + _LINK_CHUNK]
-            wanted = _link_rows(_links_of(result, kind, chunk))
-            current = _stored_links_of(connection, kind, chunk)
-            counted = _write_link_diff(connection, wanted, current)
-            added, removed = added + counted[0], removed + counted[1]
+        counted = _store_links_of(connection, result, kind, [*of_ticket, *orphans])
+        added, removed = added + counted[0], removed + counted[1]
+    return added, removed
+
+
+def _store_links_of(
+    connection: sa.Connection, result: LinkResult, kind: Kind, tickets: Sequence[str]
+) -> tuple[int, int]:
+    """Make the stored links of `kind` of `tickets` `result`'s, some tickets at a time: their
+    stored links (read by the primary key) against their wanted ones. Returns (added, removed)."""
+    added = removed = 0
+    for start in range(0, len(tickets), _LINK_CHUNK):
+        chunk = tickets[start : start + _LINK_CHUNK]
+        wanted = _link_rows(_links_of(result, kind, chunk))
+        current = _stored_links_of(connection, kind, chunk)
+        counted = _write_link_diff(connection, wanted, current)
+        added, removed = added + counted[0], removed + counted[1]
     return added, removed
 
 

@@ -178,17 +178,27 @@ def scoped_world(
     """
     world = World()
     with store.engine.connect() as connection:
-        tickets = set(scope.tickets)
-        tickets |= _tickets_linked(connection, "ticket_issue", scope.issues)
-        tickets |= _tickets_linked(connection, "ticket_account", scope.accounts)
-        load_records(connection, world.tickets, "feedback", tickets, streams, TICKET_FIELDS)
-        result = stored_links(connection, set(world.tickets))
+        world.tickets, result = scoped_tickets(connection, scope, streams)
         accounts = {link.target for link in result.account_of.values()}
         load_records(connection, world.accounts, "account", accounts | scope.accounts, streams)
         issues = {issue for per in result.issues_of.values() for issue in per}
         load_records(connection, world.issues, "issue", issues | scope.issues, streams)
     world.index()
     return world, result
+
+
+def scoped_tickets(
+    connection: sa.Connection, scope: Scope, streams: Mapping[str, Sequence[Sequence[str]]]
+) -> tuple[dict[str, Entity], LinkResult]:
+    """The tickets the scope's figures read (those linked to its issues and accounts, and its
+    tickets; `TICKET_FIELDS`) and their stored links: a streamed full derivation reads those of
+    a chunk of issues so, beside a World it already holds (`derive._chunk_world`)."""
+    wanted = set(scope.tickets)
+    wanted |= _tickets_linked(connection, "ticket_issue", scope.issues)
+    wanted |= _tickets_linked(connection, "ticket_account", scope.accounts)
+    tickets: dict[str, Entity] = {}
+    load_records(connection, tickets, "feedback", wanted, streams, TICKET_FIELDS)
+    return tickets, stored_links(connection, set(tickets))
 
 
 def streams_of(world: World) -> dict[str, list[list[str]]]:
