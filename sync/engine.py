@@ -259,6 +259,8 @@ class SyncEngine:
                 f"{connector.name}.{spec.name}`); `pmsync dead-letters` lists them"
             )
         with self.store.transaction() as connection:
+            # A success ends a run of failures in the same write that says "ok", so status
+            # never shows "ok (13 failures in a row)" while a daemon's worker catches up.
             st.update_stream_state(
                 connection,
                 connector.name,
@@ -269,6 +271,8 @@ class SyncEngine:
                 last_error_at=None,
                 refresh_started_at=None,
                 last_run_id=self.run_id,
+                failures=0,
+                next_attempt_at=None,
             )
 
     def _after_read(

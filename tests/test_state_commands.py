@@ -108,3 +108,30 @@ def test_refused_while_a_daemon_owns_the_connector(config: Path, store_url: str)
         daemon.close()
         engine.dispose()
     assert invoke(config, "state", "reset", "zendesk.tickets", "--yes").exit_code == 0
+
+
+def test_a_success_ends_a_run_of_failures_in_the_same_write_that_says_ok(
+    config: Path, store_url: str
+) -> None:
+    """A daemon's failed runs are counted in the stream's state; the next successful read
+    clears them together with the error, so the state never reads 'ok' with 13 failures."""
+    engine = sa.create_engine(store_url)
+    try:
+        with engine.begin() as connection:
+            connection.execute(
+                sa.text(
+                    "UPDATE stream_state SET status = 'failed', failures = 13, "
+                    "next_attempt_at = :later, last_error = '503' "
+                    "WHERE connector = 'zendesk' AND stream = 'tickets'"
+                ),
+                {"later": "2099-01-01 00:00:00"},
+            )
+        failing = state(config, "zendesk.tickets")
+        assert (failing["status"], failing["failures"]) == ("failed", 13)
+        read_again(config, "zendesk.tickets")
+        healed = state(config, "zendesk.tickets")
+        assert (healed["status"], healed["failures"]) == ("ok", 0)
+        assert healed["next_attempt_at"] is None
+        assert healed["last_error"] is None
+    finally:
+        engine.dispose()
