@@ -583,9 +583,13 @@ class Runtime:
     def _plan_changes(
         self, connector: str, should_stop: Callable[[], bool] | None, chunk_weight: int | None
     ) -> tuple[Plan, list[int]]:
+        from pmsync.sync.links.score_models import normalises_across_issues
         from pmsync.sync.writeback.plan import Plan
 
-        latest = self.derive(incremental=True, should_stop=should_stop)
+        # A full derivation is streamed (it holds no ticket) when every target can then be
+        # planned a chunk at a time; a weighted score needs every issue's figures at once.
+        whole = normalises_across_issues(self.mappings.score_specs())
+        latest = self.derive(incremental=True, should_stop=should_stop, hold=whole)
         seqs, scope = self._dirty_targets(connector)
         if not seqs:
             return Plan(uuid.uuid4().hex[:16]), []

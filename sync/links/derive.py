@@ -50,7 +50,7 @@ from pmsync.sync.links.linker import Kind, Link, Linker, LinkResult, Overrides
 from pmsync.sync.links.models import LinkSettings, RollupSpec
 from pmsync.sync.links.relink import Relinked, relink
 from pmsync.sync.links.rollups import Currencies, Rollup, compute_rollups
-from pmsync.sync.links.score_models import ScoreSpec
+from pmsync.sync.links.score_models import ScoreSpec, normalises_across_issues
 from pmsync.sync.links.settings import CurrencySettings
 from pmsync.sync.links.streamed import (
     KINDS,
@@ -422,7 +422,7 @@ def _issue_chunks(
     """The chunks of issues whose rollups are computed together. A weighted score normalises
     each input across every issue scored: with one declared, all issues are one chunk (and
     every linked ticket is read at once)."""
-    if any(spec.method == "weighted" for spec in scores.values()):
+    if normalises_across_issues(scores):
         return iter([set(issues)] if issues else [])
     return issue_chunks(connection, issues, sizes)
 
@@ -600,7 +600,7 @@ def derive_chunks(
     derivation has kept the inputs yet, or a weighted score is declared (it normalises across
     every issue, which no chunk holds)."""
     declared = dict(scores or {})
-    if any(spec.method == "weighted" for spec in declared.values()):
+    if normalises_across_issues(declared):
         return None
     kept = _stored_kept(store, rollup_specs)
     if kept is None:

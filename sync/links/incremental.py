@@ -26,7 +26,7 @@ from pmsync.sync.links.fixed import FixedInputs
 from pmsync.sync.links.linker import Link, LinkResult
 from pmsync.sync.links.models import RollupSpec
 from pmsync.sync.links.rollups import Currencies, Rollup, compute_rollups
-from pmsync.sync.links.score_models import ScoreSpec
+from pmsync.sync.links.score_models import ScoreSpec, normalises_across_issues
 from pmsync.sync.links.voices import Voices, hear_voices
 from pmsync.sync.links.world import (
     PERSON_FIELDS,
@@ -64,7 +64,7 @@ def scoped_changes(
         return Scope()
     if any(c.entity not in (*VALUE_ONLY, TICKETS) for c in relevant):
         return None
-    if any(spec.method == "weighted" for spec in scores.values()):
+    if normalises_across_issues(scores):
         return None
     ticket_streams = {(str(c), str(s)) for c, s in streams.get(TICKETS, [])}
     scope = Scope()

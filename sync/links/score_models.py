@@ -15,6 +15,7 @@ like any other figure. The method says how inputs combine:
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -163,3 +164,9 @@ class ScoreSpec(BaseModel):
                 else f"formula is only read by method 'formula', not '{self.method}'"
             )
         return self
+
+
+def normalises_across_issues(scores: Mapping[str, ScoreSpec]) -> bool:
+    """Whether a declared score reads every issue's figures (weighted: each input normalised
+    across the issues scored), so that no derivation of some issues alone can compute it."""
+    return any(spec.method == "weighted" for spec in scores.values())
