@@ -203,3 +203,43 @@ def test_scores_of_a_streamed_derivation_are_a_held_ones(store_url: str, method:
     assert tables(store) == after_streamed
     assert not any(held.changed_rollups.values())
     assert any('"priority"' in value for _n, _i, _k, value, *_rest in after_streamed[1])
+
+
+@pytest.mark.parametrize("field", ["story_points", "story points"])
+def test_a_score_reading_an_issue_field_is_a_held_ones_though_issues_are_kept_slim(
+    store_url: str, field: str
+) -> None:
+    """A streamed derivation keeps of an issue only what a derivation reads, the fields the
+    scores name among them: a score on an issue field, in some projects and status
+    categories, comes out as a held derivation computes it (a field name that cannot be kept
+    slim keeps the issues whole)."""
+    store = Store(store_url)
+    company = Company(store, random.Random(36))
+    for n, key in enumerate(sorted(company.issues)):
+        company.issue(
+            key,
+            project="APP" if n % 3 else "OPS",
+            status_category="done" if n % 4 == 0 else "indeterminate",
+            description="long text no derivation reads " * 20,
+            **{field: n + 1 if n % 5 else None},
+        )
+    declared = {
+        "method": "formula",
+        "rollup": "customer_demand",
+        "formula": "arr / 1000 + points",
+        "inputs": {"points": {"field": field}},
+        "projects": ["APP"],
+        "status_categories": ["indeterminate"],
+        "scope": "all",
+    }
+    scores = {"priority": ScoreSpec.model_validate(declared)}
+    full(store, hold=False, scores=scores)
+    after_streamed = tables(store)
+    held = full(store, hold=True, scores=scores)
+    assert tables(store) == after_streamed
+    assert not any(held.changed_rollups.values())
+    priorities = [
+        orjson.loads(value).get("priority") for _n, _i, _k, value, *_r in after_streamed[1]
+    ]
+    assert any(isinstance(p, int | float) for p in priorities)  # scored from the field
+    assert None in priorities  # out of scope, or the field is empty

@@ -50,7 +50,11 @@ from pmsync.sync.links.linker import Kind, Link, Linker, LinkResult, Overrides
 from pmsync.sync.links.models import LinkSettings, RollupSpec
 from pmsync.sync.links.relink import Relinked, relink
 from pmsync.sync.links.rollups import Currencies, Rollup, compute_rollups
-from pmsync.sync.links.score_models import ScoreSpec, normalises_across_issues
+from pmsync.sync.links.score_models import (
+    ScoreSpec,
+    issue_fields_read,
+    normalises_across_issues,
+)
 from pmsync.sync.links.settings import CurrencySettings
 from pmsync.sync.links.streamed import (
     KINDS,
@@ -64,9 +68,12 @@ from pmsync.sync.links.streamed import (
 )
 from pmsync.sync.links.voices import Voices, hear_voices
 from pmsync.sync.links.world import (
+    ACCOUNT_FIELDS,
+    ISSUE_FIELDS,
     TICKET_FIELDS,
     Entity,
     World,
+    slimmable,
     ticket_batches,
 )
 from pmsync.sync.store.locks import store_lock
@@ -307,7 +314,7 @@ def _derive_streamed(job: _Job, sizes: Streaming) -> Derived:
     `_derive` saves it."""
     store = job.store
     batches = ticket_batches(store, sizes.tickets)
-    world = _ticketless_world(store, job.linker, job.lookups, batches)
+    world = _ticketless_world(store, job.linker, job.lookups, batches, _streamed_fields(job))
     world.rates = _crm_rates(store)
     currencies = currencies_for(job.currency, world)
     specs = dict(job.rollup_specs) or {"customer_demand": RollupSpec()}
@@ -332,6 +339,18 @@ def _derive_streamed(job: _Job, sizes: Streaming) -> Derived:
     derived.generation = job.generation
     _log_full(job, derived, mode="streamed")
     return derived
+
+
+def _streamed_fields(job: _Job) -> dict[str, tuple[str, ...]]:
+    """The fields a streamed derivation keeps of accounts and issues: what linking, rollups,
+    voices and scores read (no plan, report or view reads its World). At 50,000 issues their
+    whole records were the largest thing it held. Issues stay whole when a score names a field
+    that cannot be a slot."""
+    fields: dict[str, tuple[str, ...]] = {"account": ACCOUNT_FIELDS}
+    issue_fields = tuple(dict.fromkeys((*ISSUE_FIELDS, *issue_fields_read(job.scores))))
+    if slimmable(issue_fields):
+        fields["issue"] = issue_fields
+    return fields
 
 
 def _full_state(
@@ -454,10 +473,12 @@ def _ticketless_world(
     linker: Linker,
     lookups: Mapping[str, KeyLookup],
     batches: Iterable[list[Entity]],
+    slim: Mapping[str, tuple[str, ...]] | None = None,
 ) -> World:
     """Every record linking reads but the tickets and the people who are no contact, with
-    the old keys the tickets (`batches`, read a batch at a time) name looked up."""
-    world = World.load(store, skip=(TICKETS,), contacts_only=True)
+    the old keys the tickets (`batches`, read a batch at a time) name looked up. `slim`: see
+    `World.load`."""
+    world = World.load(store, skip=(TICKETS,), contacts_only=True, slim=slim)
     named: set[str] = set()
     for tickets in batches:
         named |= linker.named_keys(world, tickets)

@@ -170,3 +170,17 @@ def normalises_across_issues(scores: Mapping[str, ScoreSpec]) -> bool:
     """Whether a declared score reads every issue's figures (weighted: each input normalised
     across the issues scored), so that no derivation of some issues alone can compute it."""
     return any(spec.method == "weighted" for spec in scores.values())
+
+
+def issue_fields_read(scores: Mapping[str, ScoreSpec]) -> tuple[str, ...]:
+    """The issue fields the declared scores' inputs name (`field`), in a stable order."""
+    return tuple(
+        sorted(
+            {
+                declared.field
+                for spec in scores.values()
+                for declared in spec.inputs.values()
+                if declared.field is not None
+            }
+        )
+    )

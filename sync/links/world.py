@@ -6,6 +6,7 @@ Records are referred to as `connector:key`, which is unique across connector ins
 from __future__ import annotations
 
 import functools
+import keyword
 import re
 import sys
 from collections import defaultdict
@@ -46,6 +47,11 @@ OPPORTUNITY_FIELDS = (
     "issue_keys",
 )
 ISSUE_LINK_FIELDS = ("ticket_id", "issue_id", "issue_key")
+# What a derivation reads of an account (linking, rollups, voices, scores) and of an issue
+# (linking, rollups, a score's scope; a score's declared issue fields come on top): a streamed
+# derivation, whose World no plan, report or view reads, keeps only these (`World.load` slim).
+ACCOUNT_FIELDS = ("id", "name", "domains", "arr", "currency", "segment")
+ISSUE_FIELDS = ("id", "key", "project", "status_category")
 # Fields with few distinct values: one string object each, not one per record.
 # (An account id is named by its many contacts and opportunities; a currency and a stage by
 # many opportunities.)
@@ -92,6 +98,15 @@ class SlimFields(Mapping[str, Any]):
 
     def __repr__(self) -> str:
         return repr(dict(self))
+
+
+def slimmable(names: Collection[str]) -> bool:
+    """Whether records can keep these fields as `SlimFields` slots: plain names (a unified
+    field may be any text) that are none of its own attributes."""
+    return all(
+        name.isidentifier() and not keyword.iskeyword(name) and not hasattr(SlimFields, name)
+        for name in names
+    )
 
 
 @functools.cache
@@ -163,10 +178,17 @@ class World:
 
     @classmethod
     def load(
-        cls, store: Store, *, skip: Collection[str] = (), contacts_only: bool = False
+        cls,
+        store: Store,
+        *,
+        skip: Collection[str] = (),
+        contacts_only: bool = False,
+        slim: Mapping[str, tuple[str, ...]] | None = None,
     ) -> World:
         """Every live record of the entities linking reads, except those in `skip` (an
-        incremental derivation adds the tickets it needs itself).
+        incremental derivation adds the tickets it needs itself). `slim`: by entity, the only
+        fields kept of its records (each record is slimmed as it is read, so the whole records
+        are never held together).
 
         `contacts_only`: of the people, keep only the contacts, in `contacts_by_email` (with
         `CONTACT_FIELDS`), and leave `people` empty: a full derivation reads the requesters of
@@ -212,6 +234,8 @@ class World:
                 record = record.slim(OPPORTUNITY_FIELDS)
             elif entity_name == "issue_link":
                 record = record.slim(ISSUE_LINK_FIELDS)
+            elif slim and entity_name in slim:
+                record = record.slim(slim[entity_name])
             buckets[entity_name][record.ref] = record
         world.index()
         for email, contact in contacts.values():
