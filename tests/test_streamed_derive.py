@@ -216,13 +216,13 @@ def test_a_score_reading_an_issue_field_is_a_held_ones_though_issues_are_kept_sl
     store = Store(store_url)
     company = Company(store, random.Random(36))
     for n, key in enumerate(sorted(company.issues)):
-        company.issue(
-            key,
-            project="APP" if n % 3 else "OPS",
-            status_category="done" if n % 4 == 0 else "indeterminate",
-            description="long text no derivation reads " * 20,
-            **{field: n + 1 if n % 5 else None},
-        )
+        extra: dict[str, Any] = {
+            "project": "APP" if n % 3 else "OPS",
+            "status_category": "done" if n % 4 == 0 else "indeterminate",
+            "description": "long text no derivation reads " * 20,
+            field: n + 1 if n % 5 else None,
+        }
+        company.issue(key, **extra)
     declared = {
         "method": "formula",
         "rollup": "customer_demand",
