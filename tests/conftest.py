@@ -3,6 +3,7 @@ simulators, config files."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -60,17 +61,25 @@ def pg_base_url() -> str:
     return PG_URL
 
 
-@pytest.fixture
-def pg_url(pg_base_url: str) -> Iterator[str]:
-    """A PostgreSQL URL whose search_path is a fresh schema, dropped afterwards."""
+@contextlib.contextmanager
+def pg_schema(base_url: str) -> Iterator[str]:
+    """A URL of the database at `base_url` whose search_path is a fresh schema, dropped
+    afterwards."""
     schema = f"t_{uuid.uuid4().hex[:12]}"
-    engine = sa.create_engine(pg_base_url)
+    engine = sa.create_engine(base_url)
     with engine.begin() as connection:
         connection.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-    yield f"{pg_base_url}?options=-csearch_path%3D{schema}"
+    yield f"{base_url}?options=-csearch_path%3D{schema}"
     with engine.begin() as connection:
         connection.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
     engine.dispose()
+
+
+@pytest.fixture
+def pg_url(pg_base_url: str) -> Iterator[str]:
+    """A PostgreSQL URL whose search_path is a fresh schema, dropped afterwards."""
+    with pg_schema(pg_base_url) as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])

@@ -12,6 +12,7 @@ computes.
 from __future__ import annotations
 
 import random
+from collections.abc import Iterator
 from typing import Any
 
 import orjson
@@ -25,6 +26,7 @@ from pmsync.sync.links.score_models import ScoreSpec
 from pmsync.sync.links.streamed import Streaming
 from pmsync.sync.store.schema import links, rollups
 from pmsync.sync.store.store import Store
+from tests.conftest import pg_schema
 from tests.test_incremental_derive import (
     CURRENCY,
     SCORES,
@@ -243,3 +245,56 @@ def test_a_score_reading_an_issue_field_is_a_held_ones_though_issues_are_kept_sl
     ]
     assert any(isinstance(p, int | float) for p in priorities)  # scored from the field
     assert None in priorities  # out of scope, or the field is empty
+
+
+ICU_DATABASE = "pmsync_test_icu"
+
+
+@pytest.fixture
+def icu_store_url(pg_base_url: str) -> Iterator[str]:
+    """A fresh schema in a database whose collation is ICU's en-US, created once."""
+    engine = sa.create_engine(pg_base_url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as connection:
+        exists = connection.execute(
+            sa.text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": ICU_DATABASE}
+        ).first()
+        if exists is None:
+            connection.execute(
+                sa.text(
+                    f"CREATE DATABASE {ICU_DATABASE} LOCALE_PROVIDER icu ICU_LOCALE 'en-US' "
+                    "LOCALE 'C.UTF-8' TEMPLATE template0"
+                )
+            )
+    engine.dispose()
+    base = pg_base_url.rsplit("/", 1)[0] + f"/{ICU_DATABASE}"
+    with pg_schema(base) as url:
+        yield url
+
+
+def test_a_key_in_two_streams_is_the_same_record_whatever_the_database_collation(
+    icu_store_url: str,
+) -> None:
+    """Under a collation that sorts 'tickets' before 'Tickets_old' (ICU en-US; Python and
+    the C collation sort them the other way), the record a derivation links is still the one
+    the rollups count: streamed and held derivations store the same."""
+    store = Store(icu_store_url)
+    company = Company(store, random.Random(31))
+    ticket = dict(company.tickets["5"])
+    older = {
+        **ticket,
+        "status": "solved" if ticket["status"] == "open" else "open",
+        "created_at": "2020-01-01T00:00:00Z",
+        "issue_keys": ["APP-1"],
+    }
+    put(store, "zendesk", "Tickets_old", "feedback", [older])
+    with store.engine.connect() as connection:
+        by_collation = connection.execute(
+            sa.text("SELECT stream FROM records WHERE key = '5' ORDER BY stream")
+        ).scalars()
+        assert list(by_collation) == ["tickets", "Tickets_old"]  # the database's own order
+    full(store, hold=False)
+    after_streamed = tables(store)
+    held = full(store, hold=True)
+    assert tables(store) == after_streamed
+    assert not any(held.changed_rollups.values())
+    assert (held.links_added, held.links_removed) == (0, 0)

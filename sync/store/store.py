@@ -268,7 +268,16 @@ class Store:
     def iter_unified(
         self, entities: Sequence[str], *, batch_size: int = 5000
     ) -> Iterator[tuple[str, str, str, tuple[str, dict[str, Any]]]]:
-        """(connector, stream, key, (entity, unified)) of live records; raw payloads stay unread."""
+        """(connector, stream, key, (entity, unified)) of live records; raw payloads stay unread.
+
+        In the order of the names' code points (bytes: SQLite's and PostgreSQL's "C" collation)
+        whatever the database's collation: of a key in two streams of one connector the last
+        read wins, and the derivations that read records by key (`incremental.load_records`)
+        walk the streams in Python's order, so both must agree (under en-US, 'tickets' sorted
+        before 'Tickets_old')."""
+        stream_order: sa.ColumnElement[str] = records.c.stream
+        if self.engine.dialect.name == "postgresql":
+            stream_order = stream_order.collate("C")
         query = (
             sa.select(
                 records.c.connector,
@@ -278,7 +287,7 @@ class Store:
                 records.c.unified,
             )
             .where(records.c.entity.in_(entities), records.c.deleted_at.is_(None))
-            .order_by(records.c.connector, records.c.stream, records.c.key)
+            .order_by(records.c.connector, stream_order, records.c.key)
         )
         with self.engine.connect() as connection:
             result = connection.execution_options(yield_per=batch_size).execute(query)
