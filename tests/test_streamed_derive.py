@@ -81,6 +81,18 @@ def full(
     )
 
 
+def streamed_then_held(store: Store, scores: dict[str, ScoreSpec] | None = None) -> Tables:
+    """Derive streamed, then held: the held one must find nothing to change. Returns what the
+    streamed one stored."""
+    full(store, hold=False, scores=scores)
+    after_streamed = tables(store)
+    held = full(store, hold=True, scores=scores)
+    assert tables(store) == after_streamed
+    assert not any(held.changed_rollups.values())
+    assert (held.links_added, held.links_removed) == (0, 0)
+    return after_streamed
+
+
 def assert_held_changes_nothing(store: Store, streamed: Derived) -> None:
     """A held derivation after the streamed one stores the same (so changes nothing), and the
     streamed one's result holds no figure but the same problems."""
@@ -199,11 +211,7 @@ def test_scores_of_a_streamed_derivation_are_a_held_ones(store_url: str, method:
     else:
         declared["formula"] = "arr / 1000 + tickets"
     scores = {"priority": ScoreSpec.model_validate(declared)}
-    full(store, hold=False, scores=scores)
-    after_streamed = tables(store)
-    held = full(store, hold=True, scores=scores)
-    assert tables(store) == after_streamed
-    assert not any(held.changed_rollups.values())
+    after_streamed = streamed_then_held(store, scores=scores)
     assert any('"priority"' in value for _n, _i, _k, value, *_rest in after_streamed[1])
 
 
@@ -235,11 +243,7 @@ def test_a_score_reading_an_issue_field_is_a_held_ones_though_issues_are_kept_sl
         "scope": "all",
     }
     scores = {"priority": ScoreSpec.model_validate(declared)}
-    full(store, hold=False, scores=scores)
-    after_streamed = tables(store)
-    held = full(store, hold=True, scores=scores)
-    assert tables(store) == after_streamed
-    assert not any(held.changed_rollups.values())
+    after_streamed = streamed_then_held(store, scores=scores)
     priorities = [
         orjson.loads(value).get("priority") for _n, _i, _k, value, *_r in after_streamed[1]
     ]
@@ -292,9 +296,4 @@ def test_a_key_in_two_streams_is_the_same_record_whatever_the_database_collation
             sa.text("SELECT stream FROM records WHERE key = '5' ORDER BY stream")
         ).scalars()
         assert list(by_collation) == ["tickets", "Tickets_old"]  # the database's own order
-    full(store, hold=False)
-    after_streamed = tables(store)
-    held = full(store, hold=True)
-    assert tables(store) == after_streamed
-    assert not any(held.changed_rollups.values())
-    assert (held.links_added, held.links_removed) == (0, 0)
+    streamed_then_held(store)
