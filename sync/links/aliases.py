@@ -35,9 +35,11 @@ def project_of(key: str) -> str:
 
 
 def known_projects(world: World, extra: Iterable[str] = ()) -> set[str]:
-    """Projects the store knows: of its issues' keys, of integration links' keys, configured."""
+    """Projects the store knows: of its issues' keys, of integration links' keys (held, or
+    learnt from links it does not hold: `learn_from_links`), configured."""
     projects = {project_of(k) for k in world.by_issue_key}
     projects |= {project_of(str(link.get("issue_key"))) for link in world.issue_links.values()}
+    projects |= world.link_projects
     projects |= {p.upper() for p in extra}
     projects.discard("")
     return projects
@@ -78,13 +80,26 @@ def add_aliases(
         unknown -= set(world.by_issue_key)
 
 
+def learn_from_links(world: World, links: Iterable[Entity]) -> None:
+    """What `world` needs of integration links it does not hold (a full derivation keeps them
+    on disk, `spilled_links.py`): the projects their keys name and the aliases they give, as
+    if it held them. Call it before any other alias is added (as `add_aliases` would)."""
+    for link in links:
+        world.link_projects.add(project_of(str(link.get("issue_key"))))
+        _alias_from_link(world, link)
+
+
 def _from_links(world: World) -> None:
-    """A link keyed on an issue id also names the key the issue had: an alias for free."""
     for link in world.issue_links.values():
-        key = str(link.get("issue_key") or "").upper()
-        issue = world.by_issue_id.get(str(link.get("issue_id")))
-        if key and issue is not None and key not in world.by_issue_key:
-            world.alias(key, issue)
+        _alias_from_link(world, link)
+
+
+def _alias_from_link(world: World, link: Entity) -> None:
+    """A link keyed on an issue id also names the key the issue had: an alias for free."""
+    key = str(link.get("issue_key") or "").upper()
+    issue = world.by_issue_id.get(str(link.get("issue_id")))
+    if key and issue is not None and key not in world.by_issue_key:
+        world.alias(key, issue)
 
 
 def _issues_by_connector(world: World) -> dict[str, dict[str, Entity]]:

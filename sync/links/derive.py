@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from pmsync.errors import Problem
 from pmsync.gcpolicy import bulk_allocation
 from pmsync.logs import get_logger
-from pmsync.sync.links.aliases import KeyLookup, add_aliases
+from pmsync.sync.links.aliases import KeyLookup, add_aliases, learn_from_links
 from pmsync.sync.links.changes import (
     DERIVED_FROM,
     Change,
@@ -56,6 +56,7 @@ from pmsync.sync.links.score_models import (
     normalises_across_issues,
 )
 from pmsync.sync.links.settings import CurrencySettings
+from pmsync.sync.links.spilled_links import ISSUE_LINK, SpilledLinks
 from pmsync.sync.links.streamed import (
     KINDS,
     LinkedSoFar,
@@ -313,27 +314,31 @@ def _derive_streamed(job: _Job, sizes: Streaming) -> Derived:
     until this one's are all there. What is kept for incremental derivations is saved as
     `_derive` saves it."""
     store = job.store
-    batches = ticket_batches(store, sizes.tickets)
-    world = _ticketless_world(store, job.linker, job.lookups, batches, _streamed_fields(job))
-    world.rates = _crm_rates(store)
-    currencies = currencies_for(job.currency, world)
-    specs = dict(job.rollup_specs) or {"customer_demand": RollupSpec()}
-    # Usage, pipeline and NPS read no ticket: computed from the ticket-less World, as an
-    # incremental derivation reads them back.
-    kept = fixed_inputs(world, specs, currencies, datetime.now(UTC).date())
-    problems = job.linker.start(world)
-    derived = Derived(World(), LinkResult(), {}, currencies, held=False)
-    with store.transaction() as connection:
-        linked = _link_streamed(connection, job.linker, store, world, sizes.tickets)
-        linked.removed += remove_gone_links(connection, linked.streams, sizes.refs)
-        streams = {**streams_of(world), TICKETS: linked.ticket_streams()}
-        derived.changed_rollups = _store_chunked_rollups(
-            connection, job, world, _RollupInputs(currencies, kept, streams), sizes
+    with SpilledLinks.of_store(store) as links:
+        batches = ticket_batches(store, sizes.tickets)
+        world = _ticketless_world(
+            store, job.linker, job.lookups, batches, links, _streamed_fields(job)
         )
-        consume(connection, job.changes)
-        save_state(connection, _full_state(job, streams, kept))
-        replace_inputs(connection, _link_inputs(world))
-        mark_dirty(connection, job.writers, None)
+        world.rates = _crm_rates(store)
+        currencies = currencies_for(job.currency, world)
+        specs = dict(job.rollup_specs) or {"customer_demand": RollupSpec()}
+        # Usage, pipeline and NPS read no ticket: computed from the ticket-less World, as an
+        # incremental derivation reads them back.
+        kept = fixed_inputs(world, specs, currencies, datetime.now(UTC).date())
+        problems = job.linker.start(world)
+        derived = Derived(World(), LinkResult(), {}, currencies, held=False)
+        with store.transaction() as connection:
+            linked = _link_streamed(connection, job.linker, store, world, links, sizes.tickets)
+            linked.removed += remove_gone_links(connection, linked.streams, sizes.refs)
+            let_go()
+            streams = {**streams_of(world), TICKETS: linked.ticket_streams()}
+            derived.changed_rollups = _store_chunked_rollups(
+                connection, job, world, _RollupInputs(currencies, kept, streams), sizes
+            )
+            consume(connection, job.changes)
+            save_state(connection, _full_state(job, streams, kept))
+            replace_inputs(connection, _link_inputs(world))
+            mark_dirty(connection, job.writers, None)
     derived.links = linked.result(problems)
     derived.links_added, derived.links_removed = linked.added, linked.removed
     derived.generation = job.generation
@@ -379,7 +384,12 @@ def _log_full(job: _Job, derived: Derived, *, mode: str) -> None:
 
 
 def _link_streamed(
-    connection: sa.Connection, linker: Linker, store: Store, world: World, size: int
+    connection: sa.Connection,
+    linker: Linker,
+    store: Store,
+    world: World,
+    links: SpilledLinks,
+    size: int,
 ) -> LinkedSoFar:
     """Link the tickets a batch at a time, each batch with its requesters and into a result of
     its own, and make each batch's stored links its links before the next is read.
@@ -390,12 +400,17 @@ def _link_streamed(
     for batch in ticket_batches(store, size):
         latest = {ticket.ref: ticket for ticket in batch}
         world.people = requesters(store, world, latest.values())
+        world.links_by_ticket = links.by_ticket(list(latest))
         result = LinkResult()
         linker.link_tickets(world, latest.values(), result)
         tickets = list(latest)
         counted = [_store_links_of(connection, result, kind, tickets) for kind in KINDS]
         linked.add(tickets, result, (sum(c[0] for c in counted), sum(c[1] for c in counted)))
         linked.streams.update((t.connector, t.stream) for t in latest.values())
+        # What a batch leaves in reference cycles (SQLAlchemy's statements, which hold their
+        # parameters: the batch's refs) would otherwise wait for a rare collection.
+        del latest, result, tickets
+        let_go()
     _forget_linking_inputs(world)
     return linked
 
@@ -453,17 +468,19 @@ def _link_all(
     at a time, twice (the keys they name, whose old keys are looked up first; then linking),
     and kept with the fields read after linking only (`TICKET_FIELDS`). Of the people, the
     World holds the contacts; a batch's requesters are read with the batch (`requesters`)."""
-    world = _ticketless_world(store, linker, lookups, ticket_batches(store))
-    result = linker.start(world)
-    for batch in ticket_batches(store):
-        # A key in two feedback streams of one connector is one ref: the last read wins, as
-        # in `World.load` (an earlier batch's links of it are dropped first).
-        latest = {ticket.ref: ticket for ticket in batch}
-        _forget_links(result, {key for key in latest if key in world.tickets})
-        world.people = requesters(store, world, latest.values())
-        linker.link_tickets(world, latest.values(), result)
-        for ticket in latest.values():
-            world.tickets[ticket.ref] = ticket.slim(TICKET_FIELDS)
+    with SpilledLinks.of_store(store) as links:
+        world = _ticketless_world(store, linker, lookups, ticket_batches(store), links)
+        result = linker.start(world)
+        for batch in ticket_batches(store):
+            # A key in two feedback streams of one connector is one ref: the last read wins,
+            # as in `World.load` (an earlier batch's links of it are dropped first).
+            latest = {ticket.ref: ticket for ticket in batch}
+            _forget_links(result, {key for key in latest if key in world.tickets})
+            world.people = requesters(store, world, latest.values())
+            world.links_by_ticket = links.by_ticket(list(latest))
+            linker.link_tickets(world, latest.values(), result)
+            for ticket in latest.values():
+                world.tickets[ticket.ref] = ticket.slim(TICKET_FIELDS)
     _forget_linking_inputs(world)
     return world, result
 
@@ -473,12 +490,14 @@ def _ticketless_world(
     linker: Linker,
     lookups: Mapping[str, KeyLookup],
     batches: Iterable[list[Entity]],
+    links: SpilledLinks,
     slim: Mapping[str, tuple[str, ...]] | None = None,
 ) -> World:
-    """Every record linking reads but the tickets and the people who are no contact, with
-    the old keys the tickets (`batches`, read a batch at a time) name looked up. `slim`: see
-    `World.load`."""
-    world = World.load(store, skip=(TICKETS,), contacts_only=True, slim=slim)
+    """Every record linking reads but the tickets, the people who are no contact and the
+    integration links (on disk: `links`, read by each batch of tickets), with the old keys the
+    tickets (`batches`, read a batch at a time) name looked up. `slim`: see `World.load`."""
+    world = World.load(store, skip=(TICKETS, ISSUE_LINK), contacts_only=True, slim=slim)
+    learn_from_links(world, links.every())
     named: set[str] = set()
     for tickets in batches:
         named |= linker.named_keys(world, tickets)

@@ -150,10 +150,12 @@ class Entity:
 class World:
     """Every live record the linking and rollups use, with the indexes they need.
 
-    A full derivation keeps its tickets slim (`TICKET_FIELDS`) and, once they are linked, lets
-    go of the people and integration links (`derive._forget_linking_inputs`): only linking
-    reads them). It loads people as contacts only when asked (`contacts_only`): linking then
-    reads each ticket batch's requesters by key (`incremental.requesters`)."""
+    A full derivation keeps its tickets slim (`TICKET_FIELDS`), reads the integration links of
+    each batch of tickets from disk (`spilled_links.py`; `link_projects` holds what the World
+    needs of the others) and, once the tickets are linked, lets go of the people
+    (`derive._forget_linking_inputs`): only linking reads them. It loads people as contacts
+    only when asked (`contacts_only`): linking then reads each ticket batch's requesters by key
+    (`incremental.requesters`)."""
 
     tickets: dict[str, Entity] = field(default_factory=dict)
     people: dict[str, Entity] = field(default_factory=dict)
@@ -173,6 +175,8 @@ class World:
     accounts_by_domain: dict[str, list[Entity]] = field(default_factory=lambda: defaultdict(list))
     contacts_by_email: dict[str, list[Entity]] = field(default_factory=lambda: defaultdict(list))
     links_by_ticket: dict[str, list[Entity]] = field(default_factory=lambda: defaultdict(list))
+    # Projects named by integration links the World does not hold (`aliases.learn_from_links`).
+    link_projects: set[str] = field(default_factory=set)
     # (connector, stream) pairs holding people, in the order `load` reads them.
     person_streams: list[tuple[str, str]] = field(default_factory=list)
 

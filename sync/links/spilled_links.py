@@ -1,0 +1,123 @@
+"""The support tool's integration links (Zendesk's Jira links), kept on disk by ticket while a
+full derivation links the tickets a batch at a time.
+
+Linking reads a ticket's integration links by the ticket; nothing else of a derivation reads
+them but two small summaries (the projects their keys name, and the old keys they give issues
+that moved: `aliases.py`). Held in the World they were the largest thing a streamed derivation
+kept while it linked: about one link for every two tickets, some 0.27 KiB a ticket (40 MiB at
+150,000 tickets). The store cannot hand them out by ticket (the ticket is a field of the
+record's JSON, not an indexed column), so they are copied once into a private temporary SQLite
+file indexed by ticket, which each batch then asks for its tickets' links only: memory bounded
+by SQLite's page cache, whatever the store's database.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
+
+import orjson
+
+from pmsync.errors import PmsyncError
+from pmsync.sync.links.world import ISSUE_LINK_FIELDS, Entity, ref
+from pmsync.sync.store.store import Store
+
+ISSUE_LINK = "issue_link"
+# Refs one statement names (a bound parameter each, under SQLite's old limit of 999).
+_KEYS = 900
+_SCHEMA = """
+CREATE TABLE link (
+    ref TEXT PRIMARY KEY,
+    seq INTEGER NOT NULL,
+    ticket TEXT NOT NULL,
+    connector TEXT NOT NULL,
+    stream TEXT NOT NULL,
+    key TEXT NOT NULL,
+    fields BLOB NOT NULL
+)
+"""
+_UPSERT = """
+INSERT INTO link (ref, seq, ticket, connector, stream, key, fields) VALUES (?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (ref) DO UPDATE SET
+    ticket = excluded.ticket, stream = excluded.stream, fields = excluded.fields
+"""
+_COLUMNS = "ref, connector, stream, key, fields"
+
+
+class SpilledLinks:
+    """Every live integration link of the store, by the ticket it links, in a temporary file.
+
+    A link read again from a later stream of its connector replaces the earlier one but keeps
+    its place (as in `World.load`'s dict), so a ticket's links come in the order a World that
+    held them all would list them. Close it (or use it as a context manager) to delete the
+    file."""
+
+    def __init__(self) -> None:
+        # "": a private on-disk database, created in $SQLITE_TMPDIR, $TMPDIR, /var/tmp or /tmp
+        # once its pages outgrow the cache, and deleted when it is closed.
+        self._db = sqlite3.connect("")
+        self._db.execute(_SCHEMA)
+
+    @classmethod
+    def of_store(cls, store: Store, batch: int = 2000) -> SpilledLinks:
+        """Copy the store's live integration links, `batch` rows per insert."""
+        spilled = cls()
+        rows: list[tuple[str, int, str, str, str, str, bytes]] = []
+        for seq, (connector, stream, key, (_entity, fields)) in enumerate(
+            store.iter_unified([ISSUE_LINK])
+        ):
+            kept = {name: fields[name] for name in ISSUE_LINK_FIELDS if name in fields}
+            ticket = ref(connector, str(fields.get("ticket_id")))
+            rows.append((ref(connector, key), seq, ticket, connector, stream, key, _dumps(kept)))
+            if len(rows) >= batch:
+                spilled._add(rows)
+                rows = []
+        spilled._add(rows)
+        spilled._db.execute("CREATE INDEX link_ticket ON link (ticket, seq)")
+        return spilled
+
+    def _add(self, rows: list[tuple[str, int, str, str, str, str, bytes]]) -> None:
+        try:
+            with self._db:
+                self._db.executemany(_UPSERT, rows)
+        except sqlite3.OperationalError as exc:  # no room, or no writable temporary folder
+            raise PmsyncError(
+                f"cannot keep the integration links in a temporary file ({exc}): set TMPDIR "
+                "to a writable folder with room"
+            ) from exc
+
+    def by_ticket(self, tickets: Sequence[str]) -> dict[str, list[Entity]]:
+        """The links of `tickets` (refs), by ticket, in the World's order."""
+        found: dict[str, list[Entity]] = defaultdict(list)
+        for start in range(0, len(tickets), _KEYS):
+            wanted = tickets[start : start + _KEYS]
+            query = (
+                f"SELECT ticket, {_COLUMNS} FROM link "
+                f"WHERE ticket IN ({','.join('?' * len(wanted))}) ORDER BY seq"
+            )
+            for ticket, *link in self._db.execute(query, wanted):
+                found[ticket].append(_entity(*link))
+        return found
+
+    def every(self) -> Iterator[Entity]:
+        """Every link, in the World's order (one row at a time)."""
+        for row in self._db.execute(f"SELECT {_COLUMNS} FROM link ORDER BY seq"):
+            yield _entity(*row)
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> SpilledLinks:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+
+def _dumps(fields: dict[str, object]) -> bytes:
+    return orjson.dumps(fields)
+
+
+def _entity(link_ref: str, connector: str, stream: str, key: str, fields: bytes) -> Entity:
+    return Entity(link_ref, connector, stream, key, orjson.loads(fields)).slim(ISSUE_LINK_FIELDS)
