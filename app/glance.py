@@ -25,7 +25,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pmsync.connectors.registry import load_registry
 from pmsync.errors import ConfigError, NoStore, Problem
 from pmsync.secretref import SecretReferenceError, is_reference, resolve_reference
 from pmsync.sync.mapping.slots import for_connector, mapped_streams
@@ -62,6 +61,11 @@ SECTIONS = frozenset(
 LOG_LEVELS = ("info", "debug", "warning", "error")
 LOG_FORMATS = ("auto", "json", "console")
 DEFAULT_MAPPINGS = ("mappings",)
+# The connector types pmsync's own distribution declares (its `pmsync.connectors` entry points:
+# a test holds them equal). Installed with pmsync, so a configuration naming one needs no look
+# at the installed distributions (importlib.metadata is a fifth of a glance); any other type
+# is looked for among the plugins.
+BUILTIN_TYPES = frozenset({"zendesk", "pendo", "rest", "jira", "salesforce"})
 
 
 # ---- shared with the full load (app.config) ------------------------------------------------
@@ -275,14 +279,13 @@ class _Connector:
 
 def _connectors(tables: Mapping[str, Any], path: Path) -> list[_Connector]:
     """Each connector's type, `enabled` and `streams`, of a type that is installed."""
-    registry = load_registry()
     found = []
     for name, table in tables.items():
         if not (CONNECTOR_NAME.fullmatch(name) and isinstance(table, dict)):
             raise _Doubt
         type_name, enabled = table.get("type"), table.get("enabled", True)
         streams = table.get("streams")
-        if not (isinstance(type_name, str) and registry.installed(type_name)):
+        if not (isinstance(type_name, str) and _installed(type_name)):
             raise _Doubt
         if not isinstance(enabled, bool):
             raise _Doubt
@@ -293,6 +296,15 @@ def _connectors(tables: Mapping[str, Any], path: Path) -> list[_Connector]:
         _resolve_all(table, path, f"connectors.{name}")
         found.append(_Connector(name, type_name, enabled, streams))
     return found
+
+
+def _installed(type_name: str) -> bool:
+    """Whether a connector type is there: one of pmsync's own, or an installed plugin's."""
+    if type_name in BUILTIN_TYPES:
+        return True
+    from pmsync.connectors.registry import load_registry
+
+    return load_registry().installed(type_name)
 
 
 def _slots(
