@@ -8,7 +8,6 @@ own options get the same treatment as the built-in ones.
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
@@ -18,21 +17,26 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from pmsync.app.daemon.settings import DaemonSettings
+from pmsync.app.glance import (
+    CONFIG_ENV,
+    CONNECTOR_NAME,
+    find_config_path,
+    mapping_files,
+    mapping_path,
+    nothing_found,
+    resolve_secrets,
+    resolved_store_url,
+)
 from pmsync.app.web.settings import WebSettings
 from pmsync.connectors.base import ConnectorSettings
 from pmsync.connectors.registry import Registry, load_registry
 from pmsync.durations import Duration
 from pmsync.errors import ConfigError, Problem
-from pmsync.secretref import SecretReferenceError, is_reference, resolve_reference
 from pmsync.sync.links.settings import CurrencySettings
 from pmsync.sync.store.presence import readable_without_sqlalchemy
 from pmsync.sync.writeback.settings import CloseLoopSettings, WritebackSettings
 from pmsync.tomlfile import read_toml
 from pmsync.validation import pydantic_problems
-
-_CONNECTOR_NAME = re.compile(r"[A-Za-z0-9_-]+")
-DEFAULT_CONFIG_PATHS = (Path("pmsync.toml"), Path("/etc/pmsync/pmsync.toml"))
-CONFIG_ENV = "PMSYNC_CONFIG"
 
 
 class StoreSettings(BaseModel):
@@ -152,33 +156,19 @@ class Config:
 
     def store_url(self) -> str:
         """The store URL with relative SQLite paths made absolute."""
-        url = self.settings.store.url
-        if url is None:
-            state = os.environ.get("STATE_DIRECTORY")
-            base = Path(state.split(":")[0]) if state else self.directory
-            return f"sqlite:///{(base / 'pmsync.db').resolve()}"
-        match = re.match(r"^(sqlite(?:\+\w+)?):///(?!/)(.+)$", url)
-        if match and match.group(2) != ":memory:":
-            return f"{match.group(1)}:///{(self.directory / match.group(2)).resolve()}"
-        return url
+        return resolved_store_url(self.settings.store.url, self.directory)
 
     def mapping_paths(self) -> list[Path]:
         """Every mapping file the configuration names, in a stable order (entries that do not
         exist are left out: `mapping_problems` names them)."""
-        found: list[Path] = []
-        for path in map(self._mapping_path, self.settings.mappings.paths):
-            if path.is_dir():
-                found.extend(sorted(path.glob("*.toml")))
-            elif path.exists():
-                found.append(path)
-        return found
+        return mapping_files(self.settings.mappings.paths, self.directory)
 
     def mapping_problems(self) -> list[Problem]:
         """An entry of `mappings.paths` that does not exist, named with where it was looked for."""
         problems = []
         default = "mappings" not in self.raw_sections
         for entry in self.settings.mappings.paths:
-            path = self._mapping_path(entry)
+            path = mapping_path(entry, self.directory)
             if not path.exists():
                 which = " (the default)" if default else ""
                 problems.append(
@@ -191,33 +181,6 @@ class Config:
                     )
                 )
         return problems
-
-    def _mapping_path(self, entry: str) -> Path:
-        path = Path(entry)
-        return path if path.is_absolute() else self.directory / path
-
-
-def find_config_path(explicit: str | Path | None = None) -> Path:
-    """The config file to use: --config, then $PMSYNC_CONFIG, then ./pmsync.toml, /etc/pmsync."""
-    if explicit:
-        return Path(explicit)
-    env = os.environ.get(CONFIG_ENV)
-    if env:
-        return Path(env)
-    for candidate in DEFAULT_CONFIG_PATHS:
-        if candidate.exists():
-            return candidate
-    return DEFAULT_CONFIG_PATHS[0]
-
-
-def _nothing_found() -> Problem:
-    first, *others = DEFAULT_CONFIG_PATHS
-    return Problem(
-        str(first.resolve()),
-        "",
-        f"no such file; pmsync also looked for {', '.join(map(str, others))}. Pass -c FILE "
-        f"(before or after the command) or set ${CONFIG_ENV}; config.example.toml is a start",
-    )
 
 
 def load_config(path: str | Path | None = None, registry: Registry | None = None) -> Config:
@@ -237,13 +200,13 @@ def load_config_leniently(
     """
     config_path = find_config_path(path).resolve()
     if path is None and not os.environ.get(CONFIG_ENV) and not config_path.exists():
-        raise ConfigError(_nothing_found())
+        raise ConfigError(nothing_found())
     raw = read_toml(config_path)
     file = str(config_path)
     problems: list[Problem] = []
     web_references: set[tuple[str, ...]] = set()
     if isinstance(raw.get("web"), Mapping):  # the web view's token or password
-        web = _resolve_secrets(
+        web = resolve_secrets(
             raw["web"], (), web_references, file, "web", config_path.parent, problems
         )
         raw = {**raw, "web": web}
@@ -257,7 +220,7 @@ def load_config_leniently(
     registry = registry or load_registry()
     connectors: dict[str, ConnectorSettings] = {}
     for name in settings.connectors:
-        if not _CONNECTOR_NAME.fullmatch(name):
+        if not CONNECTOR_NAME.fullmatch(name):
             problems.append(
                 Problem(
                     file,
@@ -308,7 +271,7 @@ def _load_connector(
         problems.append(Problem(file, f"{prefix}.type", registry.suggest(type_name)))
         return None
     references: set[tuple[str, ...]] = set()
-    resolved = _resolve_secrets(table, (), references, file, prefix, base_dir, problems)
+    resolved = resolve_secrets(table, (), references, file, prefix, base_dir, problems)
     try:
         settings = model.model_validate(resolved)
     except ValidationError as exc:
@@ -365,31 +328,6 @@ def _secret_values(
         elif isinstance(value, BaseModel):
             found.extend(_secret_values(value, (*path, name)))
     return found
-
-
-def _resolve_secrets(
-    value: Any,
-    path: tuple[str, ...],
-    references: set[tuple[str, ...]],
-    file: str,
-    prefix: str,
-    base_dir: Path,
-    problems: list[Problem],
-) -> Any:
-    """Replace every secret reference with its value, recording where references were."""
-    if is_reference(value):
-        references.add(path)
-        try:
-            return resolve_reference(value, base_dir)
-        except SecretReferenceError as exc:
-            problems.append(Problem(file, ".".join((prefix, *path)), str(exc)))
-            return "unresolved"
-    if isinstance(value, Mapping):
-        return {
-            k: _resolve_secrets(v, (*path, k), references, file, prefix, base_dir, problems)
-            for k, v in value.items()
-        }
-    return value
 
 
 def _secret_paths(model: BaseModel, path: tuple[str, ...]) -> list[tuple[str, ...]]:

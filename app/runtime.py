@@ -17,13 +17,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pmsync.app.config import Config, load_config_leniently
+from pmsync.app.glance import current_state_reader, require_store
 from pmsync.connectors.base import Connector, StreamSpec
 from pmsync.connectors.registry import Registry, load_registry
 from pmsync.errors import (
     ConfigError,
     FatalError,
     Interrupted,
-    NoStore,
     PmsyncError,
     Problem,
     QuotaExhausted,
@@ -36,10 +36,8 @@ from pmsync.sync.store.presence import (
     StoreAbsent,
     StoreUnreachable,
     check_store_present,
-    current_store_connection,
-    store_place,
 )
-from pmsync.sync.store.rows import DriverReader, StateReader
+from pmsync.sync.store.rows import StateReader
 from pmsync.validation import did_you_mean
 
 if TYPE_CHECKING:  # loaded where used: `status` needs no engine, links, write-back or SQLAlchemy
@@ -194,18 +192,13 @@ class Runtime:
         (importing SQLAlchemy was most of its start-up); any other through `store`, which
         upgrades an older store first, as before."""
         url = self.config.store_url()
-        connection = None
-        if self._store is None:
-            if not self.create_store:
-                self._require_store(url)
-            connection = current_store_connection(url)
-        if connection is None:
-            yield self.store
+        if self._store is not None:
+            yield self._store
             return
-        try:
-            yield DriverReader(connection)
-        finally:
-            connection.close()
+        if not self.create_store:
+            self._require_store(url)
+        with current_state_reader(url) as reader:
+            yield self.store if reader is None else reader
 
     def _open_store(self) -> Store:
         from pmsync.sync.store.store import Store
@@ -224,24 +217,8 @@ class Runtime:
             ) from None
 
     def _require_store(self, url: str) -> None:
-        try:
-            check_store_present(url)
-        except StoreUnreachable as exc:
-            raise ConfigError(
-                Problem(str(self.config.path), "store.url", f"cannot open the store: {exc}")
-            ) from None
-        except StoreAbsent as exc:
-            raise NoStore(
-                f"no store at {self._store_place(url)}: {exc}. `pmsync sync` creates the store; if "
-                "the store is elsewhere, fix store.url"
-            ) from None
-
-    def _store_place(self, url: str) -> str:
-        """Where the store was looked for, and which setting said so."""
-        target = store_place(url)
-        if self.config.settings.store.url is None:
-            return f"{target} (the default, as store.url is not set in {self.config.path})"
-        return f"{target} (store.url in {self.config.path})"
+        written = self.config.settings.store.url is not None
+        require_store(url, self.config.path, url_written=written)
 
     def _named(self, problem: Problem) -> Problem:
         """A store problem names the configuration file that set the URL."""

@@ -11,9 +11,12 @@ import functools
 from collections.abc import ItemsView, Iterator, Mapping, ValuesView
 from dataclasses import dataclass, field
 from importlib.metadata import EntryPoint, entry_points
+from typing import TYPE_CHECKING
 
-from pmsync.connectors.base import Connector, ConnectorSettings
 from pmsync.logs import structlog_for_plugins
+
+if TYPE_CHECKING:  # imported where used: `status` reads the type names alone, without pydantic
+    from pmsync.connectors.base import Connector, ConnectorSettings
 
 ENTRY_POINT_GROUP = "pmsync.connectors"
 # Optional: a type's settings model on its own, so validating a configuration imports no
@@ -77,6 +80,8 @@ class Registry:
         ep = self.pending.pop(type_name, None)
         if ep is None:
             return
+        from pmsync.connectors.base import Connector
+
         structlog_for_plugins()
         try:
             cls = ep.load()
@@ -94,6 +99,11 @@ class Registry:
             self.load(name)
         return self.loaded
 
+    def installed(self, type_name: str) -> bool:
+        """Whether a plugin of this type is installed (loaded or not yet); nothing is imported,
+        so a plugin that would fail to load counts too."""
+        return type_name in self.loaded or type_name in self.pending
+
     def get(self, type_name: str) -> type[Connector] | None:
         self.load(type_name)
         return self.loaded.get(type_name)
@@ -103,6 +113,8 @@ class Registry:
 
         Taken from the type's settings entry point while its connector is not imported yet,
         so a command that only reads the configuration leaves the connector module alone."""
+        from pmsync.connectors.base import ConnectorSettings
+
         ep = self.settings_entry_points.get(type_name)
         if ep is not None and type_name in self.pending:
             try:

@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 
 from pmsync.errors import MappingFailure
-from pmsync.sync.mapping import load_mappings
 from pmsync.sync.mapping.compiler import CompiledStream, compile_mapper
+from pmsync.sync.mapping.loader import load_mappings
 from tests.conftest import REPO
 
 EVERY_KIND = """

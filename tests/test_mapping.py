@@ -10,8 +10,8 @@ import jmespath
 import pytest
 
 from pmsync.errors import ConfigError, MappingFailure
-from pmsync.sync.mapping import load_mappings
 from pmsync.sync.mapping.compiler import compile_path
+from pmsync.sync.mapping.loader import load_mappings
 from pmsync.sync.mapping.transforms import (
     TRANSFORMS,
     TransformContext,

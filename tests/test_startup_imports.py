@@ -58,10 +58,25 @@ def test_status_imports_no_connector_http_client_or_logging_library(tmp_path: Pa
     env = {"STARTUP_TEST_TOKEN": "x"}
     Store(f"sqlite:///{tmp_path / 'pmsync.db'}").engine.dispose()  # as `pmsync sync` makes it
     again = modules_after("-c", str(config), "status", env=env)
-    # The configured type's settings validate its table; the connector itself is not loaded.
-    assert "pmsync.connectors.zendesk.settings" in again
     # A current SQLite store is read through sqlite3 alone: SQLAlchemy was most of the cost.
     assert "pmsync.sync.store.rows" in again
+    # The few settings status reads are read without pydantic (app.glance)...
+    assert "pmsync.app.glance" in again
+    for unused in (
+        "pydantic",
+        "pydantic_core",
+        "pmsync.app.config",
+        "pmsync.app.runtime",
+        "pmsync.connectors.base",
+        "pmsync.connectors.zendesk.settings",
+        "pmsync.sync.mapping.loader",
+        "pmsync.sync.mapping.compiler",
+        "pmsync.validation",
+        # ...nor are the installed distributions looked at for a type pmsync ships
+        "pmsync.connectors.registry",
+        "importlib.metadata",
+    ):
+        assert unused not in again, unused
     for unused in (
         "alembic",
         "sqlalchemy",
@@ -120,14 +135,37 @@ def test_status_of_a_configuration_with_every_connector_imports_none_of_them(
     )
     assert "configuration problems" not in done.stderr, done.stderr
     loaded = set(json.loads(done.stdout.splitlines()[-1].removeprefix("MODULES ")))
-    assert {"pmsync.connectors.salesforce.settings", "pmsync.connectors.jira.settings"} <= loaded
     for unused in (
+        "pmsync.connectors.salesforce.settings",
+        "pmsync.connectors.jira.settings",
+        "pydantic",
         "pmsync.connectors.salesforce.connector",
         "pmsync.connectors.jira.connector",
         "simple_salesforce",
         "jira",
         "requests",
     ):
+        assert unused not in loaded, unused
+
+
+def test_status_of_a_configuration_in_doubt_validates_the_configured_type_only(
+    tmp_path: Path,
+) -> None:
+    """A configuration the glance cannot vouch for (here: a secret that does not resolve) is
+    loaded in full, which validates the configured type's settings, not its connector."""
+    (tmp_path / "mappings").mkdir()
+    config = tmp_path / "pmsync.toml"
+    config.write_text(
+        f'[store]\nurl = "sqlite:///{tmp_path / "pmsync.db"}"\n'
+        '[connectors.jira]\ntype = "jira"\nbase_url = "https://acme.atlassian.net"\n'
+        'projects = ["ENG"]\n'
+        '[connectors.jira.credentials]\nemail = "ops@example.com"\n'
+        'api_token = { env = "PMSYNC_TEST_UNSET_TOKEN" }\n'
+    )
+    Store(f"sqlite:///{tmp_path / 'pmsync.db'}").engine.dispose()
+    loaded = modules_after("-c", str(config), "status")
+    assert {"pmsync.app.config", "pmsync.connectors.jira.settings"} <= loaded
+    for unused in ("pmsync.connectors.jira.connector", "jira", "requests", "sqlalchemy"):
         assert unused not in loaded, unused
 
 

@@ -20,6 +20,7 @@ from pmsync.redact import redact
 from .output import err
 
 if TYPE_CHECKING:
+    from pmsync.app.glance import Glance
     from pmsync.app.runtime import Runtime
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -52,6 +53,17 @@ class Context:
         fmt = cast(LogFormat, self.log_format or log.format)
         configure_logging(self.log_level or log.level, fmt)
         return runtime
+
+    def glance(self) -> Glance | None:
+        """What `status` reads of the configuration, without pydantic (`app.glance`); None
+        when the configuration must be loaded in full (`runtime`), which names any problem."""
+        from pmsync.app.glance import glance
+
+        seen = glance(self.config_path)
+        if seen is not None:
+            fmt = cast(LogFormat, self.log_format or seen.log_format)
+            configure_logging(self.log_level or seen.log_level, fmt)
+        return seen
 
 
 pass_context = click.make_pass_decorator(Context)

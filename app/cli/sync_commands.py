@@ -6,7 +6,7 @@ import sys
 import time
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.markup import escape
@@ -24,6 +24,9 @@ from .context import (
 )
 from .output import age, cursor_text, emit_json, err, out, progress, when
 from .tables import key, number, print_table, text
+
+if TYPE_CHECKING:
+    from pmsync.app.status import StreamStatus, TaskStatus
 
 # ---- syncing ------------------------------------------------------------------------------
 
@@ -228,17 +231,7 @@ def _count(number: int, noun: str) -> str:
 def status_command(ctx: Context, as_json: bool) -> None:
     """Per stream: status, last success, cursor, record counts, last error; then each
     connector's write-back and each sweep: last success, failures in a row, last error."""
-    from pmsync.app.status import stream_statuses, task_statuses
-
-    # The streams come from the configuration and mappings: no connector module is imported.
-    runtime = ctx.runtime(full_check=False)
-    try:
-        slots = runtime.slots()
-        with runtime.state_reader() as store:
-            rows = stream_statuses(store, slots)
-            tasks = task_statuses(store, sorted({c for c, _s in slots}))
-    finally:
-        runtime.close()
+    rows, tasks = _read_status(ctx)
     if as_json:
         emit_json([row.as_dict() for row in rows])
         return
@@ -273,6 +266,32 @@ def status_command(ctx: Context, as_json: bool) -> None:
     _print_errors((row.stream, row.last_error) for row in rows)
     if tasks:
         _print_tasks(tasks)
+
+
+def _read_status(ctx: Context) -> tuple[list[StreamStatus], list[TaskStatus]]:
+    """The streams' and tasks' state. The streams come from the configuration and mappings:
+    no connector module is imported. A configuration beyond doubt and a current store are
+    read without pydantic or SQLAlchemy (`Context.glance`); anything else is loaded in full,
+    which names every problem and upgrades an older store."""
+    from pmsync.app.glance import current_state_reader, require_store
+    from pmsync.app.status import stream_statuses, task_statuses
+
+    seen = ctx.glance()
+    if seen is not None:
+        require_store(seen.store_url, seen.path, url_written=seen.store_url_written)
+        with current_state_reader(seen.store_url) as reader:
+            if reader is not None:
+                connectors = sorted({c for c, _s in seen.slots})
+                return stream_statuses(reader, seen.slots), task_statuses(reader, connectors)
+    runtime = ctx.runtime(full_check=False)
+    try:
+        slots = runtime.slots()
+        with runtime.state_reader() as store:
+            rows = stream_statuses(store, slots)
+            tasks = task_statuses(store, sorted({c for c, _s in slots}))
+    finally:
+        runtime.close()
+    return rows, tasks
 
 
 def _print_tasks(tasks: Sequence[Any]) -> None:

@@ -1,6 +1,5 @@
-"""Mapping files: declared, validated, compiled once, applied to every record."""
+"""Mapping files: declared, validated, compiled once, applied to every record.
 
-from pmsync.sync.mapping.compiler import CompiledField, CompiledStream
-from pmsync.sync.mapping.loader import MappingSet, load_mappings
-
-__all__ = ["CompiledField", "CompiledStream", "MappingSet", "load_mappings"]
+The loader is `pmsync.sync.mapping.loader`; this package imports nothing itself, so that
+`pmsync status` can read which streams are mapped (`slots`) without the loader's models.
+"""

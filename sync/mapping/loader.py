@@ -28,6 +28,7 @@ from pmsync.sync.mapping.compiler import (
     make_field,
 )
 from pmsync.sync.mapping.models import FieldSpec, MappingFile, StreamMapping, TaxonomySpec
+from pmsync.sync.mapping.slots import for_connector
 from pmsync.sync.mapping.transforms import (
     Fn,
     Taxonomy,
@@ -58,14 +59,7 @@ class MappingSet:
 
     def for_connector(self, instance: str, type_name: str) -> dict[str, CompiledStream]:
         """Stream mappings for one connector instance: instance-specific ones win over type ones."""
-        chosen: dict[str, CompiledStream] = {}
-        for (ref, stream), compiled in self.streams.items():
-            if ref == type_name and stream not in chosen:
-                chosen[stream] = compiled
-        for (ref, stream), compiled in self.streams.items():
-            if ref == instance:
-                chosen[stream] = compiled
-        return chosen
+        return for_connector(self.streams, instance, type_name)
 
 
 def load_mappings(paths: Sequence[Path]) -> MappingSet:
