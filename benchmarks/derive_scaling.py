@@ -23,6 +23,8 @@ from the whole World and a chunk of targets at a time. Run:
     python benchmarks/derive_scaling.py --scales 1 10 100
     python benchmarks/derive_scaling.py --scales --peak 30       # peak RSS of a 30x derive only
     python benchmarks/derive_scaling.py --scales --peak 30 --streamed  # held, then streamed
+    python benchmarks/derive_scaling.py --scales --peak 10 50 --streamed --tickets-only
+        # only tickets and issues grow (1M tickets / 50k issues is scale 333): KiB a ticket
     python benchmarks/derive_scaling.py --scales --peak-plan 30  # whole vs chunked planning
 """
 
@@ -47,7 +49,18 @@ QUIET_TARGET_S = 0.3
 CHANGE_TARGET_S = 0.5
 
 
-def size_of(scale: int) -> CompanySize:
+DERIVE_TARGET_MIB = 500  # a derive of 1M tickets and 50k issues (issue 14, item 2)
+TARGET_TICKETS = 1_000_000
+
+
+def size_of(scale: int, *, tickets_only: bool = False) -> CompanySize:
+    """The demo company times `scale`; `tickets_only`: only tickets and issues grow (20 tickets
+    an issue, the shape of the target's 1M tickets and 50k issues), the accounts and people
+    stay those of a mid-sized company (2,000 accounts, 6,000 contacts, 20,000 users)."""
+    if tickets_only:
+        return CompanySize(
+            accounts=2000, contacts=6000, users=20000, tickets=3000 * scale, issues=150 * scale
+        )
     return CompanySize(
         accounts=300 * scale,
         contacts=900 * scale,
@@ -160,21 +173,40 @@ def measure(scale: int, *, apply_first: bool) -> dict[str, float | int | str]:
         return figures
 
 
-def peak(scale: int, *, streamed: bool = False) -> None:
+def peak(scale: int, *, streamed: bool = False, tickets_only: bool = False) -> dict[bool, int]:
     """Sync a company of `scale` and report the peak RSS of a full derive in a new process;
-    with `streamed`, then that of a streamed one in another."""
-    size = size_of(scale)
+    with `streamed`, then that of a streamed one in another. Returns the peaks (KiB) by
+    `hold`."""
+    size = size_of(scale, tickets_only=tickets_only)
+    peaks: dict[bool, int] = {}
     with tempfile.TemporaryDirectory() as tmp, launch(Path(tmp), size=size, pendo=False) as demo:
         runtime = Runtime.load(str(demo.config_path))
         runtime.run_once()
         runtime.close()
         for hold in (True, False) if streamed else (True,):
             seconds, rss_kib, before_kib = derive_in_child(demo, hold=hold)
+            peaks[hold] = rss_kib
             print(
                 f"{'full' if hold else 'streamed full'} derive of {size.tickets:,} tickets / "
                 f"{size.issues:,} issues: {seconds:.1f} s, peak RSS {rss_kib / 1024:.0f} MiB "
                 f"(before deriving: {before_kib / 1024:.0f} MiB)"
             )
+    return peaks
+
+
+def project(scales: list[int], peaks: list[dict[bool, int]], *, tickets_only: bool) -> None:
+    """From the smallest and largest scale: KiB a ticket, and the peak that puts at 1M tickets
+    (with 50k issues when `tickets_only`), against the target."""
+    small, large = size_of(scales[0]).tickets, size_of(scales[-1]).tickets
+    for hold in peaks[0]:
+        per_ticket = (peaks[-1][hold] - peaks[0][hold]) / (large - small)
+        at_target = (peaks[-1][hold] + per_ticket * (TARGET_TICKETS - large)) / 1024
+        print(
+            f"{'held' if hold else 'streamed'}: {per_ticket:.2f} KiB a ticket from {small:,} to "
+            f"{large:,} tickets; at 1M tickets{' / 50k issues' if tickets_only else ''} about "
+            f"{at_target:.0f} MiB, {at_target / DERIVE_TARGET_MIB:.2f}x the target "
+            f"({DERIVE_TARGET_MIB} MiB)"
+        )
 
 
 def derive_in_child(demo: Demo, *, hold: bool) -> tuple[float, int, int]:
@@ -262,7 +294,14 @@ def peak_plan(scale: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scales", type=int, nargs="*", default=[1, 10])
-    parser.add_argument("--peak", type=int, help="Also: peak RSS of a full derive at this scale.")
+    parser.add_argument(
+        "--peak",
+        type=int,
+        nargs="*",
+        default=[],
+        help="Also: peak RSS of a full derive at these scales (two or more: KiB a ticket and "
+        "the peak that puts at 1M tickets).",
+    )
     parser.add_argument(
         "--peak-plan",
         type=int,
@@ -273,6 +312,11 @@ def main() -> None:
         "--streamed",
         action="store_true",
         help="With --peak: then also the peak RSS of a streamed full derive (hold=False).",
+    )
+    parser.add_argument(
+        "--tickets-only",
+        action="store_true",
+        help="With --peak: only tickets and issues grow (20 tickets an issue).",
     )
     parser.add_argument(
         "--apply-first",
@@ -322,8 +366,11 @@ def main() -> None:
             f"{seconds['full_derive_plan_s'] / max(change, 1e-9):.1f}x, tickets "
             f"{seconds['full_derive_plan_s'] / max(tickets, 1e-9):.1f}x"
         )
-    if args.peak:
-        peak(args.peak, streamed=args.streamed)
+    peaks = [
+        peak(scale, streamed=args.streamed, tickets_only=args.tickets_only) for scale in args.peak
+    ]
+    if len(peaks) > 1:
+        project(args.peak, peaks, tickets_only=args.tickets_only)
     if args.peak_plan:
         peak_plan(args.peak_plan)
     print(
