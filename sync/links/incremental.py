@@ -14,6 +14,7 @@ across all issues, so with one declared any change derives everything.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -36,9 +37,8 @@ from pmsync.sync.links.world import (
     ref,
     split_ref,
 )
-from pmsync.sync.store.schema import links as links_table
 from pmsync.sync.store.schema import records
-from pmsync.sync.store.store import Store
+from pmsync.sync.store.store import Store, select_in
 
 VALUE_ONLY = ("account", "issue")  # entities whose non-linking changes derive incrementally
 TICKETS = "feedback"  # tickets: any change (edit, new, deleted) derives incrementally
@@ -137,33 +137,13 @@ def widen(store: Store, changed: Scope) -> Scope:
 
 
 def _tickets_linked(connection: sa.Connection, kind: str, targets: Iterable[str]) -> set[str]:
-    found: set[str] = set()
-    wanted = sorted(targets)
-    for start in range(0, len(wanted), 900):
-        found.update(
-            connection.execute(
-                sa.select(links_table.c.ticket_ref).where(
-                    links_table.c.kind == kind,
-                    links_table.c.target_ref.in_(wanted[start : start + 900]),
-                )
-            ).scalars()
-        )
-    return found
+    sql = "SELECT ticket_ref FROM links WHERE kind = {mark} AND target_ref IN ({keys})"
+    return {row[0] for row in select_in(connection, sql, (kind,), sorted(targets))}
 
 
 def _issues_of_tickets(connection: sa.Connection, tickets: Iterable[str]) -> set[str]:
-    found: set[str] = set()
-    wanted = sorted(tickets)
-    for start in range(0, len(wanted), 900):
-        found.update(
-            connection.execute(
-                sa.select(links_table.c.target_ref).where(
-                    links_table.c.kind == "ticket_issue",
-                    links_table.c.ticket_ref.in_(wanted[start : start + 900]),
-                )
-            ).scalars()
-        )
-    return found
+    sql = "SELECT target_ref FROM links WHERE kind = {mark} AND ticket_ref IN ({keys})"
+    return {row[0] for row in select_in(connection, sql, ("ticket_issue",), sorted(tickets))}
 
 
 def scoped_world(
@@ -231,28 +211,21 @@ def load_records(
     for value in refs:
         connector, key = split_ref(value)
         keys_by_connector.setdefault(connector, []).append(key)
-    picked = _picked(connection, fields)
-    column = records.c.unified if picked is None else picked
+    sql = (
+        f"SELECT key, entity, {_picked_sql(connection.dialect, tuple(fields))} FROM records "
+        "WHERE connector = {mark} AND stream = {mark} AND deleted_at IS NULL AND key IN ({keys})"
+    )
     for connector, stream in streams.get(entity, []):
         keys = sorted(keys_by_connector.get(connector, []))
-        for start in range(0, len(keys), 900):
-            query = sa.select(records.c.key, records.c.entity, column).where(
-                records.c.connector == connector,
-                records.c.stream == stream,
-                records.c.key.in_(keys[start : start + 900]),
-                records.c.deleted_at.is_(None),
-            )
-            for key, found, unified in connection.execute(query):
-                if found != entity:
-                    continue
-                loaded = orjson.loads(unified)
-                if isinstance(loaded, list):  # picked: values in `fields` order; null: absent
-                    loaded = {n: v for n, v in zip(fields, loaded, strict=True) if v is not None}
-                elif fields:  # the whole record came (see _picked): the same fields of it
-                    loaded = {n: loaded[n] for n in fields if loaded.get(n) is not None}
-                into[ref(connector, key)] = Entity(
-                    ref(connector, key), connector, stream, key, loaded
-                )
+        for key, found, unified in select_in(connection, sql, (connector, stream), keys):
+            if found != entity:
+                continue
+            loaded = orjson.loads(unified)
+            if isinstance(loaded, list):  # picked: values in `fields` order; null: absent
+                loaded = {n: v for n, v in zip(fields, loaded, strict=True) if v is not None}
+            elif fields:  # the whole record came (see _picked): the same fields of it
+                loaded = {n: loaded[n] for n in fields if loaded.get(n) is not None}
+            into[ref(connector, key)] = Entity(ref(connector, key), connector, stream, key, loaded)
 
 
 def requesters(store: Store, world: World, tickets: Iterable[Entity]) -> dict[str, Entity]:
@@ -274,14 +247,26 @@ def requesters(store: Store, world: World, tickets: Iterable[Entity]) -> dict[st
     return found
 
 
-def _picked(connection: sa.Connection, fields: Sequence[str]) -> sa.ColumnElement[Any] | None:
+@functools.lru_cache(maxsize=16)
+def _picked_sql(dialect: sa.Dialect, fields: tuple[str, ...]) -> str:
+    """The SQL of `_picked` on this dialect (the whole record, `unified`, when it picks none),
+    its field names written as literals: `load_records` runs plain SQL (`select_in`)."""
+    picked = _picked(dialect, fields)
+    if picked is None:
+        return "unified"
+    text = str(picked.compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
+    # psycopg reads a lone % as a placeholder; SQLite takes the text as it is.
+    return text.replace("%", "%%") if dialect.paramstyle != "qmark" else text
+
+
+def _picked(dialect: sa.Dialect, fields: Sequence[str]) -> sa.ColumnElement[Any] | None:
     """A JSON array of the record's `fields`, computed by the database; None: read it all."""
     if len(fields) < 2:  # SQLite's json_extract returns an array for two paths or more
         return None
-    if connection.dialect.name == "sqlite":
+    if dialect.name == "sqlite":
         paths = [f'$."{name}"' for name in fields]
         return sa.func.json_extract(records.c.unified, *paths)
-    if connection.dialect.name == "postgresql":
+    if dialect.name == "postgresql":
         # jsonb refuses a \u0000 escape anywhere in a document, even in a field not picked:
         # such a record comes whole (a JSON object, not an array) and is picked in Python.
         document = sa.cast(records.c.unified, JSONB)
@@ -292,27 +277,17 @@ def _picked(connection: sa.Connection, fields: Sequence[str]) -> sa.ColumnElemen
 
 
 def stored_links(connection: sa.Connection, tickets: set[str]) -> LinkResult:
+    """The stored links of `tickets`, read by the primary key (it leads with the kind)."""
     result = LinkResult()
     wanted = sorted(tickets)
-    for kind in ("ticket_account", "ticket_issue"):  # the primary key leads with the kind
-        for start in range(0, len(wanted), 900):
-            rows = connection.execute(
-                sa.select(
-                    links_table.c.kind,
-                    links_table.c.ticket_ref,
-                    links_table.c.target_ref,
-                    links_table.c.rule,
-                ).where(
-                    links_table.c.kind == kind,
-                    links_table.c.ticket_ref.in_(wanted[start : start + 900]),
-                )
-            )
-            for row in rows:
-                link = Link(row.kind, row.ticket_ref, row.target_ref, row.rule)
-                if row.kind == "ticket_account":
-                    result.account_of[row.ticket_ref] = link
-                else:
-                    result.issues_of.setdefault(row.ticket_ref, {})[row.target_ref] = link
+    sql = (
+        "SELECT ticket_ref, target_ref, rule FROM links "
+        "WHERE kind = {mark} AND ticket_ref IN ({keys})"
+    )
+    for ticket, target, rule in select_in(connection, sql, ("ticket_account",), wanted):
+        result.account_of[ticket] = Link("ticket_account", ticket, target, rule)
+    for ticket, target, rule in select_in(connection, sql, ("ticket_issue",), wanted):
+        result.issues_of.setdefault(ticket, {})[target] = Link("ticket_issue", ticket, target, rule)
     return result
 
 

@@ -434,6 +434,32 @@ class _Raw:
             cursor.close()
 
 
+def select_in(
+    connection: Connection,
+    sql: str,
+    params: Sequence[Any],
+    keys: Sequence[Any],
+    *,
+    chunk: int = 900,
+) -> Iterator[Sequence[Any]]:
+    """The rows of `sql` for `keys`, a chunk of keys at a time (a bound parameter each, under
+    SQLite's limit), read through the connection's own DBAPI connection as plain tuples.
+
+    `sql` is SQL both databases run, with `{mark}` for each of `params` (bound first) and
+    `{keys}` where the chunk's placeholders go. SQLAlchemy's expanding IN renders a bind
+    parameter per key at every execution and makes a Row of each result: reading the stored
+    links of 4,300 tickets took 0.12 s through it and 0.05 s so. The reads share one
+    transaction (one snapshot), as SQLAlchemy's own would."""
+    if not connection.in_transaction():
+        connection.begin()  # SQLite's driver begins none itself (see _sqlite_begin)
+    raw = _Raw(connection)
+    statement = sql.replace("{mark}", raw.mark)
+    for start in range(0, len(keys), chunk):
+        part = keys[start : start + chunk]
+        text = statement.replace("{keys}", ", ".join([raw.mark] * len(part)))
+        yield from raw.fetchall(text, (*params, *part))
+
+
 _INSERT_COLUMNS = (
     "connector, stream, key, entity, raw, unified, content_hash, "
     "first_seen_at, last_seen_at, deleted_at"

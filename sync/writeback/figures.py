@@ -4,6 +4,7 @@ request counts on accounts. Computed from the derived links; knows no API."""
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Collection
 from typing import Any
 
 from pmsync.sync.links.derive import Derived
@@ -32,10 +33,15 @@ def issue_status_text(issue: Entity) -> str:
     return text
 
 
-def ticket_figures(derived: Derived) -> dict[str, tuple[dict[str, Any], bool]]:
-    """ticket ref -> (figures of the issues it is linked to, whether it has none)."""
+def ticket_figures(
+    derived: Derived, only: Collection[str] | None = None
+) -> dict[str, tuple[dict[str, Any], bool]]:
+    """ticket ref -> (figures of the issues it is linked to, whether it has none); `only`:
+    of these tickets alone."""
     result = {}
-    for ticket_ref in derived.world.tickets:
+    for ticket_ref in derived.world.tickets if only is None else only:
+        if ticket_ref not in derived.world.tickets:
+            continue
         issues = [
             derived.world.issues[i]
             for i in derived.links.issues_of.get(ticket_ref, {})
@@ -53,15 +59,20 @@ def ticket_figures(derived: Derived) -> dict[str, tuple[dict[str, Any], bool]]:
     return result
 
 
-def account_figures(derived: Derived) -> dict[str, tuple[dict[str, Any], bool]]:
-    """account ref -> (its tickets, open tickets and the issues they ask for)."""
+def account_figures(
+    derived: Derived, only: Collection[str] | None = None
+) -> dict[str, tuple[dict[str, Any], bool]]:
+    """account ref -> (its tickets, open tickets and the issues they ask for); `only`: of
+    these accounts alone."""
     tickets: dict[str, list[Entity]] = defaultdict(list)
     for ticket_ref, link in derived.links.account_of.items():
         ticket = derived.world.tickets.get(ticket_ref)
-        if ticket is not None:
+        if ticket is not None and (only is None or link.target in only):
             tickets[link.target].append(ticket)
     result = {}
-    for account_ref in derived.world.accounts:
+    for account_ref in derived.world.accounts if only is None else only:
+        if account_ref not in derived.world.accounts:
+            continue
         asked = tickets.get(account_ref, [])
         issue_refs = {i for t in asked for i in derived.links.issues_of.get(t.ref, {})}
         keys = sorted(
@@ -84,11 +95,18 @@ def account_figures(derived: Derived) -> dict[str, tuple[dict[str, Any], bool]]:
 def figures_for(
     derived: Derived, target: str, rollup: str
 ) -> dict[str, tuple[dict[str, Any], bool]]:
+    """The figures of the targets of a kind that a plan of `derived` plans (`targets_of`).
+
+    Of a scoped derivation, those of its scope only: its World also holds the other tickets
+    and accounts of the issues in scope (a rollup reads every ticket of its issue), whose
+    figures it cannot tell whole and no plan reads; after 1% of the accounts changed at 10x
+    the demo, some 6,000 tickets and 1,500 accounts for 30 targets."""
+    only = None if derived.scope is None else targets_of(derived, target)
     if target == "issue":
         return issue_figures(derived, rollup)
     if target == "ticket":
-        return ticket_figures(derived)
-    return account_figures(derived)
+        return ticket_figures(derived, only)
+    return account_figures(derived, only)
 
 
 def targets_of(derived: Derived, target: str) -> dict[str, Entity]:
