@@ -19,6 +19,7 @@ Nothing here knows pmsync; the rules are re-implemented from their documented me
 
 from __future__ import annotations
 
+import itertools
 import random
 import re
 from collections import defaultdict
@@ -600,8 +601,8 @@ def _person(rng: random.Random, n: int) -> tuple[str, str, str]:
 
 def _contacts(company: Company, rng: random.Random) -> None:
     accounts = company.accounts
-    weights = [_segment_weight(a) for a in accounts]
-    chosen = [rng.choices(accounts, weights=weights)[0] for _ in range(company.size.contacts)]
+    weights = list(itertools.accumulate(_segment_weight(a) for a in accounts))
+    chosen = [rng.choices(accounts, cum_weights=weights)[0] for _ in range(company.size.contacts)]
     for n, account in enumerate(chosen, start=1):
         first, last, handle = _person(rng, n)
         domain = rng.choice(FREE_MAIL) if rng.random() < 0.05 else account.domain
@@ -676,7 +677,7 @@ def _requesters(company: Company, rng: random.Random) -> None:
     for pool in contacts.values():
         rng.shuffle(pool)
     accounts = company.accounts
-    weights = [_segment_weight(a) for a in accounts]
+    weights = list(itertools.accumulate(_segment_weight(a) for a in accounts))
     used: set[str] = set()  # Zendesk e-mails are unique; a duplicate contact is used once
     for n in range(1, company.size.users + 1):
         user_id = USER_ID_BASE + n
@@ -687,7 +688,7 @@ def _requesters(company: Company, rng: random.Random) -> None:
             stranger = Requester(user_id, f"{first} {last}", email, None, None, weight=2.0)
             company.requesters.append(stranger)
             continue
-        account = rng.choices(accounts, weights=weights)[0]
+        account = rng.choices(accounts, cum_weights=weights)[0]
         pool = [c for c in contacts.get(account.id, []) if c.email.lower() not in used]
         if pool and rng.random() < 0.4:
             contact = pool[-1]
@@ -798,16 +799,18 @@ def _issue(rng: random.Random, project: str, area: str, number: int, age_days: f
 def _tickets(company: Company, rng: random.Random, weights: dict[str, float]) -> None:
     mess = company.mess
     by_id = {i.id: i for i in company.issues}
+    # Cumulative weights, summed once: `choices` would sum the weights again on every call,
+    # which made a company of a million tickets take hours (the same draws either way).
     facing = list(weights)
-    issue_weights = list(weights.values())
+    issue_weights = list(itertools.accumulate(weights.values()))
     requesters = company.requesters
-    requester_weights = [r.weight for r in requesters]
+    requester_weights = list(itertools.accumulate(r.weight for r in requesters))
     for n in range(1, company.size.tickets + 1):
-        requester = rng.choices(requesters, weights=requester_weights)[0]
+        requester = rng.choices(requesters, cum_weights=requester_weights)[0]
         asked: list[Issue] = []
         if rng.random() < mess.link_share:
             count = 2 if rng.random() < 0.1 else 1
-            for issue_id in rng.choices(facing, weights=issue_weights, k=count):
+            for issue_id in rng.choices(facing, cum_weights=issue_weights, k=count):
                 if by_id[issue_id] not in asked:
                     asked.append(by_id[issue_id])
         ticket = _ticket(rng, n, requester, asked[0].area if asked else None)
