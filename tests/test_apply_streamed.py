@@ -102,3 +102,20 @@ def test_apply_is_held_back_by_the_guard_over_every_chunk_until_confirmed(demo: 
     assert confirmed.exit_code == 0, confirmed.output
     applied = json.loads(confirmed.stdout)["applied"]
     assert writes(applied) == writes([w.as_dict() for w in expected.writes])
+
+
+def test_with_a_weighted_score_apply_derives_the_whole_world_held(demo: Demo) -> None:
+    """A weighted score normalises across every issue, which no chunk holds: as the daemon,
+    the command then derives and plans the whole World, and applies the same writes."""
+    (demo.mappings_dir / "weighed_score.toml").write_text(
+        '[score.weighed]\nmethod = "weighted"\nrollup = "customer_demand"\n'
+        "[score.weighed.inputs]\n"
+        'revenue = { figure = "arr", weight = 2 }\nasks = { figure = "tickets", weight = 1 }\n'
+    )
+    expected = synced_and_planned(demo)
+    result, logs = apply(demo)
+    assert result.exit_code == 0, result.output
+    applied = json.loads(result.stdout)["applied"]
+    assert writes(applied) == writes([w.as_dict() for w in expected.writes])
+    assert [e["mode"] for e in logs if e["event"] == "derived"] == ["held"]
+    assert not [e for e in logs if e["event"] == "planned_in_chunks"]
