@@ -49,7 +49,7 @@ if TYPE_CHECKING:  # loaded where used: `status` needs no engine, links, write-b
     from pmsync.sync.mapping.compiler import CompiledStream
     from pmsync.sync.store.store import Store
     from pmsync.sync.writeback.apply import ApplyResult
-    from pmsync.sync.writeback.plan import Plan
+    from pmsync.sync.writeback.plan import GuardTrip, Plan
 
 ENTITY_TARGETS = {"issue": "issue", "feedback": "ticket", "account": "account"}
 
@@ -578,6 +578,82 @@ class Runtime:
                 return chunked, seqs
         derived = self._scoped_view(latest, scope) or self._full_view(should_stop)
         return self.plan(derived=derived, only_connector=connector), seqs
+
+    def plan_every_target(
+        self,
+        *,
+        should_stop: Callable[[], bool] | None = None,
+        chunk_weight: int | None = None,
+    ) -> Plan:
+        """`plan()` without holding the World, for `pmsync apply`: the same writes, kept
+        writes, guard trips and loop closures, derived and planned the daemon's way.
+
+        The derivation is incremental when nothing asks for a full one, and a full one is
+        streamed; then every connector some write-back writes to plans every target a chunk
+        at a time (`plan_in_chunks`). A weighted score needs every issue's figures at once:
+        then, or when no full derivation kept the inputs chunks read, the plan is of the whole
+        World, held, as the daemon falls back (`_full_view`). At 1M tickets the held World
+        alone was about 2.3 GB; the target is 500 MiB."""
+        with bulk_allocation(one_arena=False):  # see `collector_aside` in sync/links/derive.py
+            return self._plan_every_target(should_stop, chunk_weight)
+
+    def _plan_every_target(
+        self, should_stop: Callable[[], bool] | None, chunk_weight: int | None
+    ) -> Plan:
+        from pmsync.sync.links.score_models import normalises_across_issues
+
+        whole = normalises_across_issues(self.mappings.score_specs())
+        self.derive(incremental=True, should_stop=should_stop, hold=whole)
+        parts = None if whole else self._chunked_plans(should_stop, chunk_weight)
+        if parts is not None:
+            return self._merged(parts)
+        return self.plan(derived=self._full_view(should_stop))
+
+    def _chunked_plans(
+        self, should_stop: Callable[[], bool] | None, chunk_weight: int | None
+    ) -> list[Plan] | None:
+        """Each written connector's plan of every target, in chunks; None: no full
+        derivation kept the inputs chunks read. Unknown fields are reported together, once
+        each (a write-back to two connectors resolves its fields in both plans), as
+        `build_plan` reports them."""
+        parts: list[Plan] = []
+        problems: dict[Problem, None] = {}
+        for name in self._writers():
+            try:
+                chunked = self.plan_in_chunks(
+                    name, chunk_weight=chunk_weight, should_stop=should_stop
+                )
+            except ConfigError as exc:
+                problems.update(dict.fromkeys(exc.problems))
+                continue
+            if chunked is None:
+                return None
+            parts.append(chunked)
+        ConfigError.collect(problems)
+        return parts
+
+    def _merged(self, parts: Sequence[Plan]) -> Plan:
+        """One plan of the connectors' plans (each holds only its own writes and loops, and
+        the guard trips of the write-backs that write to it: a write-back writing to two
+        connectors trips in both, with the same tally). Trips are in declaration order, as
+        `build_plan` has them."""
+        from pmsync.sync.writeback.plan import Plan
+
+        plan = Plan(uuid.uuid4().hex[:16])
+        trips: dict[str, GuardTrip] = {}
+        for part in parts:
+            plan.writes.extend(part.writes)
+            plan.kept.extend(part.kept)
+            plan.loops.extend(part.loops)
+            trips.update({trip.writeback: trip for trip in part.guard})
+        order = {name: index for index, name in enumerate(self.mappings.writebacks)}
+
+        def declared(writeback: str) -> int:
+            return order.get(writeback, len(order))  # loop closures come last
+
+        plan.writes.sort(key=lambda w: declared(w.writeback))  # stable: by connector within
+        plan.guard = sorted(trips.values(), key=lambda t: declared(t.writeback))
+        return plan
 
     def _dirty_targets(self, connector: str) -> tuple[list[int], Scope | None]:
         from pmsync.sync.links.changes import dirty_targets

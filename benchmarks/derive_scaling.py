@@ -26,6 +26,7 @@ from the whole World and a chunk of targets at a time. Run:
     python benchmarks/derive_scaling.py --scales --peak 10 50 --streamed --tickets-only
         # only tickets and issues grow (1M tickets / 50k issues is scale 333): KiB a ticket
     python benchmarks/derive_scaling.py --scales --peak-plan 30  # whole vs chunked planning
+    python benchmarks/derive_scaling.py --scales --peak-apply 30  # `pmsync apply`, before/after
 """
 
 from __future__ import annotations
@@ -291,6 +292,53 @@ def peak_plan(scale: int) -> None:
             )
 
 
+# `pmsync apply` itself, held back by a guard that every change trips (so it derives and plans
+# every target and writes nothing: thousands of writes against the simulators' rate limits take
+# minutes and are not what is measured). "held" is the command as it was before it planned in
+# chunks: `Runtime.plan()` of one derivation of the whole World.
+APPLY_CODE = """
+import sys, time
+from pmsync.app.cli import cli
+from pmsync.app.runtime import Runtime
+
+if sys.argv[2] == "held":
+    Runtime.plan_every_target = lambda self, **_: self.plan()
+hwm = lambda: [x.split()[1] for x in open("/proc/self/status") if "VmHWM" in x][0]
+before, started = hwm(), time.perf_counter()
+try:
+    cli.main(["-c", sys.argv[1], "apply", "--json"], standalone_mode=False)
+    code = 0
+except SystemExit as exc:
+    code = exc.code
+except Exception as exc:
+    code = type(exc).__name__
+print(time.perf_counter() - started, hwm(), before, code)
+"""
+
+
+def peak_apply(scale: int) -> None:
+    """Sync a company of `scale`, then report the peak RSS and time of `pmsync apply` (held
+    back by the guard), streamed (the store's first derivation, so a full one) then held, each
+    in a new process."""
+    size = size_of(scale)
+    with tempfile.TemporaryDirectory() as tmp, launch(Path(tmp), size=size, pendo=False) as demo:
+        text = demo.config_path.read_text()
+        demo.config_path.write_text(
+            text.replace("max_change_share = 1.0", "max_change_share = 0.000001")
+        )
+        runtime = Runtime.load(str(demo.config_path))
+        runtime.run_once()
+        runtime.close()
+        for way in ("streamed", "held"):
+            seconds, rss_kib, before_kib, code = in_fresh_process(demo, APPLY_CODE, way)
+            print(
+                f"pmsync apply ({way}, held back by the guard) of {size.tickets:,} tickets / "
+                f"{size.issues:,} issues: {float(seconds):.1f} s, peak RSS "
+                f"{int(rss_kib) / 1024:.0f} MiB (at start: {int(before_kib) / 1024:.0f} MiB), "
+                f"exit {code}"
+            )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scales", type=int, nargs="*", default=[1, 10])
@@ -307,6 +355,12 @@ def main() -> None:
         type=int,
         help="Also: peak RSS of planning every target after a full derive at this scale, "
         "from the whole World and chunk by chunk.",
+    )
+    parser.add_argument(
+        "--peak-apply",
+        type=int,
+        help="Also: peak RSS of `pmsync apply` at this scale (held back by the guard: it derives "
+        "and plans everything, writes nothing), the daemon's way and holding the whole World.",
     )
     parser.add_argument(
         "--streamed",
@@ -373,6 +427,8 @@ def main() -> None:
         project(args.peak, peaks, tickets_only=args.tickets_only)
     if args.peak_plan:
         peak_plan(args.peak_plan)
+    if args.peak_apply:
+        peak_apply(args.peak_apply)
     print(
         f"(this process: peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024} MiB)"
     )

@@ -103,7 +103,8 @@ def apply_command(ctx: Context, confirm: bool, as_json: bool) -> None:
     runtime = ctx.runtime(create_store=True)
     try:
         with runtime.writeback_lock():
-            plan = runtime.plan()
+            # Planned as the daemon plans, a chunk of targets at a time: never the whole World.
+            plan = runtime.plan_every_target()
             result = runtime.apply(plan, confirm=confirm)
     finally:
         runtime.close()

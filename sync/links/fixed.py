@@ -24,7 +24,6 @@ from pmsync.sync.links.pipeline import compute_pipeline
 from pmsync.sync.links.rollups import Currencies, usage_by_account
 from pmsync.sync.links.surveys import NPS, LatestScore, latest_scores
 from pmsync.sync.links.world import World
-from pmsync.sync.store.store import dumps
 
 
 @dataclass
@@ -36,8 +35,12 @@ class FixedInputs:
     nps: dict[str, LatestScore] | None  # account ref -> latest NPS answer
 
     def dumps(self) -> str:
+        """JSON in the figures' own key order (not the store's sorted one): the pipeline
+        figures read back become issue properties, which then list their keys as a derivation
+        of the whole World does (`pmsync plan` against `apply`, which plans from these)."""
         nps = None if self.nps is None else {k: asdict(v) for k, v in self.nps.items()}
-        return dumps({"usage": self.usage, "pipeline": self.pipeline, "nps": nps})
+        document = {"usage": self.usage, "pipeline": self.pipeline, "nps": nps}
+        return orjson.dumps(document, option=orjson.OPT_NON_STR_KEYS).decode()
 
     @classmethod
     def loads(cls, text: str) -> FixedInputs:
