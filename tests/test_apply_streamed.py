@@ -22,24 +22,18 @@ from click.testing import CliRunner, Result
 
 from pmsync.app.cli import cli
 from pmsync.app.runtime import Runtime
-from pmsync.simulators.demo import Demo, launch
+from pmsync.simulators.demo import Demo
 from pmsync.sync.store.store import dumps
 from pmsync.sync.writeback.plan import Plan
 
-from .test_plan_chunks import SIZE, WRITERS, declare_ticket_writeback, guard
+from .test_plan_chunks import WRITERS, demo_with_ticket_writeback, guard
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
 def demo(tmp_path: Path, store_url: str) -> Iterator[Demo]:
-    """The demo company with a ticket write-back, its store at `store_url`, synced once."""
-    with launch(tmp_path / "demo", size=SIZE, pendo=False) as running:
-        text = running.config_path.read_text()
-        running.config_path.write_text(
-            re.sub(r'(?m)^url = "sqlite:///[^"]*"', f'url = "{store_url}"', text, count=1)
-        )
-        declare_ticket_writeback(running)
+    with demo_with_ticket_writeback(tmp_path, store_url) as running:
         yield running
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -35,15 +36,22 @@ WEIGHT = 40  # targets plus their tickets per chunk: a few issues or accounts, 4
 WRITERS = ("jira", "salesforce", "zendesk")
 
 
-@pytest.fixture
-def demo(tmp_path: Path, store_url: str) -> Iterator[Demo]:
-    """The demo company, its pmsync store at `store_url` (SQLite or PostgreSQL)."""
+@contextmanager
+def demo_with_ticket_writeback(tmp_path: Path, store_url: str) -> Iterator[Demo]:
+    """The demo company with a ticket write-back, its pmsync store at `store_url` (SQLite or
+    PostgreSQL)."""
     with launch(tmp_path / "demo", size=SIZE, pendo=False) as running:
         text = running.config_path.read_text()
         running.config_path.write_text(
             re.sub(r'(?m)^url = "sqlite:///[^"]*"', f'url = "{store_url}"', text, count=1)
         )
         declare_ticket_writeback(running)
+        yield running
+
+
+@pytest.fixture
+def demo(tmp_path: Path, store_url: str) -> Iterator[Demo]:
+    with demo_with_ticket_writeback(tmp_path, store_url) as running:
         yield running
 
 
