@@ -69,7 +69,9 @@ class SpilledLinks:
         ):
             kept = {name: fields[name] for name in ISSUE_LINK_FIELDS if name in fields}
             ticket = ref(connector, str(fields.get("ticket_id")))
-            rows.append((ref(connector, key), seq, ticket, connector, stream, key, _dumps(kept)))
+            rows.append(
+                (ref(connector, key), seq, ticket, connector, stream, key, orjson.dumps(kept))
+            )
             if len(rows) >= batch:
                 spilled._add(rows)
                 rows = []
@@ -113,10 +115,6 @@ class SpilledLinks:
 
     def __exit__(self, *_exc: object) -> None:
         self.close()
-
-
-def _dumps(fields: dict[str, object]) -> bytes:
-    return orjson.dumps(fields)
 
 
 def _entity(link_ref: str, connector: str, stream: str, key: str, fields: bytes) -> Entity:
