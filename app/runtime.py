@@ -46,6 +46,7 @@ if TYPE_CHECKING:  # loaded where used: `status` needs no engine, links, write-b
     from pmsync.sync.links.changes import Scope
     from pmsync.sync.links.derive import Derived
     from pmsync.sync.links.models import WritebackSpec
+    from pmsync.sync.links.report import Section
     from pmsync.sync.mapping.compiler import CompiledStream
     from pmsync.sync.store.store import Store
     from pmsync.sync.writeback.apply import ApplyResult
@@ -608,6 +609,15 @@ class Runtime:
         if parts is not None:
             return self._merged(parts)
         return self.plan(derived=self._full_view(should_stop))
+
+    def empty_scores(self) -> Section:
+        """The declared scores left empty on issues in their scope, and the inputs they miss,
+        as the last persisted derivation computed them (`stored_empty_scores`): for every
+        issue of the World, read from the stored rollups without holding it."""
+        from pmsync.sync.links.report import stored_empty_scores
+
+        declared = list(self.mappings.rollups) or ["customer_demand"]
+        return stored_empty_scores(self.store, self.mappings.score_specs(), declared)
 
     def _chunked_plans(
         self, should_stop: Callable[[], bool] | None, chunk_weight: int | None

@@ -27,11 +27,13 @@ from the whole World and a chunk of targets at a time. Run:
         # only tickets and issues grow (1M tickets / 50k issues is scale 333): KiB a ticket
     python benchmarks/derive_scaling.py --scales --peak-plan 30  # whole vs chunked planning
     python benchmarks/derive_scaling.py --scales --peak-apply 30  # `pmsync apply`, before/after
+    python benchmarks/derive_scaling.py --scales --peak-plan-command 30  # `pmsync plan`, same
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import resource
 import subprocess
@@ -339,6 +341,50 @@ def peak_apply(scale: int) -> None:
             )
 
 
+# `pmsync plan --json` itself, its JSON written to the file named by the third argument (read
+# back by `peak_plan_command`). "held" is the command as it was before it planned in chunks:
+# `Runtime.plan()` of one derivation of the whole World, whose scores left empty it listed
+# (`derive()` returns the derivation `plan()` made, kept by the runtime).
+PLAN_COMMAND_CODE = """
+import contextlib, sys, time
+from pmsync.app.cli import cli
+from pmsync.app.runtime import Runtime
+from pmsync.sync.links.report import empty_scores
+
+if sys.argv[2] == "held":
+    Runtime.plan_every_target = lambda self, **_: self.plan()
+    Runtime.empty_scores = lambda self: empty_scores(self.derive())
+hwm = lambda: [x.split()[1] for x in open("/proc/self/status") if "VmHWM" in x][0]
+before, started = hwm(), time.perf_counter()
+with open(sys.argv[3], "w") as shown, contextlib.redirect_stdout(shown):
+    cli.main(["-c", sys.argv[1], "plan", "--json"], standalone_mode=False)
+print(time.perf_counter() - started, hwm(), before)
+"""
+
+
+def peak_plan_command(scale: int) -> None:
+    """Sync a company of `scale`, then report the peak RSS and time of `pmsync plan --json`,
+    streamed (the store's first derivation, so a full one) then held, each in a new process,
+    with how many writes and empty scores each showed (the same: the same plan)."""
+    size = size_of(scale)
+    with tempfile.TemporaryDirectory() as tmp, launch(Path(tmp), size=size, pendo=False) as demo:
+        runtime = Runtime.load(str(demo.config_path))
+        runtime.run_once()
+        runtime.close()
+        for way in ("streamed", "held"):
+            output = Path(tmp) / f"plan-{way}.json"
+            seconds, rss_kib, before_kib = in_fresh_process(
+                demo, PLAN_COMMAND_CODE, way, str(output)
+            )
+            shown = json.loads(output.read_text())
+            print(
+                f"pmsync plan --json ({way}) of {size.tickets:,} tickets / {size.issues:,} "
+                f"issues: {float(seconds):.1f} s, peak RSS {int(rss_kib) / 1024:.0f} MiB "
+                f"(at start: {int(before_kib) / 1024:.0f} MiB), {len(shown['writes']):,} "
+                f"writes, {len(shown['empty_scores']):,} empty scores"
+            )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scales", type=int, nargs="*", default=[1, 10])
@@ -361,6 +407,12 @@ def main() -> None:
         type=int,
         help="Also: peak RSS of `pmsync apply` at this scale (held back by the guard: it derives "
         "and plans everything, writes nothing), the daemon's way and holding the whole World.",
+    )
+    parser.add_argument(
+        "--peak-plan-command",
+        type=int,
+        help="Also: peak RSS of `pmsync plan --json` at this scale, the daemon's way and "
+        "holding the whole World.",
     )
     parser.add_argument(
         "--streamed",
@@ -429,6 +481,8 @@ def main() -> None:
         peak_plan(args.peak_plan)
     if args.peak_apply:
         peak_apply(args.peak_apply)
+    if args.peak_plan_command:
+        peak_plan_command(args.peak_plan_command)
     print(
         f"(this process: peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024} MiB)"
     )

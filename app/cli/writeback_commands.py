@@ -18,15 +18,15 @@ from .output import emit_json, out
 @handle_errors
 def plan_command(ctx: Context, as_json: bool) -> None:
     """Every write-back that would happen (target, field, old -> new); writes nothing."""
-    from pmsync.sync.links.report import empty_scores
-
     runtime = ctx.runtime()
     try:
-        derived = runtime.derive()
-        plan = runtime.plan(derived=derived)
+        # Derived and planned as `pmsync apply` (and the daemon) do, a chunk of targets at a
+        # time: the plan shown is the one apply performs, and the whole World is held only
+        # when a weighted score needs every issue at once.
+        plan = runtime.plan_every_target()
+        empty = runtime.empty_scores()  # from the stored rollups of every issue
     finally:
         runtime.close()
-    empty = empty_scores(derived)
     if as_json:
         emit_json(
             {

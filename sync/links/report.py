@@ -5,11 +5,18 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+import sqlalchemy as sa
+
 from pmsync.sync.links.derive import Derived
+from pmsync.sync.links.score_models import ScoreSpec
 from pmsync.sync.links.world import Entity
+from pmsync.sync.store.schema import rollups as rollups_table
+from pmsync.sync.store.store import Store
 
 
 @dataclass(frozen=True)
@@ -210,6 +217,42 @@ def empty_scores(derived: Derived) -> Section:
             if result.in_scope and result.value is None:
                 issue = derived.world.issues[issue_ref]
                 rows.append((str(issue.get("key", issue.key)), name, "; ".join(result.missing)))
+    return _empty_scores_section(rows)
+
+
+def stored_empty_scores(
+    store: Store, scores: Mapping[str, ScoreSpec], rollups: Collection[str]
+) -> Section:
+    """`empty_scores` of the last persisted derivation, read from the stored rollups: what
+    `pmsync plan` lists without holding the World (a streamed derivation holds no score).
+
+    A derivation stores every issue's rollup with its scores' provenance (`voices.py`): an
+    issue in a score's scope has the score under `scores`, its value null when an input is
+    missing, and the inputs it misses. `rollups`: the declared rollups (a score of another
+    rollup is computed by none); rows are read a batch at a time."""
+    wanted: dict[str, list[str]] = defaultdict(list)
+    for name, spec in scores.items():
+        if spec.rollup in rollups:
+            wanted[spec.rollup].append(name)
+    if not wanted:
+        return _empty_scores_section([])
+    query = sa.select(rollups_table.c.name, rollups_table.c.issue_key, rollups_table.c.value).where(
+        rollups_table.c.name.in_(sorted(wanted))
+    )
+    rows = []
+    with store.engine.connect() as connection:
+        for rollup, issue_key, value in connection.execution_options(yield_per=1000).execute(query):
+            if '"scores"' not in value:  # no score has this issue in its scope
+                continue
+            provenance = orjson.loads(value).get("scores", {})
+            for name in wanted[rollup]:
+                score = provenance.get(name)
+                if score is not None and score.get("value") is None:
+                    rows.append((issue_key, name, "; ".join(score.get("missing", []))))
+    return _empty_scores_section(rows)
+
+
+def _empty_scores_section(rows: list[tuple[Any, ...]]) -> Section:
     rows.sort(key=lambda r: (r[1], r[0]))
     return Section(
         "empty_scores",
