@@ -614,9 +614,10 @@ class Runtime:
         """The declared scores left empty on issues in their scope, and the inputs they miss,
         as the last persisted derivation computed them (`stored_empty_scores`): for every
         issue of the World, read from the stored rollups without holding it."""
+        from pmsync.sync.links.models import DEFAULT_ROLLUPS
         from pmsync.sync.links.report import stored_empty_scores
 
-        declared = list(self.mappings.rollups) or ["customer_demand"]
+        declared = list(self.mappings.rollups) or list(DEFAULT_ROLLUPS)
         return stored_empty_scores(self.store, self.mappings.score_specs(), declared)
 
     def _chunked_plans(

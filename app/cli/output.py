@@ -19,7 +19,9 @@ err = Console(stderr=True, highlight=False, soft_wrap=True, markup=False)
 
 
 def emit_json(data: Any) -> None:
-    click.echo(orjson.dumps(data, option=orjson.OPT_INDENT_2, default=str).decode())
+    """Print `data` as indented JSON. orjson's bytes go out as they are: decoding a large plan's
+    JSON (tens of MiB) would hold a second copy of it."""
+    click.echo(orjson.dumps(data, option=orjson.OPT_INDENT_2, default=str))
 
 
 def shown(value: Any) -> str:
