@@ -109,9 +109,7 @@ def fill(store: Store) -> None:
 
 
 def derived(store: Store, *, hold: bool) -> Derived:
-    return derive(
-        store, LinkSettings(), OVERRIDES, SPECS, CURRENCY, hold=hold, streaming=TINY
-    )
+    return derive(store, LinkSettings(), OVERRIDES, SPECS, CURRENCY, hold=hold, streaming=TINY)
 
 
 def tables(store: Store) -> tuple[set[tuple[Any, ...]], set[tuple[Any, ...]]]:

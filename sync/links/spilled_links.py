@@ -57,6 +57,7 @@ class SpilledLinks:
         # "": a private on-disk database, created in $SQLITE_TMPDIR, $TMPDIR, /var/tmp or /tmp
         # once its pages outgrow the cache, and deleted when it is closed.
         self._db = sqlite3.connect("")
+        self._db.execute("PRAGMA cache_size = -512")
         self._db.execute(_SCHEMA)
 
     @classmethod

@@ -16,6 +16,7 @@ from __future__ import annotations
 import sqlite3
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
 
 import orjson
 
@@ -69,7 +70,7 @@ _UPSERT_ORGANIZATION = """
 INSERT OR REPLACE INTO organization (ref, connector, stream, key, fields) VALUES (?, ?, ?, ?, ?)
 """
 
-_Row = tuple[str, ...]
+_Row = tuple[Any, ...]
 _Write = tuple[str, tuple[object, ...]]
 
 
@@ -83,6 +84,7 @@ class SpilledPeople:
         # "": a private on-disk database, created in $SQLITE_TMPDIR, $TMPDIR, /var/tmp or /tmp
         # once its pages outgrow the cache, and deleted when it is closed.
         self._db = sqlite3.connect("")
+        self._db.execute("PRAGMA cache_size = -512")
         for statement in _SCHEMA:
             self._db.execute(statement)
         self.person_streams: list[tuple[str, str]] = []
@@ -135,14 +137,14 @@ class SpilledPeople:
         found: dict[str, list[Entity]] = defaultdict(list)
         query = "SELECT email, ref, connector, stream, key, fields FROM contact WHERE email IN "
         for email, *contact in self._select(query, sorted(set(emails))):
-            found[email].append(_entity(*contact, CONTACT_FIELDS))
+            found[email].append(_entity(contact, CONTACT_FIELDS))
         return found
 
     def organizations(self, refs: Iterable[str]) -> dict[str, Entity]:
         """The organizations of `refs`, by ref."""
         query = "SELECT ref, connector, stream, key, fields FROM organization WHERE ref IN "
         return {
-            row[0]: _entity(*row, ORGANIZATION_FIELDS)
+            row[0]: _entity(row, ORGANIZATION_FIELDS)
             for row in self._select(query, sorted(set(refs)))
         }
 
@@ -207,7 +209,7 @@ def _runs(
     pending: list[_Write],
 ) -> Iterator[tuple[str, list[tuple[object, ...]]]]:
     """Consecutive writes of one statement, grouped (their order kept)."""
-    statement, rows = "", []
+    statement, rows = "", list[tuple[object, ...]]()
     for next_statement, row in pending:
         if next_statement != statement and rows:
             yield statement, rows
@@ -222,7 +224,7 @@ def _kept(fields: dict[str, object], names: tuple[str, ...]) -> bytes:
     return orjson.dumps({name: fields[name] for name in names if name in fields})
 
 
-def _entity(
-    record_ref: str, connector: str, stream: str, key: str, fields: bytes, names: tuple[str, ...]
-) -> Entity:
+def _entity(row: Sequence[Any], names: tuple[str, ...]) -> Entity:
+    """A row (ref, connector, stream, key, fields) as the slim record a World would hold."""
+    record_ref, connector, stream, key, fields = row
     return Entity(record_ref, connector, stream, key, orjson.loads(fields)).slim(names)

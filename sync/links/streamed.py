@@ -42,7 +42,7 @@ class Streaming:
 
     tickets: int = 2000
     issues: int = 1000
-    linked: int = 5000
+    linked: int = 2500
     refs: int = 2000
 
 
