@@ -84,6 +84,8 @@ class SpilledPeople:
         # "": a private on-disk database, created in $SQLITE_TMPDIR, $TMPDIR, /var/tmp or /tmp
         # once its pages outgrow the cache, and deleted when it is closed.
         self._db = sqlite3.connect("")
+        # A batch reads a few rows by index: a page cache of 512 KiB (not SQLite's 2 MiB) is
+        # enough, and is memory held for the whole derivation.
         self._db.execute("PRAGMA cache_size = -512")
         for statement in _SCHEMA:
             self._db.execute(statement)
