@@ -440,8 +440,18 @@ def _link_streamed(connection: sa.Connection, linking: _Linking, size: int) -> L
         del latest, result, tickets
         let_go()
     _forget_linking_inputs(linking.world)
-    linking.world.organizations, linking.world.contacts_by_email = {}, defaultdict(list)
+    _forget_linking_indexes(linking.world)
     return linked
+
+
+def _forget_linking_indexes(world: World) -> None:
+    """Let go of what only linking (and the fixed inputs, computed before it) looks things up
+    by, once a streamed derivation has linked every ticket: the contacts and organizations of
+    the last batch, and the accounts and issues by id, key and domain. Its rollups read
+    accounts and issues by ref only; the memory goes to the chunks of rollups."""
+    world.organizations, world.contacts_by_email = {}, defaultdict(list)
+    world.by_account_id, world.accounts_by_domain = {}, defaultdict(list)
+    world.by_issue_id, world.by_issue_key = {}, {}
 
 
 @dataclass(frozen=True)
