@@ -138,7 +138,7 @@ class SpilledPeople:
         """The contacts of `emails` (lower case), by e-mail, in the World's order."""
         found: dict[str, list[Entity]] = defaultdict(list)
         query = "SELECT email, ref, connector, stream, key, fields FROM contact WHERE email IN "
-        for email, *contact in self._select(query, sorted(set(emails))):
+        for email, *contact in self._select(query, sorted(set(emails)), " ORDER BY seq"):
             found[email].append(_entity(contact, CONTACT_FIELDS))
         return found
 
@@ -150,10 +150,9 @@ class SpilledPeople:
             for row in self._select(query, sorted(set(refs)))
         }
 
-    def _select(self, query: str, values: Sequence[str]) -> Iterator[_Row]:
-        """Rows of `query` (ending in "IN ") for `values`, some at a time; contacts in the
-        order they were first read."""
-        order = " ORDER BY seq" if "FROM contact" in query else ""
+    def _select(self, query: str, values: Sequence[str], order: str = "") -> Iterator[_Row]:
+        """Rows of `query` (ending in "IN ") for `values`, some at a time, each statement's
+        in `order` (all the rows of one value come from one statement)."""
         for start in range(0, len(values), _KEYS):
             wanted = values[start : start + _KEYS]
             marks = ",".join("?" * len(wanted))
