@@ -57,6 +57,7 @@ from pmsync.sync.links.score_models import (
 )
 from pmsync.sync.links.settings import CurrencySettings
 from pmsync.sync.links.spilled_links import ISSUE_LINK, SpilledLinks
+from pmsync.sync.links.spilled_people import ORGANIZATION, PERSON, SpilledPeople
 from pmsync.sync.links.streamed import (
     KINDS,
     LinkedSoFar,
@@ -314,21 +315,20 @@ def _derive_streamed(job: _Job, sizes: Streaming) -> Derived:
     until this one's are all there. What is kept for incremental derivations is saved as
     `_derive` saves it."""
     store = job.store
-    with SpilledLinks.of_store(store) as links:
+    with SpilledLinks.of_store(store) as links, SpilledPeople.of_store(store) as people:
         batches = ticket_batches(store, sizes.tickets)
         world = _ticketless_world(
-            store, job.linker, job.lookups, batches, links, _streamed_fields(job)
+            store, job.linker, job.lookups, batches, links, _streamed_fields(job), people
         )
         world.rates = _crm_rates(store)
         currencies = currencies_for(job.currency, world)
         specs = dict(job.rollup_specs) or {"customer_demand": RollupSpec()}
-        # Usage, pipeline and NPS read no ticket: computed from the ticket-less World, as an
-        # incremental derivation reads them back.
-        kept = fixed_inputs(world, specs, currencies, datetime.now(UTC).date())
+        kept = _streamed_fixed_inputs(world, people, specs, currencies)
         problems = job.linker.start(world)
         derived = Derived(World(), LinkResult(), {}, currencies, held=False)
         with store.transaction() as connection:
-            linked = _link_streamed(connection, job.linker, store, world, links, sizes.tickets)
+            linking = _Linking(job.linker, store, world, links, people)
+            linked = _link_streamed(connection, linking, sizes.tickets)
             linked.removed += remove_gone_links(connection, linked.streams, sizes.refs)
             let_go()
             streams = {**streams_of(world), TICKETS: linked.ticket_streams()}
@@ -344,6 +344,21 @@ def _derive_streamed(job: _Job, sizes: Streaming) -> Derived:
     derived.generation = job.generation
     _log_full(job, derived, mode="streamed")
     return derived
+
+
+def _streamed_fixed_inputs(
+    world: World, people: SpilledPeople, specs: Mapping[str, RollupSpec], currencies: Currencies
+) -> dict[str, FixedInputs]:
+    """Usage, pipeline and NPS, which read no ticket: computed from the ticket-less World (with
+    the contacts and organizations usage records and survey answers are looked up by), as an
+    incremental derivation reads them back. Then the World lets go of what they alone read
+    (opportunities, usage, survey answers): no rollup of a chunk reads them again, and the
+    batches of tickets linked next reuse their memory."""
+    people.fill(world, [*world.usage.values(), *world.surveys.values()])
+    kept = fixed_inputs(world, specs, currencies, datetime.now(UTC).date())
+    world.opportunities, world.opportunity_issues = {}, {}
+    world.usage, world.surveys = {}, {}
+    return kept
 
 
 def _streamed_fields(job: _Job) -> dict[str, tuple[str, ...]]:
@@ -383,26 +398,39 @@ def _log_full(job: _Job, derived: Derived, *, mode: str) -> None:
     )
 
 
-def _link_streamed(
-    connection: sa.Connection,
-    linker: Linker,
-    store: Store,
-    world: World,
-    links: SpilledLinks,
-    size: int,
-) -> LinkedSoFar:
+@dataclass(frozen=True)
+class _Linking:
+    """What linking a batch of tickets reads: the ticket-less World, and what is kept on disk
+    (integration links, contacts and organizations), read for each batch's tickets."""
+
+    linker: Linker
+    store: Store
+    world: World
+    links: SpilledLinks
+    people: SpilledPeople
+
+    def link(self, tickets: Collection[Entity]) -> LinkResult:
+        """The links of `tickets`, with their requesters, integration links, contacts and
+        organizations in the World (and only theirs)."""
+        world = self.world
+        world.people = requesters(self.store, world, tickets)
+        world.links_by_ticket = self.links.by_ticket([ticket.ref for ticket in tickets])
+        self.people.fill(world, tickets)
+        result = LinkResult()
+        self.linker.link_tickets(world, tickets, result)
+        return result
+
+
+def _link_streamed(connection: sa.Connection, linking: _Linking, size: int) -> LinkedSoFar:
     """Link the tickets a batch at a time, each batch with its requesters and into a result of
     its own, and make each batch's stored links its links before the next is read.
 
     A key in two feedback streams of one connector is one ref: the last read wins, as in
     `World.load`; a later batch's diff reads the links an earlier one stored and replaces them."""
     linked = LinkedSoFar()
-    for batch in ticket_batches(store, size):
+    for batch in ticket_batches(linking.store, size):
         latest = {ticket.ref: ticket for ticket in batch}
-        world.people = requesters(store, world, latest.values())
-        world.links_by_ticket = links.by_ticket(list(latest))
-        result = LinkResult()
-        linker.link_tickets(world, latest.values(), result)
+        result = linking.link(list(latest.values()))
         tickets = list(latest)
         counted = [_store_links_of(connection, result, kind, tickets) for kind in KINDS]
         linked.add(tickets, result, (sum(c[0] for c in counted), sum(c[1] for c in counted)))
@@ -411,8 +439,19 @@ def _link_streamed(
         # parameters: the batch's refs) would otherwise wait for a rare collection.
         del latest, result, tickets
         let_go()
-    _forget_linking_inputs(world)
+    _forget_linking_inputs(linking.world)
+    _forget_linking_indexes(linking.world)
     return linked
+
+
+def _forget_linking_indexes(world: World) -> None:
+    """Let go of what only linking (and the fixed inputs, computed before it) looks things up
+    by, once a streamed derivation has linked every ticket: the contacts and organizations of
+    the last batch, and the accounts and issues by id, key and domain. Its rollups read
+    accounts and issues by ref only; the memory goes to the chunks of rollups."""
+    world.organizations, world.contacts_by_email = {}, defaultdict(list)
+    world.by_account_id, world.accounts_by_domain = {}, defaultdict(list)
+    world.by_issue_id, world.by_issue_key = {}, {}
 
 
 @dataclass(frozen=True)
@@ -492,11 +531,19 @@ def _ticketless_world(
     batches: Iterable[list[Entity]],
     links: SpilledLinks,
     slim: Mapping[str, tuple[str, ...]] | None = None,
+    people: SpilledPeople | None = None,
 ) -> World:
     """Every record linking reads but the tickets, the people who are no contact and the
     integration links (on disk: `links`, read by each batch of tickets), with the old keys the
-    tickets (`batches`, read a batch at a time) name looked up. `slim`: see `World.load`."""
-    world = World.load(store, skip=(TICKETS, ISSUE_LINK), contacts_only=True, slim=slim)
+    tickets (`batches`, read a batch at a time) name looked up. `slim`: see `World.load`.
+    With `people` (on disk too), no contact and no organization either: each batch of tickets
+    reads its own (`SpilledPeople.fill`)."""
+    if people is None:
+        world = World.load(store, skip=(TICKETS, ISSUE_LINK), contacts_only=True, slim=slim)
+    else:
+        skip = (TICKETS, ISSUE_LINK, PERSON, ORGANIZATION)
+        world = World.load(store, skip=skip, slim=slim)
+        world.person_streams = list(people.person_streams)
     learn_from_links(world, links.every())
     named: set[str] = set()
     for tickets in batches:
