@@ -224,18 +224,20 @@ def main() -> int:
         finally:
             process.send_signal(signal.SIGTERM)
             process.wait(timeout=60)
-        print_events(log, offset)
+        runs = print_events(log, offset)
         if args.log is not None:
             shutil.copyfile(log, args.log)
         for name in args.detail:
             print_requests(name, sims[name])
-        return report(poll, window, wall, cpu, samples, sims, streams)
+        return report(poll, window, wall, cpu, samples, sims, streams, runs)
 
 
-def print_events(log: Path, offset: int) -> None:
-    """How often each logged event happened in the window (derivations among them)."""
+def print_events(log: Path, offset: int) -> Counter[str]:
+    """How often each logged event happened in the window (derivations among them); returns
+    each connector's stream runs (`stream_done`): a stream's poll is one run."""
     counted: Counter[str] = Counter()
     reasons: Counter[str] = Counter()
+    runs: Counter[str] = Counter()
     with log.open("rb") as handle:
         handle.seek(offset)
         for line in handle:
@@ -246,8 +248,11 @@ def print_events(log: Path, offset: int) -> None:
             counted[str(event.get("event"))] += 1
             if event.get("event") == "derived":
                 reasons[str(event.get("reason"))] += 1
+            if event.get("event") == "stream_done":
+                runs[str(event.get("connector"))] += 1
     print("events in the window:", dict(counted.most_common(12)))
     print("full derivations, by reason:", dict(reasons))
+    return runs
 
 
 def print_requests(name: str, sim: Simulator) -> None:
@@ -284,6 +289,7 @@ def report(
     samples: list[tuple[float, float]],
     sims: dict[str, Simulator],
     streams: dict[str, int],
+    runs: Counter[str],
 ) -> int:
     share = cpu / wall
     scaled = share * poll / 45
@@ -294,14 +300,19 @@ def report(
         f"scaled to a 45 s poll: {scaled:.2%} (target {TARGET_SHARE:.0%}: "
         f"{scaled / TARGET_SHARE:.2f}x)"
     )
-    print("requests per stream per poll (target <= 1):")
+    print("requests per stream per poll, i.e. per stream run in the window (target <= 1):")
     worst = 0.0
     for name, sim in sims.items():
         count = len(sim.requests)
-        per = count / max(1, streams.get(name, 0)) / polls
+        # The runs logged, not window / poll: a window holds one poll more or less than that.
+        ran = runs.get(name) or round(streams.get(name, 0) * polls)
+        per = count / max(1, ran)
         worst = max(worst, per)
         kinds = Counter(f"{r.method} {r.path.split('?')[0][-40:]}" for r in sim.requests)
-        print(f"  {name:<11} {streams.get(name, 0)} streams, {count} requests = {per:.2f}")
+        print(
+            f"  {name:<11} {streams.get(name, 0)} streams, {ran} stream runs, "
+            f"{count} requests = {per:.2f}"
+        )
         print(f"              {dict(kinds.most_common(4))}")
     rss = [r for _t, r in samples]
     before = [r for t, r in samples if t < window / 2]
