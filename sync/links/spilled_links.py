@@ -13,19 +13,16 @@ by SQLite's page cache, whatever the store's database.
 
 from __future__ import annotations
 
-import sqlite3
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 
 import orjson
 
-from pmsync.errors import PmsyncError
+from pmsync.sync.links.spill_file import SpillFile
 from pmsync.sync.links.world import ISSUE_LINK_FIELDS, Entity, ref
 from pmsync.sync.store.store import Store
 
 ISSUE_LINK = "issue_link"
-# Refs one statement names (a bound parameter each, under SQLite's old limit of 999).
-_KEYS = 900
 _SCHEMA = """
 CREATE TABLE link (
     ref TEXT PRIMARY KEY,
@@ -45,7 +42,7 @@ ON CONFLICT (ref) DO UPDATE SET
 _COLUMNS = "ref, connector, stream, key, fields"
 
 
-class SpilledLinks:
+class SpilledLinks(SpillFile):
     """Every live integration link of the store, by the ticket it links, in a temporary file.
 
     A link read again from a later stream of its connector replaces the earlier one but keeps
@@ -54,13 +51,7 @@ class SpilledLinks:
     file."""
 
     def __init__(self) -> None:
-        # "": a private on-disk database, created in $SQLITE_TMPDIR, $TMPDIR, /var/tmp or /tmp
-        # once its pages outgrow the cache, and deleted when it is closed.
-        self._db = sqlite3.connect("")
-        # A batch reads a few rows by index: a page cache of 512 KiB (not SQLite's 2 MiB) is
-        # enough, and is memory held for the whole derivation.
-        self._db.execute("PRAGMA cache_size = -512")
-        self._db.execute(_SCHEMA)
+        super().__init__([_SCHEMA], "integration links")
 
     @classmethod
     def of_store(cls, store: Store, batch: int = 2000) -> SpilledLinks:
@@ -86,48 +77,24 @@ class SpilledLinks:
                 )
             )
             if len(rows) >= batch:
-                spilled._add(rows)
+                spilled.write([(_UPSERT, rows)])
                 rows = []
-        spilled._add(rows)
-        spilled._db.execute("CREATE INDEX link_ticket ON link (ticket, seq)")
+        spilled.write([(_UPSERT, rows)])
+        spilled.db.execute("CREATE INDEX link_ticket ON link (ticket, seq)")
         return spilled
-
-    def _add(self, rows: list[tuple[str, int, str, str, str, str, str]]) -> None:
-        try:
-            with self._db:
-                self._db.executemany(_UPSERT, rows)
-        except sqlite3.OperationalError as exc:  # no room, or no writable temporary folder
-            raise PmsyncError(
-                f"cannot keep the integration links in a temporary file ({exc}): set TMPDIR "
-                "to a writable folder with room"
-            ) from exc
 
     def by_ticket(self, tickets: Sequence[str]) -> dict[str, list[Entity]]:
         """The links of `tickets` (refs), by ticket, in the World's order."""
         found: dict[str, list[Entity]] = defaultdict(list)
-        for start in range(0, len(tickets), _KEYS):
-            wanted = tickets[start : start + _KEYS]
-            query = (
-                f"SELECT ticket, {_COLUMNS} FROM link "
-                f"WHERE ticket IN ({','.join('?' * len(wanted))}) ORDER BY seq"
-            )
-            for ticket, *link in self._db.execute(query, wanted):
-                found[ticket].append(_entity(*link))
+        query = f"SELECT ticket, {_COLUMNS} FROM link WHERE ticket IN "
+        for ticket, *link in self.select_in(query, tickets, " ORDER BY seq"):
+            found[ticket].append(_entity(*link))
         return found
 
     def every(self) -> Iterator[Entity]:
         """Every link, in the World's order (one row at a time)."""
-        for row in self._db.execute(f"SELECT {_COLUMNS} FROM link ORDER BY seq"):
+        for row in self.db.execute(f"SELECT {_COLUMNS} FROM link ORDER BY seq"):
             yield _entity(*row)
-
-    def close(self) -> None:
-        self._db.close()
-
-    def __enter__(self) -> SpilledLinks:
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self.close()
 
 
 def _entity(link_ref: str, connector: str, stream: str, key: str, fields: str) -> Entity:

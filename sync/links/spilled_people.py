@@ -13,14 +13,13 @@ tickets asks for the contacts of its requesters' e-mails and the organizations i
 
 from __future__ import annotations
 
-import sqlite3
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import orjson
 
-from pmsync.errors import PmsyncError
+from pmsync.sync.links.spill_file import SpillFile
 from pmsync.sync.links.world import (
     CONTACT_FIELDS,
     ORGANIZATION_FIELDS,
@@ -33,9 +32,6 @@ from pmsync.sync.store.store import Store
 
 PERSON = "person"
 ORGANIZATION = "organization"
-# Values one statement names (a bound parameter each, under SQLite's old limit of 999).
-_KEYS = 900
-_MARKS = ",".join("?" * _KEYS)
 _SCHEMA = (
     """
     CREATE TABLE contact (
@@ -71,25 +67,17 @@ _UPSERT_ORGANIZATION = """
 INSERT OR REPLACE INTO organization (ref, connector, stream, key, fields) VALUES (?, ?, ?, ?, ?)
 """
 
-_Row = tuple[Any, ...]
 _Write = tuple[str, tuple[object, ...]]
 
 
-class SpilledPeople:
+class SpilledPeople(SpillFile):
     """The live contacts (by e-mail, `CONTACT_FIELDS`) and organizations (by ref,
     `ORGANIZATION_FIELDS`) of the store in a temporary file, and the (connector, stream) pairs
     holding people, as `World.load(contacts_only=True)` would hold them. Close it (or use it as
     a context manager) to delete the file."""
 
     def __init__(self) -> None:
-        # "": a private on-disk database, created in $SQLITE_TMPDIR, $TMPDIR, /var/tmp or /tmp
-        # once its pages outgrow the cache, and deleted when it is closed.
-        self._db = sqlite3.connect("")
-        # A batch reads a few rows by index: a page cache of 512 KiB (not SQLite's 2 MiB) is
-        # enough, and is memory held for the whole derivation.
-        self._db.execute("PRAGMA cache_size = -512")
-        for statement in _SCHEMA:
-            self._db.execute(statement)
+        super().__init__(_SCHEMA, "contacts")
         self.person_streams: list[tuple[str, str]] = []
 
     @classmethod
@@ -113,33 +101,21 @@ class SpilledPeople:
                 else:
                     pending.append((_DELETE_CONTACT, (record.ref,)))
             if len(pending) >= batch:
-                spilled._write(pending)
+                spilled.write(_runs(pending))
                 pending = []
-        spilled._write(pending)
-        spilled._db.execute("CREATE INDEX contact_email ON contact (email, seq)")
+        spilled.write(_runs(pending))
+        spilled.db.execute("CREATE INDEX contact_email ON contact (email, seq)")
         return spilled
 
     def _person_stream(self, connector: str, stream: str) -> None:
         if not self.person_streams or self.person_streams[-1] != (connector, stream):
             self.person_streams.append((connector, stream))
 
-    def _write(self, pending: list[_Write]) -> None:
-        """Run the writes in order, a run of one statement per `executemany`."""
-        try:
-            with self._db:
-                for statement, rows in _runs(pending):
-                    self._db.executemany(statement, rows)
-        except sqlite3.OperationalError as exc:  # no room, or no writable temporary folder
-            raise PmsyncError(
-                f"cannot keep the contacts in a temporary file ({exc}): set TMPDIR to a "
-                "writable folder with room"
-            ) from exc
-
     def contacts(self, emails: Iterable[str]) -> dict[str, list[Entity]]:
         """The contacts of `emails` (lower case), by e-mail, in the World's order."""
         found: dict[str, list[Entity]] = defaultdict(list)
         query = "SELECT email, ref, connector, stream, key, fields FROM contact WHERE email IN "
-        for email, *contact in self._select(query, sorted(set(emails)), " ORDER BY seq"):
+        for email, *contact in self.select_in(query, sorted(set(emails)), " ORDER BY seq"):
             found[email].append(_entity(contact, CONTACT_FIELDS))
         return found
 
@@ -148,20 +124,8 @@ class SpilledPeople:
         query = "SELECT ref, connector, stream, key, fields FROM organization WHERE ref IN "
         return {
             row[0]: _entity(row, ORGANIZATION_FIELDS)
-            for row in self._select(query, sorted(set(refs)))
+            for row in self.select_in(query, sorted(set(refs)))
         }
-
-    def _select(self, query: str, values: Sequence[str], order: str = "") -> Iterator[_Row]:
-        """Rows of `query` (ending in "IN ") for `values`, some at a time, each statement's
-        in `order` (all the rows of one value come from one statement).
-
-        Every statement names `_KEYS` values (the last one repeated): Python's sqlite3 keeps
-        the last 128 statements it prepared, and a batch's count of e-mails differs from the
-        last's, so statements of every length were kept, 12 MiB of them at 150,000 tickets."""
-        for start in range(0, len(values), _KEYS):
-            wanted = list(values[start : start + _KEYS])
-            wanted += wanted[-1:] * (_KEYS - len(wanted))
-            yield from self._db.execute(f"{query}({_MARKS}){order}", wanted)
 
     def fill(self, world: World, records: Iterable[Entity]) -> None:
         """Give `world` the contacts and organizations `records` (tickets with their
@@ -175,15 +139,6 @@ class SpilledPeople:
             organizations.update(_organization_refs(world, record))
         world.contacts_by_email = self.contacts(emails)
         world.organizations = self.organizations(organizations)
-
-    def close(self) -> None:
-        self._db.close()
-
-    def __enter__(self) -> SpilledPeople:
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self.close()
 
 
 def _emails(world: World, record: Entity) -> Iterator[str]:
